@@ -1,0 +1,45 @@
+# The two commands of the README. Each does its own set-up on a fresh machine
+# (Python 3.11 and Node 20 or later; no virtualenv, AWS credentials or Docker needed).
+
+PYTHON ?= python3
+VENV := .venv
+VENV_PYTHON := $(VENV)/bin/python
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+DEV_STAMP := $(VENV)/.dev-installed
+NODE_STAMP := node_modules/.installed
+
+# Offline and quiet: no Node end-of-life banner from jsii, no CLI telemetry or version check.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_CLI_TELEMETRY := 1
+export CDK_DISABLE_VERSION_CHECK := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: synth test benchmark clean
+
+synth: $(RUNTIME_STAMP) $(NODE_STAMP)
+	npx --no-install cdk synth --quiet
+	@echo "Templates written to cdk.out/:" && ls cdk.out/*.template.json
+
+test: $(DEV_STAMP) $(NODE_STAMP)
+	$(VENV_PYTHON) -m pytest
+
+benchmark: $(DEV_STAMP)
+	$(VENV_PYTHON) benchmarks/synth_time.py
+
+$(VENV_PYTHON):
+	$(PYTHON) -m venv $(VENV)
+
+$(RUNTIME_STAMP): requirements.txt | $(VENV_PYTHON)
+	$(VENV_PYTHON) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(DEV_STAMP): requirements-dev.txt $(RUNTIME_STAMP)
+	$(VENV_PYTHON) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+clean:
+	rm -rf cdk.out .pytest_cache

@@ -1,0 +1,176 @@
+"""ERP and PLM documents: what comes in (orders, master data, BOM, routing) and what goes out
+(production confirmations, non-conformance reports).
+
+Every document carries its ``document_id`` and a ``revision`` so the router can be idempotent
+and let a newer revision supersede an older one.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field, FiniteFloat, model_validator
+
+from mes_domain.contracts import (
+    Contract,
+    Description,
+    EpochMillis,
+    InspectionResult,
+    ShortText,
+    StrictModel,
+)
+from mes_domain.ids import Identifier, require_unique
+
+Quantity = Annotated[FiniteFloat, Field(gt=0)]
+NonNegativeQuantity = Annotated[FiniteFloat, Field(ge=0)]
+UnitOfMeasure = Annotated[str, Field(min_length=1, max_length=8)]
+
+
+class SourceSystem(StrEnum):
+    ERP = "ERP"
+    PLM = "PLM"
+    MES = "MES"
+
+
+class EnterpriseDocument(Contract):
+    source_system: SourceSystem
+    document_id: ShortText
+    revision: Annotated[int, Field(ge=0)]
+    issued_at: EpochMillis
+
+
+class OrderStatus(StrEnum):
+    RELEASED = "RELEASED"
+    ON_HOLD = "ON_HOLD"
+    CANCELLED = "CANCELLED"
+    COMPLETED = "COMPLETED"
+
+
+class ProductionOrder(EnterpriseDocument):
+    order_id: ShortText
+    material_id: ShortText
+    quantity: Quantity
+    uom: UnitOfMeasure
+    site: Identifier
+    line: Identifier | None = None
+    planned_start: EpochMillis
+    planned_end: EpochMillis
+    status: OrderStatus = OrderStatus.RELEASED
+    bom_id: ShortText | None = None
+    routing_id: ShortText | None = None
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> ProductionOrder:
+        if self.planned_end <= self.planned_start:
+            raise ValueError("planned_end must be after planned_start")
+        return self
+
+
+class MaterialType(StrEnum):
+    RAW = "RAW"
+    SEMI_FINISHED = "SEMI_FINISHED"
+    FINISHED = "FINISHED"
+    PACKAGING = "PACKAGING"
+    SPARE = "SPARE"
+
+
+class MaterialMaster(EnterpriseDocument):
+    material_id: ShortText
+    description: Description
+    material_type: MaterialType
+    base_uom: UnitOfMeasure
+
+
+class BomItem(StrictModel):
+    position: Annotated[int, Field(ge=1)]
+    component_id: ShortText
+    quantity: Quantity
+    uom: UnitOfMeasure
+
+
+class BillOfMaterials(EnterpriseDocument):
+    bom_id: ShortText
+    material_id: ShortText
+    base_quantity: Quantity = 1.0
+    items: Annotated[list[BomItem], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique_positions(self) -> BillOfMaterials:
+        require_unique((item.position for item in self.items), "BOM position")
+        return self
+
+
+class WorkInstruction(StrictModel):
+    step: Annotated[int, Field(ge=1)]
+    text: Annotated[str, Field(min_length=1, max_length=4000)]
+    attachment_uri: Annotated[str, Field(max_length=1024)] | None = None
+
+
+class Operation(StrictModel):
+    operation_no: Annotated[int, Field(ge=1)]
+    description: Description
+    station_kind: ShortText
+    standard_time_s: Annotated[FiniteFloat, Field(gt=0)]
+    work_instructions: list[WorkInstruction] = []
+
+    @model_validator(mode="after")
+    def _unique_steps(self) -> Operation:
+        require_unique((wi.step for wi in self.work_instructions), "work instruction step")
+        return self
+
+
+class Routing(EnterpriseDocument):
+    """The bill of process: the operations that make a material, with work instructions."""
+
+    routing_id: ShortText
+    material_id: ShortText
+    operations: Annotated[list[Operation], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique_operations(self) -> Routing:
+        require_unique((op.operation_no for op in self.operations), "operation number")
+        return self
+
+
+class MaterialConsumption(StrictModel):
+    material_id: ShortText
+    quantity: NonNegativeQuantity
+    uom: UnitOfMeasure
+
+
+class ProductionConfirmation(EnterpriseDocument):
+    """Outbound to ERP: what a station produced and consumed against an order."""
+
+    order_id: ShortText
+    operation_no: Annotated[int, Field(ge=1)] | None = None
+    site: Identifier
+    line: Identifier
+    station: Identifier
+    good_quantity: NonNegativeQuantity
+    scrap_quantity: NonNegativeQuantity
+    materials_consumed: list[MaterialConsumption] = []
+    labour_time_s: NonNegativeQuantity = 0.0
+    final: bool = False
+
+
+class DefectSource(StrEnum):
+    VISION = "VISION"
+    MANUAL = "MANUAL"
+    TEST = "TEST"
+
+
+class NonConformanceReport(EnterpriseDocument):
+    """Outbound to PLM (and ERP): a part that failed inspection."""
+
+    ncr_id: ShortText
+    site: Identifier
+    line: Identifier
+    station: Identifier
+    part_id: ShortText
+    order_id: ShortText | None = None
+    defect_code: ShortText
+    description: Description
+    detected_at: EpochMillis
+    source: DefectSource
+    inspection: InspectionResult | None = None

@@ -1,0 +1,310 @@
+"""The ISA-95 plant hierarchy (enterprise -> site -> line -> station) and deployment options.
+
+A plant configuration file is parsed into these frozen models once, in ``app.py``; every stack
+is generated from them, so adding a line is a config change, not a code change.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, FiniteFloat, field_validator, model_validator
+
+from mes_domain.contracts import StrictModel
+from mes_domain.ids import Identifier, require_unique
+
+MINUTES_PER_DAY = 24 * 60
+MINUTES_PER_WEEK = 7 * MINUTES_PER_DAY
+
+# CloudWatch Logs accepts only these retention periods.
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545,
+    731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+
+# Measurements every station asset has; a configured tag may not reuse these names.
+RESERVED_MEASUREMENTS = frozenset({"Equipment_State", "Good_Count", "Bad_Count"})
+
+
+class StationKind(StrEnum):
+    PRESS = "press"
+    CNC = "cnc"
+    ASSEMBLY = "assembly"
+    WELDING = "welding"
+    PAINTING = "painting"
+    CAMERA_INSPECTION = "camera_inspection"
+    TEST = "test"
+    PACKAGING = "packaging"
+
+
+class TagDataType(StrEnum):
+    DOUBLE = "double"
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+    STRING = "string"
+
+
+class Weekday(StrEnum):
+    MON = "Mon"
+    TUE = "Tue"
+    WED = "Wed"
+    THU = "Thu"
+    FRI = "Fri"
+    SAT = "Sat"
+    SUN = "Sun"
+
+    @property
+    def index(self) -> int:
+        return list(Weekday).index(self)
+
+
+class EdgeSite(StrEnum):
+    NONE = "none"
+    OUTPOSTS = "outposts"
+    EKS_ANYWHERE = "eks_anywhere"
+
+
+class Tag(StrictModel):
+    name: Identifier
+    unit: Annotated[str, Field(max_length=32)] | None = None
+    data_type: TagDataType = TagDataType.DOUBLE
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name in RESERVED_MEASUREMENTS:
+            raise ValueError(f"tag name {name!r} is reserved for the station's own measurements")
+        return name
+
+
+GREENGRASS_COMPONENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def _component_name(value: str) -> str:
+    if not GREENGRASS_COMPONENT_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is not a Greengrass component name")
+    return value
+
+
+class CameraSpec(StrictModel):
+    """What a camera inspection station runs: the model component and what it keeps."""
+
+    model_component: Annotated[str, AfterValidator(_component_name)]
+    good_sample_rate: Annotated[float, Field(ge=0, le=1)] = 0.02
+
+
+class Station(StrictModel):
+    id: Identifier
+    name: Annotated[str, Field(max_length=128)] | None = None
+    kind: StationKind
+    ideal_cycle_time_s: Annotated[FiniteFloat, Field(gt=0)]
+    tags: list[Tag] = []
+    camera: CameraSpec | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Station:
+        require_unique((tag.name for tag in self.tags), "tag name")
+        is_camera = self.kind is StationKind.CAMERA_INSPECTION
+        if is_camera and self.camera is None:
+            raise ValueError("a camera_inspection station needs a 'camera' section")
+        if not is_camera and self.camera is not None:
+            raise ValueError(f"only camera_inspection stations have a 'camera' section, not {self.kind}")
+        return self
+
+
+class Line(StrictModel):
+    id: Identifier
+    name: Annotated[str, Field(max_length=128)] | None = None
+    stations: Annotated[list[Station], Field(min_length=1)]
+
+    @field_validator("stations")
+    @classmethod
+    def _unique_station_ids(cls, stations: list[Station]) -> list[Station]:
+        require_unique((station.id for station in stations), "station id")
+        return stations
+
+
+ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+
+
+def _minute_of_day(clock: str) -> int:
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _clock(minute_of_week: int) -> str:
+    day, minute = divmod(minute_of_week % MINUTES_PER_WEEK, MINUTES_PER_DAY)
+    return f"{list(Weekday)[day].value} {minute // 60:02d}:{minute % 60:02d}"
+
+
+class Shift(StrictModel):
+    """A shift on the given weekdays; an end at or before the start runs past midnight."""
+
+    name: Identifier
+    start: ClockTime
+    end: ClockTime
+    days: Annotated[list[Weekday], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _valid(self) -> Shift:
+        if self.start == self.end:
+            raise ValueError(f"shift {self.name!r} starts and ends at {self.start}")
+        require_unique(self.days, "weekday")
+        return self
+
+    @property
+    def duration_minutes(self) -> int:
+        return (_minute_of_day(self.end) - _minute_of_day(self.start)) % MINUTES_PER_DAY
+
+    def week_intervals(self) -> list[tuple[int, int]]:
+        """Half-open [start, end) minute-of-week intervals, split where they wrap the week."""
+        intervals = []
+        for day in self.days:
+            start = day.index * MINUTES_PER_DAY + _minute_of_day(self.start)
+            end = start + self.duration_minutes
+            if end <= MINUTES_PER_WEEK:
+                intervals.append((start, end))
+            else:
+                intervals += [(start, MINUTES_PER_WEEK), (0, end - MINUTES_PER_WEEK)]
+        return intervals
+
+
+class ShiftCalendar(StrictModel):
+    shifts: Annotated[list[Shift], Field(min_length=1)]
+
+    @field_validator("shifts")
+    @classmethod
+    def _no_overlap(cls, shifts: list[Shift]) -> list[Shift]:
+        require_unique((shift.name for shift in shifts), "shift name")
+        spans = sorted(
+            (start, end, shift.name) for shift in shifts for start, end in shift.week_intervals()
+        )
+        latest_end, latest_name = -1, ""
+        for start, end, name in spans:
+            if start < latest_end:
+                raise ValueError(f"shift {latest_name!r} overlaps shift {name!r} at {_clock(start)}")
+            if end > latest_end:
+                latest_end, latest_name = end, name
+        return shifts
+
+
+def _timezone(name: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {name!r}") from None
+    return name
+
+
+class Site(StrictModel):
+    id: Identifier
+    name: Annotated[str, Field(max_length=128)] | None = None
+    timezone: Annotated[str, AfterValidator(_timezone)]
+    shift_calendar: ShiftCalendar
+    lines: Annotated[list[Line], Field(min_length=1)]
+
+    @field_validator("lines")
+    @classmethod
+    def _unique_line_ids(cls, lines: list[Line]) -> list[Line]:
+        require_unique((line.id for line in lines), "line id")
+        return lines
+
+
+def _log_retention(days: int) -> int:
+    if days not in LOG_RETENTION_DAYS:
+        raise ValueError(f"{days} is not a CloudWatch Logs retention; use one of {LOG_RETENTION_DAYS}")
+    return days
+
+
+class Retention(StrictModel):
+    timeseries_memory_hours: Annotated[int, Field(ge=1, le=8766)] = 24
+    timeseries_magnetic_days: Annotated[int, Field(ge=1, le=73000)] = 365
+    log_days: Annotated[int, AfterValidator(_log_retention)] = 90
+    access_log_days: Annotated[int, Field(ge=1)] = 365
+    datalake_raw_days: Annotated[int, Field(ge=1)] = 730
+
+
+class Capabilities(StrictModel):
+    """Optional parts of the platform, off unless the plant turns them on."""
+
+    eks: bool = False
+    msk: bool = False
+    edge_site: EdgeSite = EdgeSite.NONE
+
+
+AWS_TAG_KEY = re.compile(r"^(?!aws:)[\w\s.:/=+\-@]{1,128}$")
+AWS_TAG_VALUE = re.compile(r"^[\w\s.:/=+\-@]{0,256}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class Deployment(StrictModel):
+    stack_prefix: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,63}$")]
+    account: Annotated[str, Field(pattern=r"^\d{12}$")] | None = None
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")] | None = None
+    tags: dict[str, str] = {}
+    termination_protection: bool = False
+    alarm_emails: list[str] = []
+
+    @field_validator("tags")
+    @classmethod
+    def _aws_tags(cls, tags: dict[str, str]) -> dict[str, str]:
+        for key, value in tags.items():
+            if not AWS_TAG_KEY.match(key):
+                raise ValueError(f"tag key {key!r} is not a valid AWS tag key")
+            if not AWS_TAG_VALUE.match(value):
+                raise ValueError(f"tag value {value!r} of {key!r} is not a valid AWS tag value")
+        return tags
+
+    @field_validator("alarm_emails")
+    @classmethod
+    def _emails(cls, emails: list[str]) -> list[str]:
+        for email in emails:
+            if not EMAIL.match(email):
+                raise ValueError(f"{email!r} is not an e-mail address")
+        require_unique(emails, "alarm e-mail")
+        return emails
+
+
+@dataclass(frozen=True, slots=True)
+class StationRef:
+    """A station with its place in the hierarchy."""
+
+    site: Site
+    line: Line
+    station: Station
+
+    @property
+    def path(self) -> tuple[str, str, str]:
+        return (self.site.id, self.line.id, self.station.id)
+
+
+class Plant(StrictModel):
+    enterprise: Identifier
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    deployment: Deployment
+    retention: Retention = Retention()
+    capabilities: Capabilities = Capabilities()
+    sites: Annotated[list[Site], Field(min_length=1)]
+
+    @field_validator("sites")
+    @classmethod
+    def _unique_site_ids(cls, sites: list[Site]) -> list[Site]:
+        require_unique((site.id for site in sites), "site id")
+        return sites
+
+    def stations(self) -> Iterator[StationRef]:
+        for site in self.sites:
+            for line in site.lines:
+                for station in line.stations:
+                    yield StationRef(site, line, station)
+
+    def station(self, site_id: str, line_id: str, station_id: str) -> StationRef:
+        for ref in self.stations():
+            if ref.path == (site_id, line_id, station_id):
+                return ref
+        raise KeyError(f"no station {site_id}/{line_id}/{station_id} in plant {self.name!r}")

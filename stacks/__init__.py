@@ -1,0 +1,1 @@
+"""CDK stacks (one module per stack) and their constructs (``stacks/constructs``)."""

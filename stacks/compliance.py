@@ -1,0 +1,47 @@
+"""Compliance gates: cdk-nag packs run as CDK validation plugins on the whole app.
+
+A synth with an unacknowledged finding fails. Acknowledgements go through ``acknowledge`` so
+each is granular: on one construct (never a whole stack or app), for one rule or one finding
+(``RuleId[Finding]`` for rules that report several), and with a real reason.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aws_cdk import Acknowledgment, Stage, Stack, Validations
+from cdk_nag import AwsSolutionsChecks, ServerlessChecks
+from constructs import IConstruct
+
+# Rules that report one finding per wildcard or managed policy; they must name the finding.
+RULES_WITH_FINDINGS = frozenset({"AwsSolutions-IAM4", "AwsSolutions-IAM5"})
+RULE_ID = re.compile(r"^(?P<rule>[A-Za-z]+-[A-Za-z0-9]+)(?:\[(?P<finding>[^\]]+)\])?$")
+MIN_REASON_LENGTH = 30
+
+
+class AcknowledgementError(ValueError):
+    """An acknowledgement that is not granular or not justified."""
+
+
+def add_compliance_gates(app: Stage) -> None:
+    """Run the AwsSolutions and Serverless packs over every stack of ``app`` at synth."""
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app), ServerlessChecks(app))
+
+
+def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
+    """Acknowledge one cdk-nag finding on one construct, with the reason it is acceptable."""
+    match = RULE_ID.match(rule_id)
+    if match is None:
+        raise AcknowledgementError(f"{rule_id!r} is not a rule id like AwsSolutions-S1")
+    if match["rule"] in RULES_WITH_FINDINGS and match["finding"] is None:
+        raise AcknowledgementError(f"{rule_id} needs its finding, e.g. {rule_id}[Resource::*]")
+    if isinstance(scope, (Stack, Stage)):
+        raise AcknowledgementError(
+            f"acknowledge {rule_id} on the resource that needs it, not on {scope.node.path}"
+        )
+    if len(reason.strip()) < MIN_REASON_LENGTH:
+        raise AcknowledgementError(f"{rule_id} on {scope.node.path}: give a real reason")
+    Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+
+
+__all__ = ["AcknowledgementError", "acknowledge", "add_compliance_gates"]

@@ -1,0 +1,1 @@
+"""One module per capability; each construct owns its resources and runtime code."""

@@ -1,0 +1,38 @@
+"""Compose the MES stacks for one plant. ``app.py`` and the tests both start here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+
+from mes_domain.plant import Plant
+from stacks.platform_stack import PlatformStack
+
+
+@dataclass(frozen=True)
+class MesStacks:
+    platform: PlatformStack
+
+
+def stack_name(plant: Plant, capability: str) -> str:
+    return f"{plant.deployment.stack_prefix}-{capability}"
+
+
+def compose_stacks(app: cdk.App, plant: Plant) -> MesStacks:
+    """Create every stack of ``plant`` in ``app``; stacks take what they need as arguments."""
+    deployment = plant.deployment
+    env = cdk.Environment(account=deployment.account, region=deployment.region)
+    common = {"env": env, "termination_protection": deployment.termination_protection}
+
+    platform = PlatformStack(
+        app,
+        stack_name(plant, "Platform"),
+        plant=plant,
+        description=f"{plant.name}: KMS keys, access logs and alarms of the MES platform",
+        **common,
+    )
+
+    for key, value in deployment.tags.items():
+        cdk.Tags.of(app).add(key, value)
+    return MesStacks(platform=platform)

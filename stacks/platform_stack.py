@@ -1,0 +1,40 @@
+"""PlatformStack: the stateful foundation every other stack builds on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from mes_domain.plant import Plant
+from stacks.constructs.alarm_topic import AlarmTopic
+from stacks.constructs.buckets import AccessLogBucket
+from stacks.constructs.platform_keys import PlatformKeys
+
+
+class PlatformStack(Stack):
+    """KMS keys for data and logs, the access-log bucket and the alarm topic."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, plant: Plant, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        prefix = plant.deployment.stack_prefix
+
+        keys = PlatformKeys(self, "Keys", alias_prefix=prefix)
+        self.data_key = keys.data_key
+        self.logs_key = keys.logs_key
+        self.access_logs = AccessLogBucket(
+            self, "AccessLogs", expire_after_days=plant.retention.access_log_days
+        ).bucket
+        self.alarm_topic = AlarmTopic(
+            self,
+            "Alarms",
+            encryption_key=self.data_key,
+            display_name=f"{plant.name} alarms",
+            emails=plant.deployment.alarm_emails,
+        ).topic
+
+        CfnOutput(self, "DataKeyArn", value=self.data_key.key_arn)
+        CfnOutput(self, "LogsKeyArn", value=self.logs_key.key_arn)
+        CfnOutput(self, "AccessLogBucketName", value=self.access_logs.bucket_name)
+        CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn)

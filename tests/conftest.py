@@ -1,0 +1,47 @@
+"""Shared fixtures. The app is synthesized once per session: synth is the slowest step."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Before jsii starts: no end-of-life banner on Node 20, no CDK CLI telemetry or version checks.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("CDK_DISABLE_CLI_TELEMETRY", "1")
+os.environ.setdefault("CDK_DISABLE_VERSION_CHECK", "1")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEMO_PLANT = PROJECT_ROOT / "config" / "demo-plant.yaml"
+
+
+@pytest.fixture(scope="session")
+def demo_plant():
+    from stacks.plant_config import load_plant
+
+    return load_plant(DEMO_PLANT)
+
+
+@pytest.fixture(scope="session")
+def synthesized(demo_plant, tmp_path_factory):
+    """The whole app, composed and gated exactly as ``app.py`` does, synthesized once."""
+    import aws_cdk as cdk
+
+    from stacks.compliance import add_compliance_gates
+    from stacks.mes_app import compose_stacks
+
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app = cdk.App(outdir=str(outdir), context={"plant": str(DEMO_PLANT)})
+    stacks = compose_stacks(app, demo_plant)
+    add_compliance_gates(app)
+    assembly = app.synth()
+    return stacks, assembly
+
+
+@pytest.fixture(scope="session")
+def platform_template(synthesized):
+    from aws_cdk.assertions import Template
+
+    stacks, _ = synthesized
+    return Template.from_stack(stacks.platform)
