@@ -39,11 +39,16 @@ def _now_ms(info: ValidationInfo) -> int:
     return int(context.get(NOW_MS_CONTEXT_KEY) or time.time() * 1000)
 
 
-def check_epoch_millis(value: int, info: ValidationInfo) -> int:
+def check_since_2000(value: int) -> int:
     if value < EPOCH_2000_MS:
         raise ValueError(
             f"timestamp {value} is before 2000-01-01; timestamps are epoch milliseconds UTC"
         )
+    return value
+
+
+def check_observed_time(value: int, info: ValidationInfo) -> int:
+    """An observation cannot lie in the future beyond clock skew."""
     if value > _now_ms(info) + MAX_FUTURE_SKEW_MS:
         raise ValueError(
             f"timestamp {value} is more than 15 minutes in the future; check the device clock"
@@ -51,7 +56,10 @@ def check_epoch_millis(value: int, info: ValidationInfo) -> int:
     return value
 
 
-EpochMillis = Annotated[int, AfterValidator(check_epoch_millis)]
+# When something happened: after 2000 and not beyond clock skew into the future.
+EpochMillis = Annotated[int, AfterValidator(check_since_2000), AfterValidator(check_observed_time)]
+# When something is planned to happen: after 2000, any time in the future.
+ScheduledMillis = Annotated[int, AfterValidator(check_since_2000)]
 ShortText = Annotated[str, Field(min_length=1, max_length=128)]
 Description = Annotated[str, Field(max_length=1024)]
 

@@ -17,6 +17,7 @@ from mes_domain.contracts import (
     Description,
     EpochMillis,
     InspectionResult,
+    ScheduledMillis,
     ShortText,
     StrictModel,
 )
@@ -54,8 +55,8 @@ class ProductionOrder(EnterpriseDocument):
     uom: UnitOfMeasure
     site: Identifier
     line: Identifier | None = None
-    planned_start: EpochMillis
-    planned_end: EpochMillis
+    planned_start: ScheduledMillis
+    planned_end: ScheduledMillis
     status: OrderStatus = OrderStatus.RELEASED
     bom_id: ShortText | None = None
     routing_id: ShortText | None = None

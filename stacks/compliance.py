@@ -15,7 +15,9 @@ from constructs import IConstruct
 
 # Rules that report one finding per wildcard or managed policy; they must name the finding.
 RULES_WITH_FINDINGS = frozenset({"AwsSolutions-IAM4", "AwsSolutions-IAM5"})
-RULE_ID = re.compile(r"^(?P<rule>[A-Za-z]+-[A-Za-z0-9]+)(?:\[(?P<finding>[^\]]+)\])?$")
+RULE_ID = re.compile(
+    r"^(?P<rule>(?P<pack>[A-Za-z]+)-[A-Za-z0-9]+)(?:\[(?P<finding>[^\]]+)\])?$"
+)
 MIN_REASON_LENGTH = 30
 
 
@@ -41,7 +43,9 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
         )
     if len(reason.strip()) < MIN_REASON_LENGTH:
         raise AcknowledgementError(f"{rule_id} on {scope.node.path}: give a real reason")
-    Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+    # Validations ids are namespaced by the plugin that reports them: "<pack>::<rule>".
+    plugin_rule_id = f"{match['pack']}::{rule_id}"
+    Validations.of(scope).acknowledge(Acknowledgment(id=plugin_rule_id, reason=reason))
 
 
 __all__ = ["AcknowledgementError", "acknowledge", "add_compliance_gates"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -14,6 +15,15 @@ os.environ.setdefault("CDK_DISABLE_VERSION_CHECK", "1")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_PLANT = PROJECT_ROOT / "config" / "demo-plant.yaml"
+
+
+def cli_context(**overrides):
+    """The context the CDK CLI passes with this cdk.json (feature flags included)."""
+    context = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
+    context.update(
+        {"aws:cdk:enable-path-metadata": True, "aws:cdk:version-reporting": False}, **overrides
+    )
+    return context
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +42,7 @@ def synthesized(demo_plant, tmp_path_factory):
     from stacks.mes_app import compose_stacks
 
     outdir = tmp_path_factory.mktemp("cdk.out")
-    app = cdk.App(outdir=str(outdir), context={"plant": str(DEMO_PLANT)})
+    app = cdk.App(outdir=str(outdir), context=cli_context(plant=str(DEMO_PLANT)))
     stacks = compose_stacks(app, demo_plant)
     add_compliance_gates(app)
     assembly = app.synth()

@@ -1,0 +1,116 @@
+"""The CLI path a platform engineer and CI take: `cdk synth`, and `app.py` with bad configs."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import DEMO_PLANT, PROJECT_ROOT
+
+CDK = PROJECT_ROOT / "node_modules" / ".bin" / "cdk"
+
+
+def offline_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
+        CDK_DISABLE_CLI_TELEMETRY="1",
+        CDK_DISABLE_VERSION_CHECK="1",
+        **extra,
+    )
+    return env
+
+
+def run_app(tmp_path, plant_path):
+    """Run app.py the way the CDK CLI does: context in CDK_CONTEXT_JSON, output in CDK_OUTDIR."""
+    outdir = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=PROJECT_ROOT,
+        env=offline_env(CDK_OUTDIR=str(outdir), CDK_CONTEXT_JSON=json.dumps({"plant": str(plant_path)})),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return result, outdir
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "reason"),
+    [
+        (lambda d: d["sites"][0]["lines"][0]["stations"].append(d["sites"][0]["lines"][0]["stations"][0]),
+         "sites[0].lines[0].stations", "duplicate station id: 'press-01'"),
+        (lambda d: d["sites"][0]["lines"][1]["stations"][0].update(kind="laser"),
+         "sites[0].lines[1].stations[0].kind", "Input should be 'press'"),
+        (lambda d: d["sites"][0]["lines"][0]["stations"][0].update(ideal_cycle_time_s=-6),
+         "sites[0].lines[0].stations[0].ideal_cycle_time_s", "greater than 0"),
+        (lambda d: d["sites"][0]["shift_calendar"]["shifts"][1].update(start="13:30"),
+         "sites[0].shift_calendar.shifts", "shift 'early' overlaps shift 'late' at Mon 13:30"),
+    ],
+)
+def test_invalid_config_stops_before_any_stack_with_file_and_field(tmp_path, mutate, field, reason):
+    document = yaml.safe_load(DEMO_PLANT.read_text())
+    mutate(document)
+    bad = tmp_path / "bad-plant.yaml"
+    bad.write_text(yaml.safe_dump(document))
+
+    result, outdir = run_app(tmp_path, bad)
+
+    assert result.returncode == 2
+    assert f"{bad}: {field}: " in result.stderr and reason in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(outdir.glob("*.template.json"))
+
+
+@pytest.fixture(scope="module")
+def cli_synth(tmp_path_factory):
+    """`cdk synth` through the pinned CLI, offline, with another plant chosen by -c plant=."""
+    if not CDK.exists():
+        pytest.fail("node_modules/.bin/cdk is missing: run `make test`, which runs `npm ci`")
+    tmp_path = tmp_path_factory.mktemp("cli")
+    document = yaml.safe_load(DEMO_PLANT.read_text())
+    document["deployment"]["stack_prefix"] = "MesOther"
+    other = tmp_path / "other-plant.yaml"
+    other.write_text(yaml.safe_dump(document))
+    outdir = tmp_path / "cdk.out"
+    result = subprocess.run(
+        [str(CDK), "synth", "--quiet", "--output", str(outdir), "-c", f"plant={other}"],
+        cwd=PROJECT_ROOT,
+        env=offline_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    return result, outdir
+
+
+def test_cli_synth_uses_the_chosen_plant_and_writes_every_template(cli_synth):
+    result, outdir = cli_synth
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    stacks = {
+        name for name, artifact in manifest["artifacts"].items()
+        if artifact["type"] == "aws:cloudformation:stack"
+    }
+    assert stacks == {"MesOther-Platform"}
+    assert all((outdir / f"{name}.template.json").is_file() for name in stacks)
+
+
+def test_cli_synth_prints_no_node_end_of_life_banner(cli_synth):
+    result, _ = cli_synth
+    assert "end-of-life" not in result.stdout + result.stderr
+
+
+def test_synth_is_reproducible(cli_synth, synthesized):
+    """The CLI's template equals the in-process one once the stack prefix is swapped back."""
+    _, outdir = cli_synth
+    _, assembly = synthesized
+    cli_template = (outdir / "MesOther-Platform.template.json").read_text()
+    in_process = (Path(assembly.directory) / "MesDemo-Platform.template.json").read_text()
+    assert cli_template == in_process.replace("MesDemo", "MesOther")

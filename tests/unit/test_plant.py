@@ -1,0 +1,225 @@
+"""The plant hierarchy: valid configs parse, and each invalid one names the field and reason."""
+
+import copy
+
+import pytest
+from pydantic import ValidationError
+
+from mes_domain.plant import Plant, Shift, ShiftCalendar, StationKind
+
+BASE = {
+    "enterprise": "acme",
+    "name": "Test plant",
+    "deployment": {"stack_prefix": "MesTest"},
+    "sites": [
+        {
+            "id": "s1",
+            "timezone": "Europe/Berlin",
+            "shift_calendar": {
+                "shifts": [{"name": "day", "start": "06:00", "end": "18:00", "days": ["Mon"]}]
+            },
+            "lines": [
+                {
+                    "id": "l1",
+                    "stations": [
+                        {"id": "press-01", "kind": "press", "ideal_cycle_time_s": 6},
+                        {
+                            "id": "cam-01",
+                            "kind": "camera_inspection",
+                            "ideal_cycle_time_s": 2,
+                            "camera": {"model_component": "com.acme.Model"},
+                        },
+                    ],
+                }
+            ],
+        }
+    ],
+}
+
+
+def plant_with(mutate):
+    document = copy.deepcopy(BASE)
+    mutate(document)
+    return document
+
+
+def only_error(document):
+    with pytest.raises(ValidationError) as info:
+        Plant.model_validate(document)
+    (error,) = info.value.errors()
+    return error["loc"], error["msg"]
+
+
+def test_base_plant_is_valid_and_navigable():
+    plant = Plant.model_validate(BASE)
+    assert [ref.path for ref in plant.stations()] == [("s1", "l1", "press-01"), ("s1", "l1", "cam-01")]
+    assert plant.station("s1", "l1", "cam-01").station.kind is StationKind.CAMERA_INSPECTION
+    with pytest.raises(KeyError, match="s1/l1/nope"):
+        plant.station("s1", "l1", "nope")
+
+
+def test_defaults_for_retention_and_capabilities():
+    plant = Plant.model_validate(BASE)
+    assert plant.retention.log_days == 90
+    assert plant.capabilities.eks is False
+
+
+def test_plant_is_frozen():
+    plant = Plant.model_validate(BASE)
+    with pytest.raises(ValidationError):
+        plant.name = "other"
+
+
+def test_duplicate_station_id_is_named():
+    def dup(d):
+        d["sites"][0]["lines"][0]["stations"][1]["id"] = "press-01"
+        d["sites"][0]["lines"][0]["stations"][1]["kind"] = "cnc"
+        del d["sites"][0]["lines"][0]["stations"][1]["camera"]
+
+    loc, msg = only_error(plant_with(dup))
+    assert loc == ("sites", 0, "lines", 0, "stations")
+    assert msg == "Value error, duplicate station id: 'press-01'"
+
+
+def test_duplicate_line_and_site_ids_are_named():
+    loc, msg = only_error(plant_with(lambda d: d["sites"][0]["lines"].append(d["sites"][0]["lines"][0])))
+    assert loc == ("sites", 0, "lines") and "duplicate line id: 'l1'" in msg
+    loc, msg = only_error(plant_with(lambda d: d["sites"].append(copy.deepcopy(d["sites"][0]))))
+    assert loc == ("sites",) and "duplicate site id: 's1'" in msg
+
+
+def test_unknown_station_kind_is_named():
+    loc, msg = only_error(
+        plant_with(lambda d: d["sites"][0]["lines"][0]["stations"][0].update(kind="laser"))
+    )
+    assert loc == ("sites", 0, "lines", 0, "stations", 0, "kind")
+    assert "'press'" in msg and "'camera_inspection'" in msg
+
+
+@pytest.mark.parametrize("cycle", [-1, 0, float("nan"), float("inf")])
+def test_non_positive_or_non_finite_cycle_time_is_named(cycle):
+    with pytest.raises(ValidationError) as info:
+        Plant.model_validate(
+            plant_with(
+                lambda d: d["sites"][0]["lines"][0]["stations"][0].update(ideal_cycle_time_s=cycle)
+            )
+        )
+    locs = {e["loc"] for e in info.value.errors()}
+    assert locs == {("sites", 0, "lines", 0, "stations", 0, "ideal_cycle_time_s")}
+
+
+def test_camera_section_must_match_the_kind():
+    def camera_missing(d):
+        del d["sites"][0]["lines"][0]["stations"][1]["camera"]
+
+    loc, msg = only_error(plant_with(camera_missing))
+    assert loc == ("sites", 0, "lines", 0, "stations", 1) and "needs a 'camera' section" in msg
+
+    def camera_on_press(d):
+        d["sites"][0]["lines"][0]["stations"][0]["camera"] = {"model_component": "x.Y"}
+
+    loc, msg = only_error(plant_with(camera_on_press))
+    assert "only camera_inspection stations" in msg
+
+
+def test_reserved_and_duplicate_tag_names_are_rejected():
+    station = ("sites", 0, "lines", 0, "stations", 0)
+
+    loc, msg = only_error(
+        plant_with(lambda d: d["sites"][0]["lines"][0]["stations"][0].update(tags=[{"name": "Good_Count"}]))
+    )
+    assert loc == (*station, "tags", 0, "name") and "reserved" in msg
+    loc, msg = only_error(
+        plant_with(
+            lambda d: d["sites"][0]["lines"][0]["stations"][0].update(tags=[{"name": "t"}, {"name": "t"}])
+        )
+    )
+    assert loc == station and "duplicate tag name: 't'" in msg
+
+
+def test_ids_with_wildcards_are_rejected_in_the_plant():
+    loc, msg = only_error(plant_with(lambda d: d["sites"][0]["lines"][0].update(id="l/1")))
+    assert loc == ("sites", 0, "lines", 0, "id") and "topic level separator" in msg
+
+
+def test_unknown_timezone_and_log_retention_are_rejected():
+    loc, msg = only_error(plant_with(lambda d: d["sites"][0].update(timezone="Mars/Olympus")))
+    assert loc == ("sites", 0, "timezone") and "unknown IANA time zone" in msg
+    loc, msg = only_error(plant_with(lambda d: d.update(retention={"log_days": 10})))
+    assert loc == ("retention", "log_days") and "CloudWatch Logs retention" in msg
+
+
+def test_bad_deployment_settings_are_rejected():
+    loc, _ = only_error(plant_with(lambda d: d["deployment"].update(stack_prefix="1-bad")))
+    assert loc == ("deployment", "stack_prefix")
+    loc, msg = only_error(plant_with(lambda d: d["deployment"].update(tags={"aws:x": "y"})))
+    assert loc == ("deployment", "tags") and "tag key" in msg
+    loc, msg = only_error(plant_with(lambda d: d["deployment"].update(alarm_emails=["nobody"])))
+    assert "not an e-mail address" in msg
+
+
+def shift(name, start, end, days):
+    return {"name": name, "start": start, "end": end, "days": days}
+
+
+@pytest.mark.parametrize(
+    ("shifts", "message"),
+    [
+        (
+            [shift("early", "06:00", "14:00", ["Mon"]), shift("late", "13:00", "22:00", ["Mon"])],
+            "shift 'early' overlaps shift 'late' at Mon 13:00",
+        ),
+        (
+            # a night shift crossing midnight into the next day's early shift
+            [shift("night", "22:00", "06:30", ["Mon"]), shift("early", "06:00", "14:00", ["Tue"])],
+            "shift 'night' overlaps shift 'early' at Tue 06:00",
+        ),
+        (
+            # Sunday night wraps into Monday morning
+            [shift("early", "05:00", "13:00", ["Mon"]), shift("night", "22:00", "06:00", ["Sun"])],
+            "shift 'night' overlaps shift 'early' at Mon 05:00",
+        ),
+        (
+            # one long shift containing two short ones
+            [
+                shift("long", "06:00", "18:00", ["Wed"]),
+                shift("a", "07:00", "08:00", ["Wed"]),
+                shift("b", "09:00", "10:00", ["Wed"]),
+            ],
+            "shift 'long' overlaps shift 'a' at Wed 07:00",
+        ),
+    ],
+)
+def test_overlapping_shifts_are_rejected(shifts, message):
+    with pytest.raises(ValidationError) as info:
+        ShiftCalendar.model_validate({"shifts": shifts})
+    (error,) = info.value.errors()
+    assert error["loc"] == ("shifts",) and message in error["msg"]
+
+
+def test_back_to_back_shifts_and_a_full_week_are_accepted():
+    every_day = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    calendar = ShiftCalendar.model_validate(
+        {
+            "shifts": [
+                shift("early", "06:00", "14:00", every_day),
+                shift("late", "14:00", "22:00", every_day),
+                shift("night", "22:00", "06:00", every_day),
+            ]
+        }
+    )
+    minutes = sum(end - start for s in calendar.shifts for start, end in s.week_intervals())
+    assert minutes == 7 * 24 * 60
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "reason"),
+    [("06:00", "06:00", "starts and ends at 06:00"), ("24:00", "06:00", "pattern"), ("6:00", "14:00", "pattern")],
+)
+def test_malformed_shift_times_are_rejected(start, end, reason):
+    with pytest.raises(ValidationError, match=reason):
+        Shift.model_validate(shift("x", start, end, ["Mon"]))
+
+
+def test_night_shift_duration_crosses_midnight():
+    assert Shift.model_validate(shift("night", "22:00", "06:00", ["Mon"])).duration_minutes == 480
