@@ -1,0 +1,1 @@
+"""Lambda functions: one folder per function (handler plus its logic)."""

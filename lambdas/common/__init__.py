@@ -1,0 +1,1 @@
+"""Runtime helpers shared by the Lambda handlers (settings, observability, clients)."""
