@@ -7,6 +7,8 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import Validations
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kinesis as kinesis
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 
@@ -47,6 +49,18 @@ def test_non_compliant_bucket_fails_synth(tmp_path):
     found = violations(tmp_path / "cdk.out")
     assert "Throwaway/OpenBucket/Resource" in found["AwsSolutions-S1"]
     assert "Throwaway/OpenBucket/Resource" in found["AwsSolutions-S10"]
+
+
+def test_warning_level_findings_fail_synth_too(tmp_path):
+    app, stack = gated_app(tmp_path)
+    key = kms.Key(stack, "Key", enable_key_rotation=True)
+    kinesis.Stream(stack, "Stream", encryption=kinesis.StreamEncryption.KMS, encryption_key=key)
+
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+    report = json.loads((tmp_path / "cdk.out" / "validation-report.json").read_text())
+    severities = {v["ruleName"]: v["severity"] for p in report["pluginReports"] for v in p["violations"]}
+    assert severities == {"AwsSolutions-KDS3": "warning"}
 
 
 def test_serverless_pack_is_part_of_the_gate(tmp_path):
@@ -115,8 +129,7 @@ def test_every_acknowledgement_in_the_app_is_granular_and_justified(synthesized)
     key = Validations.ACKNOWLEDGED_RULES_METADATA_KEY
     acknowledgements = [
         (construct, rule, reason)
-        for stack in (stacks.platform,)
-        for construct in stack.node.find_all()
+        for construct in stacks.platform.node.root.node.find_all()
         for entry in construct.node.metadata
         if entry.type == key
         for rule, reason in entry.data.items()
