@@ -21,7 +21,7 @@ from mes_domain.contracts import (
     ShortText,
     StrictModel,
 )
-from mes_domain.ids import Identifier, require_unique
+from mes_domain.ids import Identifier, unique_by
 
 Quantity = Annotated[FiniteFloat, Field(gt=0)]
 NonNegativeQuantity = Annotated[FiniteFloat, Field(ge=0)]
@@ -94,12 +94,7 @@ class BillOfMaterials(EnterpriseDocument):
     bom_id: ShortText
     material_id: ShortText
     base_quantity: Quantity = 1.0
-    items: Annotated[list[BomItem], Field(min_length=1)]
-
-    @model_validator(mode="after")
-    def _unique_positions(self) -> BillOfMaterials:
-        require_unique((item.position for item in self.items), "BOM position")
-        return self
+    items: Annotated[list[BomItem], Field(min_length=1), unique_by("position", "BOM position")]
 
 
 class WorkInstruction(StrictModel):
@@ -113,12 +108,9 @@ class Operation(StrictModel):
     description: Description
     station_kind: ShortText
     standard_time_s: Annotated[FiniteFloat, Field(gt=0)]
-    work_instructions: list[WorkInstruction] = []
-
-    @model_validator(mode="after")
-    def _unique_steps(self) -> Operation:
-        require_unique((wi.step for wi in self.work_instructions), "work instruction step")
-        return self
+    work_instructions: Annotated[
+        list[WorkInstruction], unique_by("step", "work instruction step")
+    ] = []
 
 
 class Routing(EnterpriseDocument):
@@ -126,12 +118,9 @@ class Routing(EnterpriseDocument):
 
     routing_id: ShortText
     material_id: ShortText
-    operations: Annotated[list[Operation], Field(min_length=1)]
-
-    @model_validator(mode="after")
-    def _unique_operations(self) -> Routing:
-        require_unique((op.operation_no for op in self.operations), "operation number")
-        return self
+    operations: Annotated[
+        list[Operation], Field(min_length=1), unique_by("operation_no", "operation number")
+    ]
 
 
 class MaterialConsumption(StrictModel):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
-from typing import Annotated
+from collections.abc import Iterable, Sequence
+from typing import Annotated, Any
 
 from pydantic import AfterValidator
 
@@ -49,3 +49,13 @@ def require_unique(values: Iterable[object], what: str) -> None:
     if repeated:
         names = ", ".join(repr(value) for value in repeated)
         raise ValueError(f"duplicate {what}: {names}")
+
+
+def unique_by(attribute: str, what: str) -> AfterValidator:
+    """A list validator that rejects items sharing ``attribute``, e.g. two stations with one id."""
+
+    def check(items: Sequence[Any]) -> Sequence[Any]:
+        require_unique((getattr(item, attribute) for item in items), what)
+        return items
+
+    return AfterValidator(check)

@@ -16,7 +16,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, FiniteFloat, field_validator, model_validator
 
 from mes_domain.contracts import StrictModel
-from mes_domain.ids import Identifier, require_unique
+from mes_domain.ids import Identifier, require_unique, unique_by
 
 MINUTES_PER_DAY = 24 * 60
 MINUTES_PER_WEEK = 7 * MINUTES_PER_DAY
@@ -103,12 +103,11 @@ class Station(StrictModel):
     name: Annotated[str, Field(max_length=128)] | None = None
     kind: StationKind
     ideal_cycle_time_s: Annotated[FiniteFloat, Field(gt=0)]
-    tags: list[Tag] = []
+    tags: Annotated[list[Tag], unique_by("name", "tag name")] = []
     camera: CameraSpec | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Station:
-        require_unique((tag.name for tag in self.tags), "tag name")
         is_camera = self.kind is StationKind.CAMERA_INSPECTION
         if is_camera and self.camera is None:
             raise ValueError("a camera_inspection station needs a 'camera' section")
@@ -120,13 +119,8 @@ class Station(StrictModel):
 class Line(StrictModel):
     id: Identifier
     name: Annotated[str, Field(max_length=128)] | None = None
-    stations: Annotated[list[Station], Field(min_length=1)]
+    stations: Annotated[list[Station], Field(min_length=1), unique_by("id", "station id")]
 
-    @field_validator("stations")
-    @classmethod
-    def _unique_station_ids(cls, stations: list[Station]) -> list[Station]:
-        require_unique((station.id for station in stations), "station id")
-        return stations
 
 
 ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
@@ -206,13 +200,8 @@ class Site(StrictModel):
     name: Annotated[str, Field(max_length=128)] | None = None
     timezone: Annotated[str, AfterValidator(_timezone)]
     shift_calendar: ShiftCalendar
-    lines: Annotated[list[Line], Field(min_length=1)]
+    lines: Annotated[list[Line], Field(min_length=1), unique_by("id", "line id")]
 
-    @field_validator("lines")
-    @classmethod
-    def _unique_line_ids(cls, lines: list[Line]) -> list[Line]:
-        require_unique((line.id for line in lines), "line id")
-        return lines
 
 
 def _log_retention(days: int) -> int:
@@ -289,13 +278,8 @@ class Plant(StrictModel):
     deployment: Deployment
     retention: Retention = Retention()
     capabilities: Capabilities = Capabilities()
-    sites: Annotated[list[Site], Field(min_length=1)]
+    sites: Annotated[list[Site], Field(min_length=1), unique_by("id", "site id")]
 
-    @field_validator("sites")
-    @classmethod
-    def _unique_site_ids(cls, sites: list[Site]) -> list[Site]:
-        require_unique((site.id for site in sites), "site id")
-        return sites
 
     def stations(self) -> Iterator[StationRef]:
         for site in self.sites:

@@ -15,14 +15,10 @@ class PlatformKeys(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
 
-        self.data_key = kms.Key(
-            self,
+        self.data_key = self._rotating_key(
             "DataKey",
             alias=f"alias/{alias_prefix}/data",
             description=f"{alias_prefix}: MES data at rest (buckets, streams, queues, topics)",
-            enable_key_rotation=True,
-            pending_window=Duration.days(30),
-            removal_policy=RemovalPolicy.RETAIN,
         )
         # CloudWatch alarms publish to the encrypted alarm topic and need the key to do so.
         self.data_key.add_to_resource_policy(
@@ -35,14 +31,16 @@ class PlatformKeys(Construct):
             )
         )
 
-        self.logs_key = kms.Key(
-            self,
+        self.logs_key = self._rotating_key(
             "LogsKey",
             alias=f"alias/{alias_prefix}/logs",
             description=f"{alias_prefix}: CloudWatch Logs log groups",
-            enable_key_rotation=True,
-            pending_window=Duration.days(30),
-            removal_policy=RemovalPolicy.RETAIN,
+        )
+        log_groups_of_this_account = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name="*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
         self.logs_key.add_to_resource_policy(
             iam.PolicyStatement(
@@ -57,15 +55,19 @@ class PlatformKeys(Construct):
                 ],
                 resources=["*"],
                 conditions={
-                    "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
-                            service="logs",
-                            resource="log-group",
-                            resource_name="*",
-                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                        )
-                    }
+                    "ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_groups_of_this_account}
                 },
             )
         )
 
+    def _rotating_key(self, construct_id: str, *, alias: str, description: str) -> kms.Key:
+        # Retained on stack deletion: data encrypted with a deleted key is lost for good.
+        return kms.Key(
+            self,
+            construct_id,
+            alias=alias,
+            description=description,
+            enable_key_rotation=True,
+            pending_window=Duration.days(30),
+            removal_policy=RemovalPolicy.RETAIN,
+        )

@@ -134,7 +134,7 @@ def test_reserved_and_duplicate_tag_names_are_rejected():
             lambda d: d["sites"][0]["lines"][0]["stations"][0].update(tags=[{"name": "t"}, {"name": "t"}])
         )
     )
-    assert loc == station and "duplicate tag name: 't'" in msg
+    assert loc == (*station, "tags") and "duplicate tag name: 't'" in msg
 
 
 def test_ids_with_wildcards_are_rejected_in_the_plant():
