@@ -99,8 +99,10 @@ def main() -> None:
             f"{m['import_s']:>10.2f}{m['synth_s']:>15.2f}"
         )
     full, trivial = medians["full"], medians["trivial"]
-    print(f"ratio full/trivial: wall {full['wall_s'] / trivial['wall_s']:.2f}x, "
-          f"synth {full['synth_s'] / trivial['synth_s']:.2f}x")
+    print(
+        f"ratio full/trivial: wall {full['wall_s'] / trivial['wall_s']:.2f}x, "
+        f"synth {full['synth_s'] / trivial['synth_s']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -112,7 +112,9 @@ class Station(StrictModel):
         if is_camera and self.camera is None:
             raise ValueError("a camera_inspection station needs a 'camera' section")
         if not is_camera and self.camera is not None:
-            raise ValueError(f"only camera_inspection stations have a 'camera' section, not {self.kind}")
+            raise ValueError(
+                f"only camera_inspection stations have a 'camera' section, not {self.kind}"
+            )
         return self
 
 
@@ -120,7 +122,6 @@ class Line(StrictModel):
     id: Identifier
     name: Annotated[str, Field(max_length=128)] | None = None
     stations: Annotated[list[Station], Field(min_length=1), unique_by("id", "station id")]
-
 
 
 ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
@@ -181,7 +182,9 @@ class ShiftCalendar(StrictModel):
         latest_end, latest_name = -1, ""
         for start, end, name in spans:
             if start < latest_end:
-                raise ValueError(f"shift {latest_name!r} overlaps shift {name!r} at {_clock(start)}")
+                raise ValueError(
+                    f"shift {latest_name!r} overlaps shift {name!r} at {_clock(start)}"
+                )
             if end > latest_end:
                 latest_end, latest_name = end, name
         return shifts
@@ -203,10 +206,11 @@ class Site(StrictModel):
     lines: Annotated[list[Line], Field(min_length=1), unique_by("id", "line id")]
 
 
-
 def _log_retention(days: int) -> int:
     if days not in LOG_RETENTION_DAYS:
-        raise ValueError(f"{days} is not a CloudWatch Logs retention; use one of {LOG_RETENTION_DAYS}")
+        raise ValueError(
+            f"{days} is not a CloudWatch Logs retention; use one of {LOG_RETENTION_DAYS}"
+        )
     return days
 
 
@@ -279,7 +283,6 @@ class Plant(StrictModel):
     retention: Retention = Retention()
     capabilities: Capabilities = Capabilities()
     sites: Annotated[list[Site], Field(min_length=1), unique_by("id", "site id")]
-
 
     def stations(self) -> Iterator[StationRef]:
         for site in self.sites:

@@ -89,11 +89,12 @@ def parse_topic(topic: str) -> ParsedTopic:
         check_rule_name(rule_name)
     levels = rest.split("/")
     if len(levels) != 6 or levels[0] != TOPIC_ROOT:
-        raise TopicError(
-            f"topic {topic!r} is not of the form {TOPIC_ROOT}/{TOPIC_VERSION}/site/line/station/kind"
-        )
+        form = f"{TOPIC_ROOT}/{TOPIC_VERSION}/site/line/station/kind"
+        raise TopicError(f"topic {topic!r} is not of the form {form}")
     if levels[1] != TOPIC_VERSION:
-        raise TopicError(f"topic version {levels[1]!r} is not supported; expected {TOPIC_VERSION!r}")
+        raise TopicError(
+            f"topic version {levels[1]!r} is not supported; expected {TOPIC_VERSION!r}"
+        )
     site, line, station, kind = levels[2:]
     return ParsedTopic(StationTopic(site, line, station, _kind(kind)), rule_name)
 
@@ -102,7 +103,5 @@ def topic_filter(
     kind: MessageKind | str, *, site: str = "+", line: str = "+", station: str = "+"
 ) -> str:
     """A subscription or rule filter; each level left out matches any id (``+``)."""
-    levels = [
-        level if level == "+" else check_identifier(level) for level in (site, line, station)
-    ]
+    levels = [level if level == "+" else check_identifier(level) for level in (site, line, station)]
     return "/".join((TOPIC_ROOT, TOPIC_VERSION, *levels, _kind(kind).value))

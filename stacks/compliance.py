@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import re
 
-from aws_cdk import Acknowledgment, Stage, Stack, Validations
+from aws_cdk import Acknowledgment, Stack, Stage, Validations
 from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 from constructs import IConstruct
 
 # Rules that report one finding per wildcard or managed policy; they must name the finding.
 RULES_WITH_FINDINGS = frozenset({"AwsSolutions-IAM4", "AwsSolutions-IAM5"})
-RULE_ID = re.compile(
-    r"^(?P<rule>(?P<pack>[A-Za-z]+)-[A-Za-z0-9]+)(?:\[(?P<finding>[^\]]+)\])?$"
-)
+RULE_ID = re.compile(r"^(?P<rule>(?P<pack>[A-Za-z]+)-[A-Za-z0-9]+)(?:\[(?P<finding>[^\]]+)\])?$")
 MIN_REASON_LENGTH = 30
 
 

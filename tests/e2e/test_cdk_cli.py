@@ -31,7 +31,9 @@ def run_app(tmp_path, plant_path):
     result = subprocess.run(
         [sys.executable, "app.py"],
         cwd=PROJECT_ROOT,
-        env=offline_env(CDK_OUTDIR=str(outdir), CDK_CONTEXT_JSON=json.dumps({"plant": str(plant_path)})),
+        env=offline_env(
+            CDK_OUTDIR=str(outdir), CDK_CONTEXT_JSON=json.dumps({"plant": str(plant_path)})
+        ),
         capture_output=True,
         text=True,
         timeout=300,
@@ -43,14 +45,28 @@ def run_app(tmp_path, plant_path):
 @pytest.mark.parametrize(
     ("mutate", "field", "reason"),
     [
-        (lambda d: d["sites"][0]["lines"][0]["stations"].append(d["sites"][0]["lines"][0]["stations"][0]),
-         "sites[0].lines[0].stations", "duplicate station id: 'press-01'"),
-        (lambda d: d["sites"][0]["lines"][1]["stations"][0].update(kind="laser"),
-         "sites[0].lines[1].stations[0].kind", "Input should be 'press'"),
-        (lambda d: d["sites"][0]["lines"][0]["stations"][0].update(ideal_cycle_time_s=-6),
-         "sites[0].lines[0].stations[0].ideal_cycle_time_s", "greater than 0"),
-        (lambda d: d["sites"][0]["shift_calendar"]["shifts"][1].update(start="13:30"),
-         "sites[0].shift_calendar.shifts", "shift 'early' overlaps shift 'late' at Mon 13:30"),
+        (
+            lambda d: d["sites"][0]["lines"][0]["stations"].append(
+                d["sites"][0]["lines"][0]["stations"][0]
+            ),
+            "sites[0].lines[0].stations",
+            "duplicate station id: 'press-01'",
+        ),
+        (
+            lambda d: d["sites"][0]["lines"][1]["stations"][0].update(kind="laser"),
+            "sites[0].lines[1].stations[0].kind",
+            "Input should be 'press'",
+        ),
+        (
+            lambda d: d["sites"][0]["lines"][0]["stations"][0].update(ideal_cycle_time_s=-6),
+            "sites[0].lines[0].stations[0].ideal_cycle_time_s",
+            "greater than 0",
+        ),
+        (
+            lambda d: d["sites"][0]["shift_calendar"]["shifts"][1].update(start="13:30"),
+            "sites[0].shift_calendar.shifts",
+            "shift 'early' overlaps shift 'late' at Mon 13:30",
+        ),
     ],
 )
 def test_invalid_config_stops_before_any_stack_with_file_and_field(tmp_path, mutate, field, reason):
@@ -96,7 +112,8 @@ def test_cli_synth_uses_the_chosen_plant_and_writes_every_template(cli_synth, sy
     assert result.returncode == 0, result.stdout + result.stderr
     manifest = json.loads((outdir / "manifest.json").read_text())
     stacks = {
-        name for name, artifact in manifest["artifacts"].items()
+        name
+        for name, artifact in manifest["artifacts"].items()
         if artifact["type"] == "aws:cloudformation:stack"
     }
     assert stacks == {s.stack_name.replace("MesDemo", "MesOther") for s in assembly.stacks}

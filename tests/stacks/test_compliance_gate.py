@@ -59,7 +59,9 @@ def test_warning_level_findings_fail_synth_too(tmp_path):
     with pytest.raises(RuntimeError, match="ValidationFailed"):
         app.synth()
     report = json.loads((tmp_path / "cdk.out" / "validation-report.json").read_text())
-    severities = {v["ruleName"]: v["severity"] for p in report["pluginReports"] for v in p["violations"]}
+    severities = {
+        v["ruleName"]: v["severity"] for p in report["pluginReports"] for v in p["violations"]
+    }
     assert severities == {"AwsSolutions-KDS3": "warning"}
 
 
@@ -111,7 +113,9 @@ def test_wildcard_findings_are_acknowledged_one_by_one(tmp_path):
         ("S1", REASON, "is not a rule id"),
     ],
 )
-def test_acknowledge_refuses_coarse_or_unjustified_acknowledgements(tmp_path, rule, reason, message):
+def test_acknowledge_refuses_coarse_or_unjustified_acknowledgements(
+    tmp_path, rule, reason, message
+):
     _, stack = gated_app(tmp_path)
     bucket = s3.Bucket(stack, "Bucket")
     with pytest.raises(AcknowledgementError, match=message):

@@ -8,8 +8,12 @@ def test_two_customer_managed_keys_with_rotation(platform_template):
     keys = platform_template.find_resources("AWS::KMS::Key")
     assert all(k["Properties"]["EnableKeyRotation"] is True for k in keys.values())
     assert all(k["DeletionPolicy"] == "Retain" for k in keys.values())
-    platform_template.has_resource_properties("AWS::KMS::Alias", {"AliasName": "alias/MesDemo/data"})
-    platform_template.has_resource_properties("AWS::KMS::Alias", {"AliasName": "alias/MesDemo/logs"})
+    platform_template.has_resource_properties(
+        "AWS::KMS::Alias", {"AliasName": "alias/MesDemo/data"}
+    )
+    platform_template.has_resource_properties(
+        "AWS::KMS::Alias", {"AliasName": "alias/MesDemo/logs"}
+    )
 
 
 def test_logs_key_lets_only_cloudwatch_logs_of_this_account_use_it(platform_template):
@@ -24,7 +28,9 @@ def test_logs_key_lets_only_cloudwatch_logs_of_this_account_use_it(platform_temp
                             {
                                 "Principal": {"Service": Match.any_value()},
                                 "Condition": {
-                                    "ArnLike": {"kms:EncryptionContext:aws:logs:arn": Match.any_value()}
+                                    "ArnLike": {
+                                        "kms:EncryptionContext:aws:logs:arn": Match.any_value()
+                                    }
                                 },
                             }
                         )
@@ -101,7 +107,14 @@ def test_alarm_topic_is_encrypted_with_the_data_key_and_tls_only(platform_templa
         {
             "PolicyDocument": {
                 "Statement": Match.array_with(
-                    [Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})]
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        )
+                    ]
                 )
             }
         },

@@ -33,7 +33,13 @@ def telemetry(**overrides):
         "station": "press-01",
         "batch_id": "b-0001",
         "readings": [
-            {"ts": NOW_MS - 1000, "tag": "ram_force", "value": 812.5, "unit": "kN", "quality": "GOOD"},
+            {
+                "ts": NOW_MS - 1000,
+                "tag": "ram_force",
+                "value": 812.5,
+                "unit": "kN",
+                "quality": "GOOD",
+            },
             {"ts": NOW_MS - 500, "tag": "program_number", "value": "P-17", "quality": "UNCERTAIN"},
             {"ts": NOW_MS, "tag": "fixture_clamped", "value": True, "quality": "GOOD"},
         ],
@@ -174,10 +180,22 @@ def test_contracts_are_frozen():
 @pytest.mark.parametrize(
     ("kind", "payload", "model"),
     [
-        (MessageKind.STATE, {"v": 1, "ts": NOW_MS, "state": "UNPLANNED_STOP", "reason_code": "JAM"}, StateChange),
-        (MessageKind.COUNT, {"v": 1, "ts": NOW_MS, "good": 10, "bad": 1, "order_id": "4711"}, PartCount),
+        (
+            MessageKind.STATE,
+            {"v": 1, "ts": NOW_MS, "state": "UNPLANNED_STOP", "reason_code": "JAM"},
+            StateChange,
+        ),
+        (
+            MessageKind.COUNT,
+            {"v": 1, "ts": NOW_MS, "good": 10, "bad": 1, "order_id": "4711"},
+            PartCount,
+        ),
         (MessageKind.QUALITY, inspection(), InspectionResult),
-        (MessageKind.EVENT, {"v": 1, "ts": NOW_MS, "code": "E42", "severity": "ALARM"}, MachineEvent),
+        (
+            MessageKind.EVENT,
+            {"v": 1, "ts": NOW_MS, "code": "E42", "severity": "ALARM"},
+            MachineEvent,
+        ),
     ],
 )
 def test_parse_station_message_picks_the_contract_of_the_topic_kind(kind, payload, model):

@@ -27,8 +27,11 @@ def test_domain_imports_only_stdlib_pydantic_numpy_and_itself():
     for path in domain_modules():
         roots = set(imported_roots(ast.parse(path.read_text())))
         foreign = {
-            r for r in roots
-            if r not in sys.stdlib_module_names and r not in ALLOWED_THIRD_PARTY and r != "mes_domain"
+            r
+            for r in roots
+            if r not in sys.stdlib_module_names
+            and r not in ALLOWED_THIRD_PARTY
+            and r != "mes_domain"
         }
         if foreign:
             offenders[path.name] = foreign

@@ -58,9 +58,19 @@ def test_bom_positions_and_routing_operations_are_unique():
     with pytest.raises(ValidationError, match="duplicate BOM position: 10"):
         BillOfMaterials.model_validate(bom, context=CONTEXT)
 
-    operation = {"operation_no": 10, "description": "Press", "station_kind": "press", "standard_time_s": 6}
-    routing = {**HEADER, "source_system": "PLM", "routing_id": "R1", "material_id": "DOOR-L",
-               "operations": [operation, operation]}
+    operation = {
+        "operation_no": 10,
+        "description": "Press",
+        "station_kind": "press",
+        "standard_time_s": 6,
+    }
+    routing = {
+        **HEADER,
+        "source_system": "PLM",
+        "routing_id": "R1",
+        "material_id": "DOOR-L",
+        "operations": [operation, operation],
+    }
     with pytest.raises(ValidationError, match="duplicate operation number: 10"):
         Routing.model_validate(routing, context=CONTEXT)
 
@@ -78,7 +88,10 @@ def test_routing_carries_work_instructions():
                     "description": "Hem door",
                     "station_kind": "assembly",
                     "standard_time_s": 60,
-                    "work_instructions": [{"step": 1, "text": "Clamp panel"}, {"step": 2, "text": "Hem"}],
+                    "work_instructions": [
+                        {"step": 1, "text": "Clamp panel"},
+                        {"step": 2, "text": "Hem"},
+                    ],
                 }
             ],
         },
@@ -89,18 +102,45 @@ def test_routing_carries_work_instructions():
 
 def test_outbound_documents_validate():
     confirmation = ProductionConfirmation.model_validate(
-        {**HEADER, "source_system": "MES", "order_id": "1000123", "site": "berlin", "line": "body-line-1",
-         "station": "press-01", "good_quantity": 480, "scrap_quantity": 20,
-         "materials_consumed": [{"material_id": "COIL", "quantity": 1.5, "uom": "T"}]},
+        {
+            **HEADER,
+            "source_system": "MES",
+            "order_id": "1000123",
+            "site": "berlin",
+            "line": "body-line-1",
+            "station": "press-01",
+            "good_quantity": 480,
+            "scrap_quantity": 20,
+            "materials_consumed": [{"material_id": "COIL", "quantity": 1.5, "uom": "T"}],
+        },
         context=CONTEXT,
     )
     assert confirmation.scrap_quantity == 20
     with pytest.raises(ValidationError, match="greater than or equal to 0"):
         NonConformanceReport.model_validate(
-            {**HEADER, "source_system": "MES", "ncr_id": "N1", "site": "berlin", "line": "l1",
-             "station": "vision-01", "part_id": "P1", "defect_code": "SCRATCH", "description": "x",
-             "detected_at": NOW_MS, "source": "VISION",
-             "inspection": {"v": 1, "ts": NOW_MS, "part_id": "P1", "verdict": "DEFECT", "score": 0.9,
-                            "threshold": 0.5, "model_id": "m", "model_version": "1", "latency_ms": -1}},
+            {
+                **HEADER,
+                "source_system": "MES",
+                "ncr_id": "N1",
+                "site": "berlin",
+                "line": "l1",
+                "station": "vision-01",
+                "part_id": "P1",
+                "defect_code": "SCRATCH",
+                "description": "x",
+                "detected_at": NOW_MS,
+                "source": "VISION",
+                "inspection": {
+                    "v": 1,
+                    "ts": NOW_MS,
+                    "part_id": "P1",
+                    "verdict": "DEFECT",
+                    "score": 0.9,
+                    "threshold": 0.5,
+                    "model_id": "m",
+                    "model_version": "1",
+                    "latency_ms": -1,
+                },
+            },
             context=CONTEXT,
         )

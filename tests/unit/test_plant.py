@@ -52,7 +52,10 @@ def only_error(document):
 
 def test_base_plant_is_valid_and_navigable():
     plant = Plant.model_validate(BASE)
-    assert [ref.path for ref in plant.stations()] == [("s1", "l1", "press-01"), ("s1", "l1", "cam-01")]
+    assert [ref.path for ref in plant.stations()] == [
+        ("s1", "l1", "press-01"),
+        ("s1", "l1", "cam-01"),
+    ]
     assert plant.station("s1", "l1", "cam-01").station.kind is StationKind.CAMERA_INSPECTION
     with pytest.raises(KeyError, match="s1/l1/nope"):
         plant.station("s1", "l1", "nope")
@@ -82,7 +85,9 @@ def test_duplicate_station_id_is_named():
 
 
 def test_duplicate_line_and_site_ids_are_named():
-    loc, msg = only_error(plant_with(lambda d: d["sites"][0]["lines"].append(d["sites"][0]["lines"][0])))
+    loc, msg = only_error(
+        plant_with(lambda d: d["sites"][0]["lines"].append(d["sites"][0]["lines"][0]))
+    )
     assert loc == ("sites", 0, "lines") and "duplicate line id: 'l1'" in msg
     loc, msg = only_error(plant_with(lambda d: d["sites"].append(copy.deepcopy(d["sites"][0]))))
     assert loc == ("sites",) and "duplicate site id: 's1'" in msg
@@ -126,12 +131,16 @@ def test_reserved_and_duplicate_tag_names_are_rejected():
     station = ("sites", 0, "lines", 0, "stations", 0)
 
     loc, msg = only_error(
-        plant_with(lambda d: d["sites"][0]["lines"][0]["stations"][0].update(tags=[{"name": "Good_Count"}]))
+        plant_with(
+            lambda d: d["sites"][0]["lines"][0]["stations"][0].update(tags=[{"name": "Good_Count"}])
+        )
     )
     assert loc == (*station, "tags", 0, "name") and "reserved" in msg
     loc, msg = only_error(
         plant_with(
-            lambda d: d["sites"][0]["lines"][0]["stations"][0].update(tags=[{"name": "t"}, {"name": "t"}])
+            lambda d: d["sites"][0]["lines"][0]["stations"][0].update(
+                tags=[{"name": "t"}, {"name": "t"}]
+            )
         )
     )
     assert loc == (*station, "tags") and "duplicate tag name: 't'" in msg
@@ -214,7 +223,11 @@ def test_back_to_back_shifts_and_a_full_week_are_accepted():
 
 @pytest.mark.parametrize(
     ("start", "end", "reason"),
-    [("06:00", "06:00", "starts and ends at 06:00"), ("24:00", "06:00", "pattern"), ("6:00", "14:00", "pattern")],
+    [
+        ("06:00", "06:00", "starts and ends at 06:00"),
+        ("24:00", "06:00", "pattern"),
+        ("6:00", "14:00", "pattern"),
+    ],
 )
 def test_malformed_shift_times_are_rejected(start, end, reason):
     with pytest.raises(ValidationError, match=reason):

@@ -38,8 +38,7 @@ def test_error_names_file_and_field_path(tmp_path):
     with pytest.raises(PlantConfigError) as info:
         load_plant(path)
     assert str(info.value) == (
-        f"{path}: sites[0].lines[1].stations[2].ideal_cycle_time_s: "
-        "Input should be greater than 0"
+        f"{path}: sites[0].lines[1].stations[2].ideal_cycle_time_s: Input should be greater than 0"
     )
 
 

@@ -16,7 +16,10 @@ def test_builds_the_station_topic():
 
 def test_builds_the_basic_ingest_form():
     topic = StationTopic("berlin", "line-1", "press-01", MessageKind.STATE)
-    assert topic.basic_ingest("mes_state") == "$aws/rules/mes_state/mes/v1/berlin/line-1/press-01/state"
+    assert (
+        topic.basic_ingest("mes_state")
+        == "$aws/rules/mes_state/mes/v1/berlin/line-1/press-01/state"
+    )
 
 
 @pytest.mark.parametrize("kind", list(MessageKind))
