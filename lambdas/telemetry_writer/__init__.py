@@ -1,0 +1,1 @@
+"""Kinesis -> Timestream writer for telemetry batches (handler, pure logic, adapters)."""

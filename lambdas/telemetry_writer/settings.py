@@ -1,0 +1,28 @@
+"""Environment of the telemetry writer: the keys (shared with the construct and the tests) and
+the model that checks them at cold start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EnvVar(StrEnum):
+    TIMESTREAM_DATABASE = "TIMESTREAM_DATABASE"
+    TIMESTREAM_TABLE = "TIMESTREAM_TABLE"
+    DEAD_LETTER_QUEUE_URL = "DEAD_LETTER_QUEUE_URL"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    timestream_database: str = Field(min_length=3)
+    timestream_table: str = Field(min_length=3)
+    dead_letter_queue_url: str = Field(pattern=r"^https://")
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        return cls(**{key.value.lower(): environ.get(key.value, "") for key in EnvVar})

@@ -1,0 +1,104 @@
+import base64
+import json
+import time
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lambdas.telemetry_writer import adapters, handler
+from lambdas.telemetry_writer.settings import EnvVar
+
+DATABASE, TABLE = "mes_demo", "telemetry"
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def telemetry_batch(batch_id="b-1", readings=3, station="press-01", ts=None):
+    ts = ts or now_ms() - 60_000
+    return {
+        "v": 1,
+        "site": "berlin",
+        "line": "body-line-1",
+        "station": station,
+        "batch_id": batch_id,
+        "readings": [
+            {"ts": ts + i, "tag": f"tag_{i % 5}", "value": float(i), "quality": "GOOD"}
+            for i in range(readings)
+        ],
+    }
+
+
+def kinesis_event(payloads):
+    records = []
+    for i, payload in enumerate(payloads):
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        records.append(
+            {
+                "eventSource": "aws:kinesis",
+                "eventID": f"shardId-000000000000:{i}",
+                "awsRegion": "eu-central-1",
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": "press-01",
+                    "sequenceNumber": f"4959{i:020d}",
+                    "data": base64.b64encode(data).decode(),
+                    "approximateArrivalTimestamp": 1.7e9,
+                },
+            }
+        )
+    return {"Records": records}
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    """Credentials -> mock_aws -> Timestream table and DLQ -> handler environment."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "eu-central-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        timestream = boto3.client("timestream-write")
+        timestream.create_database(DatabaseName=DATABASE)
+        timestream.create_table(DatabaseName=DATABASE, TableName=TABLE)
+        queue_url = boto3.client("sqs").create_queue(QueueName="telemetry-dlq")["QueueUrl"]
+        monkeypatch.setenv(EnvVar.TIMESTREAM_DATABASE, DATABASE)
+        monkeypatch.setenv(EnvVar.TIMESTREAM_TABLE, TABLE)
+        monkeypatch.setenv(EnvVar.DEAD_LETTER_QUEUE_URL, queue_url)
+        ports = handler.ports  # tests may monkeypatch it; clear the real cache either way
+        adapters.client.cache_clear()
+        ports.cache_clear()
+        yield {"queue_url": queue_url}
+        adapters.client.cache_clear()
+        ports.cache_clear()
+
+
+def written_records():
+    from moto.timestreamwrite.models import timestreamwrite_backends
+
+    backend = timestreamwrite_backends["123456789012"]["eu-central-1"]
+    return backend.databases[DATABASE].tables[TABLE].records
+
+
+def dead_letters(queue_url):
+    sqs = boto3.client("sqs")
+    letters = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages")
+        if not messages:
+            return letters
+        for message in messages:
+            letters.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+class LambdaContext:
+    function_name = "telemetry_writer"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:eu-central-1:123456789012:function:telemetry_writer"
+    aws_request_id = "req-1"

@@ -1,0 +1,133 @@
+"""telemetry_writer under moto: Given stream batches, When handled, Then nothing is lost."""
+
+import json
+
+from botocore.exceptions import ClientError
+
+from lambdas.telemetry_writer import handler
+from lambdas.telemetry_writer.adapters import TimestreamRecordWriter
+from lambdas.telemetry_writer.ingest import ingest
+from tests.lambdas.telemetry_writer.conftest import (
+    DATABASE,
+    TABLE,
+    LambdaContext,
+    dead_letters,
+    kinesis_event,
+    telemetry_batch,
+    written_records,
+)
+
+
+def test_valid_batches_land_as_multi_measure_records(aws):
+    event = kinesis_event([telemetry_batch("b-1", 3), telemetry_batch("b-2", 2, station="cnc-01")])
+
+    response = handler.lambda_handler(event, LambdaContext())
+
+    assert response == {"batchItemFailures": []}
+    records = written_records()
+    assert len(records) == 5  # distinct timestamps: one record each
+    assert {r["MeasureValueType"] for r in records} == {"MULTI"}
+    stations = {d["Value"] for r in records for d in r["Dimensions"] if d["Name"] == "station"}
+    assert stations == {"press-01", "cnc-01"}
+    assert dead_letters(aws["queue_url"]) == []
+
+
+def test_mixed_batch_dead_letters_exactly_the_malformed_items(aws):
+    bad_version = {**telemetry_batch("b-2"), "v": 2}
+    event = kinesis_event(
+        [telemetry_batch("b-1"), b"{not json", bad_version, telemetry_batch("b-4")]
+    )
+
+    response = handler.lambda_handler(event, LambdaContext())
+
+    assert response == {"batchItemFailures": []}  # malformed input is not retried, it is kept
+    letters = dead_letters(aws["queue_url"])
+    sequence = [r["kinesis"]["sequenceNumber"] for r in event["Records"]]
+    assert sorted(letter["source_id"] for letter in letters) == [sequence[1], sequence[2]]
+    reasons = {letter["source_id"]: letter["reason"] for letter in letters}
+    assert "Invalid JSON" in reasons[sequence[1]]
+    assert "unsupported payload version 2" in reasons[sequence[2]]
+    assert all("data" in letter for letter in letters)  # the original payload travels along
+    assert len(written_records()) == 6
+
+
+class RejectingTimestream:
+    """Timestream refusing some records of a call, as RejectedRecordsException reports them."""
+
+    def __init__(self, reject_indices):
+        self.reject_indices = reject_indices
+        self.calls = []
+
+    def write_records(self, **kwargs):
+        self.calls.append(kwargs["Records"])
+        raise ClientError(
+            {
+                "Error": {"Code": "RejectedRecordsException", "Message": "rejected"},
+                "RejectedRecords": [
+                    {"RecordIndex": i, "Reason": "Measure value type mismatch"}
+                    for i in self.reject_indices
+                ],
+            },
+            "WriteRecords",
+        )
+
+
+def test_rejected_records_and_only_those_reach_the_dlq(aws):
+    from lambdas.telemetry_writer.adapters import SqsDeadLetterSink
+
+    timestream = RejectingTimestream(reject_indices=[1])
+    writer = TimestreamRecordWriter(DATABASE, TABLE, timestream=timestream)
+    payload = json.dumps(telemetry_batch("b-1", 3)).encode()
+
+    outcome = ingest([("seq-1", payload)], writer, SqsDeadLetterSink(aws["queue_url"]))
+
+    (letter,) = dead_letters(aws["queue_url"])
+    assert letter["reason"] == "Timestream rejected the record: Measure value type mismatch"
+    assert letter["record"] == timestream.calls[0][1]
+    assert (outcome.readings_written, outcome.readings_dead_lettered) == (2, 1)
+    assert outcome.failed_sources == set()
+
+
+class UnavailableTimestream:
+    def write_records(self, **kwargs):
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "W")
+
+
+def test_items_whose_write_failed_are_reported_for_retry(aws, monkeypatch):
+    writer = TimestreamRecordWriter(DATABASE, TABLE, timestream=UnavailableTimestream())
+    _, sink = handler.ports()
+    monkeypatch.setattr(handler, "ports", lambda: (writer, sink))
+    event = kinesis_event([telemetry_batch("b-1"), b"garbage"])
+
+    response = handler.lambda_handler(event, LambdaContext())
+
+    first = event["Records"][0]["kinesis"]["sequenceNumber"]
+    assert response == {"batchItemFailures": [{"itemIdentifier": first}]}
+    assert [letter["reason"][:9] for letter in dead_letters(aws["queue_url"])] == ["malformed"]
+
+
+def test_readings_in_equal_readings_written_plus_dead_lettered(aws):
+    from lambdas.telemetry_writer.adapters import SqsDeadLetterSink
+
+    conflicting = telemetry_batch("b-3", 2)
+    conflicting["readings"][1] = {**conflicting["readings"][0], "value": 99.0}
+    duplicate = telemetry_batch("b-4", 2)
+    duplicate["readings"][1] = duplicate["readings"][0]
+    payloads = [
+        telemetry_batch("b-1", 250),
+        {**telemetry_batch("b-2", 7), "v": 9},
+        conflicting,
+        duplicate,
+    ]
+    writer = TimestreamRecordWriter(DATABASE, TABLE)
+
+    outcome = ingest(
+        [(str(i), json.dumps(p).encode()) for i, p in enumerate(payloads)],
+        writer,
+        SqsDeadLetterSink(aws["queue_url"]),
+    )
+
+    assert outcome.readings_in == 250 + 7 + 2 + 2
+    assert outcome.readings_in == outcome.readings_written + outcome.readings_dead_lettered
+    assert outcome.readings_dead_lettered == 7 + 1
+    assert outcome.write_calls == 3  # 250 + 1 + 1 records -> ceil(252 / 100)
