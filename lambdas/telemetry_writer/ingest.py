@@ -80,14 +80,15 @@ def ingest(
     letters: list[DeadLetter] = []
 
     for source_id, data in items:
-        claimed = raw_reading_count(data)
-        outcome.readings_in += claimed
         try:
             batch = TelemetryBatch.model_validate_json(data, context=context)
         except ValidationError as err:
+            claimed = raw_reading_count(data)  # parsed again only on this rare path
+            outcome.readings_in += claimed
             body = {"data": data.decode("utf-8", errors="replace")}
             letters.append(DeadLetter(source_id, _validation_reason(err), body, claimed))
             continue
+        outcome.readings_in += len(batch.readings)
         batch_records, batch_letters = batch_to_records(batch, source_id)
         records += batch_records
         letters += batch_letters
