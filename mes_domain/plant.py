@@ -230,6 +230,18 @@ class Capabilities(StrictModel):
     edge_site: EdgeSite = EdgeSite.NONE
 
 
+class TimeseriesBackend(StrEnum):
+    # Timestream for LiveAnalytics is closed to new customers since June 2025; the sink sits
+    # behind one construct so Timestream for InfluxDB can be added as another backend.
+    TIMESTREAM = "timestream"
+
+
+class IiotSettings(StrictModel):
+    timeseries_store: TimeseriesBackend = TimeseriesBackend.TIMESTREAM
+    telemetry_stream_shards: Annotated[int, Field(ge=1, le=500)] | None = None  # None: on-demand
+    telemetry_stream_retention_hours: Annotated[int, Field(ge=24, le=8760)] = 168
+
+
 AWS_TAG_KEY = re.compile(r"^(?!aws:)[\w\s.:/=+\-@]{1,128}$")
 AWS_TAG_VALUE = re.compile(r"^[\w\s.:/=+\-@]{0,256}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -282,6 +294,7 @@ class Plant(StrictModel):
     deployment: Deployment
     retention: Retention = Retention()
     capabilities: Capabilities = Capabilities()
+    iiot: IiotSettings = IiotSettings()
     sites: Annotated[list[Site], Field(min_length=1), unique_by("id", "site id")]
 
     def stations(self) -> Iterator[StationRef]:

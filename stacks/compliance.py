@@ -28,19 +28,30 @@ def add_compliance_gates(app: Stage) -> None:
     Validations.of(app).add_plugins(AwsSolutionsChecks(app), ServerlessChecks(app))
 
 
-def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
-    """Acknowledge one cdk-nag finding on one construct, with the reason it is acceptable."""
-    match = RULE_ID.match(rule_id)
-    if match is None:
-        raise AcknowledgementError(f"{rule_id!r} is not a rule id like AwsSolutions-S1")
-    if match["rule"] in RULES_WITH_FINDINGS and match["finding"] is None:
-        raise AcknowledgementError(f"{rule_id} needs its finding, e.g. {rule_id}[Resource::*]")
+def _check_reason(scope: IConstruct, rule_id: str, reason: str) -> None:
     if isinstance(scope, (Stack, Stage)):
         raise AcknowledgementError(
             f"acknowledge {rule_id} on the resource that needs it, not on {scope.node.path}"
         )
     if len(reason.strip()) < MIN_REASON_LENGTH:
         raise AcknowledgementError(f"{rule_id} on {scope.node.path}: give a real reason")
+
+
+def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
+    """Acknowledge one cdk-nag finding on one construct, with the reason it is acceptable."""
+    plugin, separator, plugin_rule = rule_id.partition("::")
+    if separator:  # a rule of another validation plugin, e.g. CloudFormation-Validate::W3697
+        _check_reason(scope, rule_id, reason)
+        if not plugin or not plugin_rule:
+            raise AcknowledgementError(f"{rule_id!r} is not of the form <plugin>::<rule>")
+        Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+        return
+    match = RULE_ID.match(rule_id)
+    if match is None:
+        raise AcknowledgementError(f"{rule_id!r} is not a rule id like AwsSolutions-S1")
+    if match["rule"] in RULES_WITH_FINDINGS and match["finding"] is None:
+        raise AcknowledgementError(f"{rule_id} needs its finding, e.g. {rule_id}[Resource::*]")
+    _check_reason(scope, rule_id, reason)
     # Validations ids are namespaced by the plugin that reports them: "<pack>::<rule>".
     plugin_rule_id = f"{match['pack']}::{rule_id}"
     Validations.of(scope).acknowledge(Acknowledgment(id=plugin_rule_id, reason=reason))

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 
 from mes_domain.plant import Plant
+from stacks.iiot_stack import IiotStack
 from stacks.platform_stack import PlatformStack
 
 
 @dataclass(frozen=True)
 class MesStacks:
     platform: PlatformStack
+    iiot: IiotStack
 
 
 def stack_name(plant: Plant, capability: str) -> str:
@@ -33,6 +35,16 @@ def compose_stacks(app: cdk.App, plant: Plant) -> MesStacks:
         **common,
     )
 
+    iiot = IiotStack(
+        app,
+        stack_name(plant, "Iiot"),
+        plant=plant,
+        data_key=platform.data_key,
+        access_logs=platform.access_logs,
+        description=f"{plant.name}: thing groups, telemetry stream and time-series store",
+        **common,
+    )
+
     for key, value in deployment.tags.items():
         cdk.Tags.of(app).add(key, value)
-    return MesStacks(platform=platform)
+    return MesStacks(platform=platform, iiot=iiot)

@@ -55,3 +55,11 @@ def platform_template(synthesized):
 
     stacks, _ = synthesized
     return Template.from_stack(stacks.platform)
+
+
+@pytest.fixture(scope="session")
+def iiot_template(synthesized):
+    from aws_cdk.assertions import Template
+
+    stacks, _ = synthesized
+    return Template.from_stack(stacks.iiot)

@@ -1,0 +1,95 @@
+"""IiotStack: thing groups per site and line, the telemetry stream and the time-series store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_iot as iot
+from aws_cdk import aws_kinesis as kinesis
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from mes_domain.plant import Plant
+from stacks.compliance import acknowledge
+from stacks.constructs.buckets import DataBucket
+from stacks.constructs.timeseries_store import TimeSeriesStore
+
+
+def thing_group_name(prefix: str, *ids: str) -> str:
+    return "-".join((prefix, *ids))
+
+
+class IiotStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        plant: Plant,
+        data_key: kms.IKey,
+        access_logs: s3.IBucket,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        prefix = plant.deployment.stack_prefix
+
+        self.thing_groups: dict[tuple[str, ...], iot.CfnThingGroup] = {}
+        for site in plant.sites:
+            site_group = iot.CfnThingGroup(
+                self,
+                f"Site-{site.id}",
+                thing_group_name=thing_group_name(prefix, site.id),
+                thing_group_properties={"thingGroupDescription": f"Gateways of site {site.id}"},
+            )
+            self.thing_groups[(site.id,)] = site_group
+            for line in site.lines:
+                line_group = iot.CfnThingGroup(
+                    self,
+                    f"Line-{site.id}-{line.id}",
+                    thing_group_name=thing_group_name(prefix, site.id, line.id),
+                    parent_group_name=site_group.thing_group_name,
+                    thing_group_properties={
+                        "thingGroupDescription": f"Gateways of line {site.id}/{line.id}"
+                    },
+                )
+                line_group.add_dependency(site_group)
+                self.thing_groups[(site.id, line.id)] = line_group
+
+        settings = plant.iiot
+        self.telemetry_stream = kinesis.Stream(
+            self,
+            "TelemetryStream",
+            encryption=kinesis.StreamEncryption.KMS,
+            encryption_key=data_key,
+            stream_mode=(
+                kinesis.StreamMode.ON_DEMAND
+                if settings.telemetry_stream_shards is None
+                else kinesis.StreamMode.PROVISIONED
+            ),
+            shard_count=settings.telemetry_stream_shards,
+            retention_period=Duration.hours(settings.telemetry_stream_retention_hours),
+        )
+        acknowledge(
+            self.telemetry_stream.node.default_child,
+            "AwsSolutions-KDS3",
+            "Telemetry is encrypted with the platform's customer-managed data key, so the "
+            "platform owns its key policy and rotation instead of the aws/kinesis key.",
+        )
+
+        self.rejected_data = DataBucket(
+            self, "TimeseriesRejected", encryption_key=data_key, access_logs=access_logs
+        ).bucket
+        self.timeseries = TimeSeriesStore(
+            self,
+            "TimeSeries",
+            backend=settings.timeseries_store,
+            database_name=f"{prefix}-telemetry",
+            retention=plant.retention,
+            encryption_key=data_key,
+            rejected_data_bucket=self.rejected_data,
+        )
+
+        CfnOutput(self, "TelemetryStreamName", value=self.telemetry_stream.stream_name)
+        CfnOutput(self, "TimeseriesDatabase", value=self.timeseries.database_name)
