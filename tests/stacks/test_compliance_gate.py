@@ -111,6 +111,8 @@ def test_wildcard_findings_are_acknowledged_one_by_one(tmp_path):
         ("AwsSolutions-IAM5", REASON, "needs its finding"),
         ("AwsSolutions-S1", "because", "give a real reason"),
         ("S1", REASON, "is not a rule id"),
+        ("::W3697", REASON, "is not of the form <plugin>::<rule>"),
+        ("CloudFormation-Validate::W3697", "ok", "give a real reason"),
     ],
 )
 def test_acknowledge_refuses_coarse_or_unjustified_acknowledgements(
