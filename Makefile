@@ -7,6 +7,9 @@ VENV_PYTHON := $(VENV)/bin/python
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 NODE_STAMP := node_modules/.installed
+# Third-party Lambda runtime, as manylinux wheels for the functions' Python and architecture.
+LAYER_DIR := build/lambda-layer
+LAYER_STAMP := build/.lambda-layer-installed
 
 # Offline and quiet: no Node end-of-life banner from jsii, no CLI telemetry or version check.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -16,11 +19,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: synth test benchmark clean
 
-synth: $(RUNTIME_STAMP) $(NODE_STAMP)
+synth: $(RUNTIME_STAMP) $(NODE_STAMP) $(LAYER_STAMP)
 	npx --no-install cdk synth --quiet
 	@echo "Templates written to cdk.out/:" && ls cdk.out/*.template.json
 
-test: $(DEV_STAMP) $(NODE_STAMP)
+test: $(DEV_STAMP) $(NODE_STAMP) $(LAYER_STAMP)
 	$(VENV_PYTHON) -m pytest
 
 benchmark: $(DEV_STAMP)
@@ -37,9 +40,18 @@ $(DEV_STAMP): requirements-dev.txt $(RUNTIME_STAMP)
 	$(VENV_PYTHON) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# --no-compile and no bin/ (shebangs name this machine's python): the asset hash is reproducible.
+$(LAYER_STAMP): lambdas/requirements.txt | $(VENV_PYTHON)
+	rm -rf $(LAYER_DIR)
+	$(VENV_PYTHON) -m pip install --quiet --no-compile --only-binary=:all: \
+		--platform manylinux2014_x86_64 --implementation cp --python-version 3.11 \
+		--target $(LAYER_DIR)/python -r lambdas/requirements.txt
+	rm -rf $(LAYER_DIR)/python/bin
+	touch $@
+
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
 clean:
-	rm -rf cdk.out .pytest_cache
+	rm -rf cdk.out .pytest_cache build

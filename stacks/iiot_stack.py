@@ -14,6 +14,8 @@ from constructs import Construct
 from mes_domain.plant import Plant
 from stacks.compliance import acknowledge
 from stacks.constructs.buckets import DataBucket
+from stacks.constructs.lambda_packaging import LambdaPackaging
+from stacks.constructs.telemetry_writer import TelemetryWriter
 from stacks.constructs.timeseries_store import TimeSeriesStore
 
 
@@ -29,7 +31,9 @@ class IiotStack(Stack):
         *,
         plant: Plant,
         data_key: kms.IKey,
+        logs_key: kms.IKey,
         access_logs: s3.IBucket,
+        packaging: LambdaPackaging,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -54,7 +58,7 @@ class IiotStack(Stack):
                         "thingGroupDescription": f"Gateways of line {site.id}/{line.id}"
                     },
                 )
-                line_group.add_dependency(site_group)
+                line_group.node.add_dependency(site_group)
                 self.thing_groups[(site.id, line.id)] = line_group
 
         settings = plant.iiot
@@ -89,6 +93,17 @@ class IiotStack(Stack):
             retention=plant.retention,
             encryption_key=data_key,
             rejected_data_bucket=self.rejected_data,
+        )
+
+        self.telemetry_writer = TelemetryWriter(
+            self,
+            "TelemetryWriter",
+            stream=self.telemetry_stream,
+            store=self.timeseries,
+            packaging=packaging,
+            data_key=data_key,
+            logs_key=logs_key,
+            log_retention_days=plant.retention.log_days,
         )
 
         CfnOutput(self, "TelemetryStreamName", value=self.telemetry_stream.stream_name)

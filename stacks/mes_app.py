@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 
 from mes_domain.plant import Plant
+from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.iiot_stack import IiotStack
 from stacks.platform_stack import PlatformStack
 
@@ -21,7 +22,9 @@ def stack_name(plant: Plant, capability: str) -> str:
     return f"{plant.deployment.stack_prefix}-{capability}"
 
 
-def compose_stacks(app: cdk.App, plant: Plant) -> MesStacks:
+def compose_stacks(
+    app: cdk.App, plant: Plant, packaging: LambdaPackaging | None = None
+) -> MesStacks:
     """Create every stack of ``plant`` in ``app``; stacks take what they need as arguments."""
     deployment = plant.deployment
     env = cdk.Environment(account=deployment.account, region=deployment.region)
@@ -40,7 +43,9 @@ def compose_stacks(app: cdk.App, plant: Plant) -> MesStacks:
         stack_name(plant, "Iiot"),
         plant=plant,
         data_key=platform.data_key,
+        logs_key=platform.logs_key,
         access_logs=platform.access_logs,
+        packaging=packaging or LambdaPackaging(),
         description=f"{plant.name}: thing groups, telemetry stream and time-series store",
         **common,
     )

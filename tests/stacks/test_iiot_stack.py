@@ -70,3 +70,69 @@ def test_rejected_late_data_bucket_is_encrypted_and_logged(iiot_template):
             "VersioningConfiguration": {"Status": "Enabled"},
         },
     )
+
+
+def test_event_source_reports_partial_failures_with_batch_window_and_on_failure(iiot_template):
+    from stacks.constructs.telemetry_writer import BATCH_SIZE, RETRY_ATTEMPTS
+
+    iiot_template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "BatchSize": BATCH_SIZE,
+            "MaximumBatchingWindowInSeconds": 5,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "BisectBatchOnFunctionError": True,
+            "MaximumRetryAttempts": RETRY_ATTEMPTS,
+            "StartingPosition": "TRIM_HORIZON",
+            "DestinationConfig": {"OnFailure": {"Destination": Match.any_value()}},
+        },
+    )
+
+
+def test_writer_function_environment_and_tracing(iiot_template):
+    from lambdas.telemetry_writer.settings import EnvVar
+
+    functions = iiot_template.find_resources("AWS::Lambda::Function")
+    (function,) = functions.values()
+    props = function["Properties"]
+    assert props["Handler"] == "lambdas.telemetry_writer.handler.lambda_handler"
+    assert props["Runtime"] == "python3.11" and props["TracingConfig"] == {"Mode": "Active"}
+    assert {key.value for key in EnvVar} <= set(props["Environment"]["Variables"])
+    assert props["Layers"], "third-party runtime comes from the pinned layer"
+
+
+def test_writer_may_write_only_its_table_and_send_only_to_its_queues(iiot_template):
+    iiot_template.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        {
+                            "Action": "timestream:WriteRecords",
+                            "Effect": "Allow",
+                            "Resource": {
+                                "Fn::GetAtt": [Match.string_like_regexp("TelemetryTable"), "Arn"]
+                            },
+                        }
+                    ]
+                )
+            }
+        },
+    )
+
+
+def test_dead_letter_queues_are_encrypted_and_tls_only(iiot_template):
+    iiot_template.resource_count_is("AWS::SQS::Queue", 2)
+    queues = iiot_template.find_resources("AWS::SQS::Queue")
+    for queue in queues.values():
+        assert "KmsMasterKeyId" in queue["Properties"]
+        assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    iiot_template.resource_count_is("AWS::SQS::QueuePolicy", 2)
+
+
+def test_writer_logs_are_kms_encrypted_with_configured_retention(iiot_template, demo_plant):
+    iiot_template.has_resource_properties(
+        "AWS::Logs::LogGroup",
+        {"KmsKeyId": Match.any_value(), "RetentionInDays": demo_plant.retention.log_days},
+    )

@@ -1,0 +1,145 @@
+"""The telemetry writer: a Lambda on the telemetry stream that writes to the time-series store."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kinesis as kinesis
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from lambdas.telemetry_writer.settings import EnvVar
+from stacks.compliance import acknowledge
+from stacks.constructs.lambda_packaging import ARCHITECTURE, RUNTIME, LambdaPackaging
+from stacks.constructs.timeseries_store import TimeSeriesStore
+
+BATCH_SIZE = 500
+BATCHING_WINDOW = Duration.seconds(5)
+RETRY_ATTEMPTS = 10
+
+
+class TelemetryWriter(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stream: kinesis.IStream,
+        store: TimeSeriesStore,
+        packaging: LambdaPackaging,
+        data_key: kms.IKey,
+        logs_key: kms.IKey,
+        log_retention_days: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+
+        # Malformed and rejected readings, with the reason; kept long enough to be replayed.
+        self.dead_letter_queue = self._queue("DeadLetters", data_key)
+        # Stream batches that kept failing after every retry (on-failure destination).
+        self.failed_batches = self._queue("FailedBatches", data_key)
+
+        log_group = logs.LogGroup(
+            self, "Logs", encryption_key=logs_key, removal_policy=RemovalPolicy.RETAIN
+        )
+        # RetentionDays is keyed by name in Python; the config holds a validated day count.
+        log_group.node.default_child.retention_in_days = log_retention_days
+        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        log_group.grant_write(role)
+
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description="Kinesis telemetry batches -> time-series store, bad input to the DLQ",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler="lambdas.telemetry_writer.handler.lambda_handler",
+            code=packaging.code(),
+            layers=[packaging.dependencies_layer(self, "Dependencies")],
+            role=role,
+            memory_size=512,
+            timeout=Duration.seconds(120),
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+            environment={
+                EnvVar.TIMESTREAM_DATABASE.value: store.database_name,
+                EnvVar.TIMESTREAM_TABLE.value: store.table_name,
+                EnvVar.DEAD_LETTER_QUEUE_URL.value: self.dead_letter_queue.queue_url,
+                "POWERTOOLS_SERVICE_NAME": "telemetry_writer",
+            },
+        )
+        self.function.add_event_source(
+            sources.KinesisEventSource(
+                stream,
+                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+                batch_size=BATCH_SIZE,
+                max_batching_window=BATCHING_WINDOW,
+                report_batch_item_failures=True,
+                bisect_batch_on_error=True,
+                retry_attempts=RETRY_ATTEMPTS,
+                on_failure=sources.SqsDlq(self.failed_batches),
+            )
+        )
+        self.dead_letter_queue.grant_send_messages(role)
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["timestream:WriteRecords"], resources=[store.table_arn])
+        )
+        # Timestream's endpoint discovery has no resource-level permissions.
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["timestream:DescribeEndpoints"], resources=["*"])
+        )
+        self._acknowledge_policy(role)
+        self._acknowledge_function()
+
+    def _queue(self, construct_id: str, data_key: kms.IKey) -> sqs.Queue:
+        queue = sqs.Queue(
+            self,
+            construct_id,
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=data_key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        reason = "This queue is itself a dead-letter destination of the telemetry writer."
+        acknowledge(queue, "AwsSolutions-SQS3", reason)
+        acknowledge(queue, "Serverless-SQSRedrivePolicy", reason)
+        return queue
+
+    def _acknowledge_policy(self, role: iam.Role) -> None:
+        policy = role.node.find_child("DefaultPolicy")
+        reasons = {
+            "AwsSolutions-IAM5[Resource::*]": (
+                "timestream:DescribeEndpoints and the X-Ray trace writes support no "
+                "resource-level permissions."
+            ),
+            "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]": (
+                "From grant_send_messages on the two KMS-encrypted queues; scoped to the "
+                "platform data key only."
+            ),
+            "AwsSolutions-IAM5[Action::kms:ReEncrypt*]": (
+                "From grant_send_messages on the two KMS-encrypted queues; scoped to the "
+                "platform data key only."
+            ),
+        }
+        for rule, reason in reasons.items():
+            acknowledge(policy, rule, reason)
+
+    def _acknowledge_function(self) -> None:
+        function = self.function.node.default_child
+        runtime_reason = (
+            "Pinned to Python 3.11, the version the code and the layer's compiled wheels "
+            "(pydantic-core) are built and tested with; a runtime change rebuilds the layer."
+        )
+        # CDK adds DependsOn the role it also references with GetAtt: harmless, say so once.
+        function.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+        acknowledge(function, "AwsSolutions-L1", runtime_reason)
+        acknowledge(function, "Serverless-LambdaLatestVersion", runtime_reason)
+        acknowledge(
+            function,
+            "Serverless-LambdaDLQ",
+            "Stream-invoked, never async: failed batches go to the event source mapping's "
+            "on-failure queue (FailedBatches) and bad readings to the DeadLetters queue.",
+        )
