@@ -21,7 +21,12 @@ def cli_context(**overrides):
     """The context the CDK CLI passes with this cdk.json (feature flags included)."""
     context = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
     context.update(
-        {"aws:cdk:enable-path-metadata": True, "aws:cdk:version-reporting": False}, **overrides
+        {
+            "aws:cdk:enable-path-metadata": True,
+            "aws:cdk:enable-asset-metadata": True,
+            "aws:cdk:version-reporting": False,
+        },
+        **overrides,
     )
     return context
 

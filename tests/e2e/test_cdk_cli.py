@@ -83,19 +83,12 @@ def test_invalid_config_stops_before_any_stack_with_file_and_field(tmp_path, mut
     assert not list(outdir.glob("*.template.json"))
 
 
-@pytest.fixture(scope="module")
-def cli_synth(tmp_path_factory):
-    """`cdk synth` through the pinned CLI, offline, with another plant chosen by -c plant=."""
+def cdk_synth(outdir, plant_path):
+    """`cdk synth` through the pinned CLI, offline, with the plant chosen by -c plant=."""
     if not CDK.exists():
         pytest.fail("node_modules/.bin/cdk is missing: run `make test`, which runs `npm ci`")
-    tmp_path = tmp_path_factory.mktemp("cli")
-    document = yaml.safe_load(DEMO_PLANT.read_text())
-    document["deployment"]["stack_prefix"] = "MesOther"
-    other = tmp_path / "other-plant.yaml"
-    other.write_text(yaml.safe_dump(document))
-    outdir = tmp_path / "cdk.out"
-    result = subprocess.run(
-        [str(CDK), "synth", "--quiet", "--output", str(outdir), "-c", f"plant={other}"],
+    return subprocess.run(
+        [str(CDK), "synth", "--quiet", "--output", str(outdir), "-c", f"plant={plant_path}"],
         cwd=PROJECT_ROOT,
         env=offline_env(),
         capture_output=True,
@@ -103,7 +96,18 @@ def cli_synth(tmp_path_factory):
         timeout=600,
         check=False,
     )
-    return result, outdir
+
+
+@pytest.fixture(scope="module")
+def cli_synth(tmp_path_factory):
+    """The CLI synth of another plant (stack prefix MesOther)."""
+    tmp_path = tmp_path_factory.mktemp("cli")
+    document = yaml.safe_load(DEMO_PLANT.read_text())
+    document["deployment"]["stack_prefix"] = "MesOther"
+    other = tmp_path / "other-plant.yaml"
+    other.write_text(yaml.safe_dump(document))
+    outdir = tmp_path / "cdk.out"
+    return cdk_synth(outdir, other), outdir
 
 
 def test_cli_synth_uses_the_chosen_plant_and_writes_every_template(cli_synth, synthesized):
@@ -126,10 +130,12 @@ def test_cli_synth_prints_no_node_end_of_life_banner(cli_synth):
     assert "end-of-life" not in result.stdout + result.stderr
 
 
-def test_synth_is_reproducible(cli_synth, synthesized):
-    """The CLI's template equals the in-process one once the stack prefix is swapped back."""
-    _, outdir = cli_synth
+def test_synth_is_reproducible(synthesized, tmp_path):
+    """The CLI's templates for the demo plant equal the in-process ones, byte for byte."""
     _, assembly = synthesized
-    cli_template = (outdir / "MesOther-Platform.template.json").read_text()
-    in_process = (Path(assembly.directory) / "MesDemo-Platform.template.json").read_text()
-    assert cli_template == in_process.replace("MesDemo", "MesOther")
+    result = cdk_synth(tmp_path / "cdk.out", DEMO_PLANT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for stack in assembly.stacks:
+        cli_template = (tmp_path / "cdk.out" / stack.template_file).read_text()
+        in_process = (Path(assembly.directory) / stack.template_file).read_text()
+        assert cli_template == in_process, stack.stack_name
