@@ -17,6 +17,8 @@ TOPIC_VERSION = "v1"
 BASIC_INGEST_PREFIX = "$aws/rules/"
 MAX_TOPIC_BYTES = 256  # AWS IoT Core limit for a topic name
 RULE_NAME_PATTERN = re.compile(r"[A-Za-z0-9_]{1,128}")  # AWS IoT rule names
+# Commands to one gateway; "cmd" is not a version level, so these never clash with station topics.
+COMMAND_ROOT = f"{TOPIC_ROOT}/cmd/{TOPIC_VERSION}"
 
 
 class MessageKind(StrEnum):
@@ -105,3 +107,13 @@ def topic_filter(
     """A subscription or rule filter; each level left out matches any id (``+``)."""
     levels = [level if level == "+" else check_identifier(level) for level in (site, line, station)]
     return "/".join((TOPIC_ROOT, TOPIC_VERSION, *levels, _kind(kind).value))
+
+
+def command_topic_filter(thing_name: str) -> str:
+    """What one gateway subscribes to: ``mes/cmd/v1/{thing_name}/#``.
+
+    ``thing_name`` may be an IoT policy variable such as ``${iot:Connection.Thing.ThingName}``.
+    """
+    if not thing_name.startswith("${"):
+        check_identifier(thing_name)
+    return f"{COMMAND_ROOT}/{thing_name}/#"

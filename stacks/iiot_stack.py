@@ -9,11 +9,13 @@ from aws_cdk import aws_iot as iot
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from mes_domain.plant import Plant
 from stacks.compliance import acknowledge
 from stacks.constructs.buckets import DataBucket
+from stacks.constructs.ingest_rules import IngestRules
 from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.constructs.telemetry_writer import TelemetryWriter
 from stacks.constructs.timeseries_store import TimeSeriesStore
@@ -104,6 +106,39 @@ class IiotStack(Stack):
             data_key=data_key,
             logs_key=logs_key,
             log_retention_days=plant.retention.log_days,
+        )
+
+        # Inspection results wait here for the quality capability; poison messages move aside.
+        quality_dead_letters = sqs.Queue(
+            self,
+            "QualityResultsDeadLetters",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=data_key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        reason = "This queue is itself the dead-letter queue of the quality results queue."
+        acknowledge(quality_dead_letters, "AwsSolutions-SQS3", reason)
+        acknowledge(quality_dead_letters, "Serverless-SQSRedrivePolicy", reason)
+        self.quality_results = sqs.Queue(
+            self,
+            "QualityResults",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=data_key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=5, queue=quality_dead_letters),
+        )
+        self.ingest_errors = DataBucket(
+            self, "IngestErrors", encryption_key=data_key, access_logs=access_logs
+        ).bucket
+        self.rules = IngestRules(
+            self,
+            "Rules",
+            prefix=prefix,
+            telemetry_stream=self.telemetry_stream,
+            quality_queue=self.quality_results,
+            error_bucket=self.ingest_errors,
         )
 
         CfnOutput(self, "TelemetryStreamName", value=self.telemetry_stream.stream_name)

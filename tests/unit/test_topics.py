@@ -70,3 +70,15 @@ def test_topic_filter_rejects_bad_kind_and_ids():
         topic_filter("nope")
     with pytest.raises(ValueError, match="contains '#'"):
         topic_filter("count", site="#")
+
+
+def test_command_topics_are_per_gateway_and_never_station_topics():
+    from mes_domain.topics import command_topic_filter
+
+    assert command_topic_filter("gw-berlin-1") == "mes/cmd/v1/gw-berlin-1/#"
+    with pytest.raises(TopicError, match="not of the form"):
+        parse_topic("mes/cmd/v1/gw-1/restart")
+    with pytest.raises(TopicError, match="version 'cmd'"):
+        parse_topic("mes/cmd/v1/gw-1/restart/now")
+    with pytest.raises(ValueError, match="wildcard"):
+        command_topic_filter("gw+")

@@ -1,0 +1,174 @@
+"""IoT topic rules that route station messages, each with an S3 error action.
+
+telemetry -> Kinesis (devices may use Basic Ingest); state and count -> SiteWise through
+BatchPutAssetPropertyValue on the station's property aliases; quality -> SQS. A message a rule
+cannot deliver lands, with the error, under ``errors/<kind>/`` in the encrypted error bucket.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_iot as iot
+from aws_cdk import aws_kinesis as kinesis
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from mes_domain.sitewise import BAD_COUNT, EQUIPMENT_STATE, GOOD_COUNT, property_alias
+from mes_domain.topics import MessageKind, topic_filter
+from stacks.compliance import acknowledge
+
+# Levels of mes/v1/{site}/{line}/{station}/{kind} in IoT SQL's 1-based topic(n).
+SITE, LINE, STATION = "${topic(3)}", "${topic(4)}", "${topic(5)}"
+ERROR_PREFIX = "errors"
+
+
+def rule_name(prefix: str, kind: MessageKind) -> str:
+    """IoT rule names allow only letters, digits and '_'."""
+    return f"{prefix.replace('-', '_')}_{kind.value}"
+
+
+def _sitewise_time() -> dict[str, str]:
+    # Payload ts is epoch milliseconds; SiteWise wants seconds plus nanoseconds.
+    return {"timeInSeconds": "${floor(ts / 1000)}", "offsetInNanos": "${(ts % 1000) * 1000000}"}
+
+
+class IngestRules(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        prefix: str,
+        telemetry_stream: kinesis.IStream,
+        quality_queue: sqs.IQueue,
+        error_bucket: s3.IBucket,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._prefix = prefix
+        self._error_bucket = error_bucket
+        bucket_resource = error_bucket.node.default_child
+        self._error_bucket_logical_id = Stack.of(self).resolve(bucket_resource.logical_id)
+        self.rules: dict[MessageKind, iot.CfnTopicRule] = {}
+
+        role = self._role(MessageKind.TELEMETRY)
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kinesis:PutRecord"], resources=[telemetry_stream.stream_arn]
+            )
+        )
+        if telemetry_stream.encryption_key is not None:
+            telemetry_stream.encryption_key.grant(role, "kms:GenerateDataKey")
+        self._rule(
+            MessageKind.TELEMETRY,
+            role,
+            {
+                "kinesis": {
+                    "streamName": telemetry_stream.stream_name,
+                    "partitionKey": f"{SITE}/{LINE}/{STATION}",
+                    "roleArn": role.role_arn,
+                }
+            },
+        )
+
+        sitewise_measurements = {
+            MessageKind.STATE: [(EQUIPMENT_STATE, {"stringValue": "${state}"})],
+            MessageKind.COUNT: [
+                (GOOD_COUNT, {"integerValue": "${good}"}),
+                (BAD_COUNT, {"integerValue": "${bad}"}),
+            ],
+        }
+        for kind, measurements in sitewise_measurements.items():
+            role = self._role(kind)
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["iotsitewise:BatchPutAssetPropertyValue"],
+                    resources=[
+                        Stack.of(self).format_arn(
+                            service="iotsitewise", resource="asset", resource_name="*"
+                        )
+                    ],
+                )
+            )
+            acknowledge(
+                role.node.find_child("DefaultPolicy"),
+                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iotsitewise:<AWS::Region>:<AWS::AccountId>:asset/*]",
+                "The rule writes to every station asset of the plant by property alias; "
+                "assets are generated from the config and resolved by SiteWise.",
+            )
+            entries = [
+                {
+                    "propertyAlias": property_alias(SITE, LINE, STATION, name),
+                    "propertyValues": [{"timestamp": _sitewise_time(), "value": value}],
+                }
+                for name, value in measurements
+            ]
+            self._rule(
+                kind,
+                role,
+                {
+                    "iotSiteWise": {
+                        "putAssetPropertyValueEntries": entries,
+                        "roleArn": role.role_arn,
+                    }
+                },
+            )
+
+        role = self._role(MessageKind.QUALITY)
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[quality_queue.queue_arn])
+        )
+        if quality_queue.encryption_master_key is not None:
+            quality_queue.encryption_master_key.grant(role, "kms:GenerateDataKey", "kms:Decrypt")
+        self._rule(
+            MessageKind.QUALITY,
+            role,
+            {"sqs": {"queueUrl": quality_queue.queue_url, "roleArn": role.role_arn}},
+        )
+
+    def _role(self, kind: MessageKind) -> iam.Role:
+        """One role per rule: its action's target plus its own error prefix, nothing else."""
+        role = iam.Role(
+            self,
+            f"{kind.value.title()}RuleRole",
+            assumed_by=iam.ServicePrincipal("iot.amazonaws.com"),
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"],
+                resources=[self._error_bucket.arn_for_objects(f"{ERROR_PREFIX}/{kind.value}/*")],
+            )
+        )
+        if self._error_bucket.encryption_key is not None:
+            self._error_bucket.encryption_key.grant(role, "kms:GenerateDataKey")
+        acknowledge(
+            role.node.find_child("DefaultPolicy"),
+            f"AwsSolutions-IAM5[Resource::<{self._error_bucket_logical_id}.Arn>/"
+            f"{ERROR_PREFIX}/{kind.value}/*]",
+            "Failed messages are written under unique keys in this rule's own error prefix.",
+        )
+        return role
+
+    def _rule(self, kind: MessageKind, role: iam.Role, action: dict) -> None:
+        name = rule_name(self._prefix, kind)
+        error_key = f"{ERROR_PREFIX}/{kind.value}/" + "${timestamp()}-${newuuid()}.json"
+        self.rules[kind] = iot.CfnTopicRule(
+            self,
+            f"{kind.value.title()}Rule",
+            rule_name=name,
+            topic_rule_payload={
+                "sql": f"SELECT * FROM '{topic_filter(kind)}'",
+                "awsIotSqlVersion": "2016-03-23",
+                "ruleDisabled": False,
+                "description": f"Routes {kind.value} messages of every station",
+                "actions": [action],
+                "errorAction": {
+                    "s3": {
+                        "bucketName": self._error_bucket.bucket_name,
+                        "key": error_key,
+                        "roleArn": role.role_arn,
+                    }
+                },
+            },
+        )
