@@ -122,13 +122,18 @@ def test_writer_may_write_only_its_table_and_send_only_to_its_queues(iiot_templa
     )
 
 
-def test_dead_letter_queues_are_encrypted_and_tls_only(iiot_template):
-    iiot_template.resource_count_is("AWS::SQS::Queue", 2)
+def test_queues_are_encrypted_and_tls_only(iiot_template):
+    # writer DeadLetters and FailedBatches, QualityResults and its dead-letter queue
+    iiot_template.resource_count_is("AWS::SQS::Queue", 4)
     queues = iiot_template.find_resources("AWS::SQS::Queue")
     for queue in queues.values():
         assert "KmsMasterKeyId" in queue["Properties"]
         assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
-    iiot_template.resource_count_is("AWS::SQS::QueuePolicy", 2)
+    iiot_template.resource_count_is("AWS::SQS::QueuePolicy", 4)
+    iiot_template.has_resource_properties(
+        "AWS::SQS::Queue",
+        {"RedrivePolicy": {"deadLetterTargetArn": Match.any_value(), "maxReceiveCount": 5}},
+    )
 
 
 def test_writer_logs_are_kms_encrypted_with_configured_retention(iiot_template, demo_plant):
