@@ -15,7 +15,8 @@ from constructs import Construct
 from mes_domain.plant import Plant
 from stacks.compliance import acknowledge
 from stacks.constructs.buckets import DataBucket
-from stacks.constructs.ingest_rules import IngestRules
+from stacks.constructs.gateway_policy import GatewayPolicy
+from stacks.constructs.ingest_rules import IngestRules, rule_name
 from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.constructs.telemetry_writer import TelemetryWriter
 from stacks.constructs.timeseries_store import TimeSeriesStore
@@ -141,5 +142,14 @@ class IiotStack(Stack):
             error_bucket=self.ingest_errors,
         )
 
+        self.gateway_policy = GatewayPolicy(
+            self,
+            "GatewayPolicy",
+            policy_name=f"{prefix}-gateway",
+            # Every routed kind has only a rule as consumer, so each may skip the broker.
+            basic_ingest_rules=[rule_name(prefix, kind) for kind in self.rules.rules],
+        )
+
+        CfnOutput(self, "GatewayPolicyName", value=f"{prefix}-gateway")
         CfnOutput(self, "TelemetryStreamName", value=self.telemetry_stream.stream_name)
         CfnOutput(self, "TimeseriesDatabase", value=self.timeseries.database_name)
