@@ -9,7 +9,6 @@ from aws_cdk import aws_iot as iot
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from mes_domain.plant import Plant
@@ -18,6 +17,7 @@ from stacks.constructs.buckets import DataBucket
 from stacks.constructs.gateway_policy import GatewayPolicy
 from stacks.constructs.ingest_rules import IngestRules, rule_name
 from stacks.constructs.lambda_packaging import LambdaPackaging
+from stacks.constructs.queues import dead_letter_queue, encrypted_queue
 from stacks.constructs.telemetry_writer import TelemetryWriter
 from stacks.constructs.timeseries_store import TimeSeriesStore
 
@@ -110,25 +110,16 @@ class IiotStack(Stack):
         )
 
         # Inspection results wait here for the quality capability; poison messages move aside.
-        quality_dead_letters = sqs.Queue(
-            self,
-            "QualityResultsDeadLetters",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=data_key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        reason = "This queue is itself the dead-letter queue of the quality results queue."
-        acknowledge(quality_dead_letters, "AwsSolutions-SQS3", reason)
-        acknowledge(quality_dead_letters, "Serverless-SQSRedrivePolicy", reason)
-        self.quality_results = sqs.Queue(
+        self.quality_results = encrypted_queue(
             self,
             "QualityResults",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=data_key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=5, queue=quality_dead_letters),
+            encryption_key=data_key,
+            dead_letter_queue=dead_letter_queue(
+                self,
+                "QualityResultsDeadLetters",
+                encryption_key=data_key,
+                holds="inspection results that failed processing five times",
+            ),
         )
         self.ingest_errors = DataBucket(
             self, "IngestErrors", encryption_key=data_key, access_logs=access_logs

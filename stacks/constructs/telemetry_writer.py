@@ -9,12 +9,12 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from lambdas.telemetry_writer.settings import EnvVar
 from stacks.compliance import acknowledge
 from stacks.constructs.lambda_packaging import ARCHITECTURE, RUNTIME, LambdaPackaging
+from stacks.constructs.queues import dead_letter_queue
 from stacks.constructs.timeseries_store import TimeSeriesStore
 
 BATCH_SIZE = 500
@@ -38,9 +38,13 @@ class TelemetryWriter(Construct):
         super().__init__(scope, construct_id)
 
         # Malformed and rejected readings, with the reason; kept long enough to be replayed.
-        self.dead_letter_queue = self._queue("DeadLetters", data_key)
+        self.dead_letter_queue = dead_letter_queue(
+            self, "DeadLetters", encryption_key=data_key, holds="malformed and rejected readings"
+        )
         # Stream batches that kept failing after every retry (on-failure destination).
-        self.failed_batches = self._queue("FailedBatches", data_key)
+        self.failed_batches = dead_letter_queue(
+            self, "FailedBatches", encryption_key=data_key, holds="stream batches out of retries"
+        )
 
         log_group = logs.LogGroup(
             self, "Logs", encryption_key=logs_key, removal_policy=RemovalPolicy.RETAIN
@@ -93,20 +97,6 @@ class TelemetryWriter(Construct):
         )
         self._acknowledge_policy(role)
         self._acknowledge_function()
-
-    def _queue(self, construct_id: str, data_key: kms.IKey) -> sqs.Queue:
-        queue = sqs.Queue(
-            self,
-            construct_id,
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=data_key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        reason = "This queue is itself a dead-letter destination of the telemetry writer."
-        acknowledge(queue, "AwsSolutions-SQS3", reason)
-        acknowledge(queue, "Serverless-SQSRedrivePolicy", reason)
-        return queue
 
     def _acknowledge_policy(self, role: iam.Role) -> None:
         policy = role.node.find_child("DefaultPolicy")
