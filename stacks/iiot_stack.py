@@ -141,6 +141,6 @@ class IiotStack(Stack):
             basic_ingest_rules=[rule_name(prefix, kind) for kind in self.rules.rules],
         )
 
-        CfnOutput(self, "GatewayPolicyName", value=f"{prefix}-gateway")
+        CfnOutput(self, "GatewayPolicyName", value=self.gateway_policy.policy.policy_name)
         CfnOutput(self, "TelemetryStreamName", value=self.telemetry_stream.stream_name)
         CfnOutput(self, "TimeseriesDatabase", value=self.timeseries.database_name)
