@@ -131,3 +131,31 @@ def test_readings_in_equal_readings_written_plus_dead_lettered(aws):
     assert outcome.readings_in == outcome.readings_written + outcome.readings_dead_lettered
     assert outcome.readings_dead_lettered == 7 + 1
     assert outcome.write_calls == 3  # 250 + 1 + 1 records -> ceil(252 / 100)
+
+
+def test_large_dead_letters_are_sent_within_the_sqs_request_limit(aws):
+    from lambdas.telemetry_writer.adapters import SQS_MAX_BYTES, SqsDeadLetterSink
+    from lambdas.telemetry_writer.records import DeadLetter
+
+    class RecordingSqs:
+        def __init__(self):
+            self.requests = []
+
+        def send_message_batch(self, QueueUrl, Entries):
+            self.requests.append(Entries)
+            return {"Successful": [{"Id": e["Id"]} for e in Entries]}
+
+    sqs = RecordingSqs()
+    letters = [DeadLetter(f"seq-{i}", "malformed", {"data": "x" * 100_000}, 1) for i in range(10)]
+    letters.append(DeadLetter("seq-huge", "malformed", {"data": "y" * 400_000}, 1))
+
+    SqsDeadLetterSink(aws["queue_url"], sqs=sqs).send(letters)
+
+    sent = [json.loads(e["MessageBody"]) for request in sqs.requests for e in request]
+    assert [m["source_id"] for m in sent] == [f"seq-{i}" for i in range(10)] + ["seq-huge"]
+    for request in sqs.requests:
+        assert len(request) <= 10
+        assert sum(len(e["MessageBody"].encode()) for e in request) <= SQS_MAX_BYTES
+    huge = sent[-1]
+    assert huge["truncated"] is True and huge["original_bytes"] > 400_000
+    assert huge["reason"] == "malformed"
