@@ -100,6 +100,13 @@ class EquipmentState(StrEnum):
     OFFLINE = "OFFLINE"
 
 
+# ISO 22400 time elements: RUNNING is production time, these states are availability loss,
+# PLANNED_STOP leaves planned busy time, and OFFLINE is a loss only inside the shift calendar.
+AVAILABILITY_LOSS_STATES = frozenset(
+    {EquipmentState.IDLE, EquipmentState.UNPLANNED_STOP, EquipmentState.SETUP}
+)
+
+
 class Verdict(StrEnum):
     GOOD = "GOOD"
     DEFECT = "DEFECT"
@@ -139,6 +146,8 @@ class StateChange(Contract):
 
 
 class PartCount(Contract):
+    """Parts finished since the station's previous count: a delta, never a running total."""
+
     ts: EpochMillis
     good: Annotated[int, Field(ge=0)]
     bad: Annotated[int, Field(ge=0)]

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, Field, FiniteFloat, field_validator, model_
 
 from mes_domain.contracts import StrictModel
 from mes_domain.ids import Identifier, require_unique, unique_by
+from mes_domain.sitewise import STATION_PROPERTY_NAMES
 
 MINUTES_PER_DAY = 24 * 60
 MINUTES_PER_WEEK = 7 * MINUTES_PER_DAY
@@ -27,8 +28,8 @@ LOG_RETENTION_DAYS = (
     731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
 
-# Measurements every station asset has; a configured tag may not reuse these names.
-RESERVED_MEASUREMENTS = frozenset({"Equipment_State", "Good_Count", "Bad_Count"})
+# A tag becomes a property of the station's SiteWise model beside these; names must not clash.
+RESERVED_PROPERTY_NAMES = frozenset(name.casefold() for name in STATION_PROPERTY_NAMES)
 
 
 class StationKind(StrEnum):
@@ -77,8 +78,8 @@ class Tag(StrictModel):
     @field_validator("name")
     @classmethod
     def _not_reserved(cls, name: str) -> str:
-        if name in RESERVED_MEASUREMENTS:
-            raise ValueError(f"tag name {name!r} is reserved for the station's own measurements")
+        if name.casefold() in RESERVED_PROPERTY_NAMES:
+            raise ValueError(f"tag name {name!r} is reserved for the station's own properties")
         return name
 
 
@@ -118,10 +119,19 @@ class Station(StrictModel):
         return self
 
 
+# Each line's SiteWise models and assets form one nested stack, and CloudFormation allows 500
+# resources per stack: at most a model and an asset per station, plus the line's own two.
+MAX_STATIONS_PER_LINE = 240
+
+
 class Line(StrictModel):
     id: Identifier
     name: Annotated[str, Field(max_length=128)] | None = None
-    stations: Annotated[list[Station], Field(min_length=1), unique_by("id", "station id")]
+    stations: Annotated[
+        list[Station],
+        Field(min_length=1, max_length=MAX_STATIONS_PER_LINE),
+        unique_by("id", "station id"),
+    ]
 
 
 ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
@@ -242,6 +252,15 @@ class IiotSettings(StrictModel):
     telemetry_stream_retention_hours: Annotated[int, Field(ge=24, le=8760)] = 168
 
 
+class KpiSettings(StrictModel):
+    # The SiteWise metrics' tumbling window; SiteWise allows 1 minute to 1 week.
+    window_minutes: Annotated[int, Field(ge=1, le=7 * MINUTES_PER_DAY)] = 15
+
+    @property
+    def sitewise_interval(self) -> str:
+        return f"{self.window_minutes}m"
+
+
 AWS_TAG_KEY = re.compile(r"^(?!aws:)[\w\s.:/=+\-@]{1,128}$")
 AWS_TAG_VALUE = re.compile(r"^[\w\s.:/=+\-@]{0,256}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -295,6 +314,7 @@ class Plant(StrictModel):
     retention: Retention = Retention()
     capabilities: Capabilities = Capabilities()
     iiot: IiotSettings = IiotSettings()
+    kpi: KpiSettings = KpiSettings()
     sites: Annotated[list[Site], Field(min_length=1), unique_by("id", "site id")]
 
     def stations(self) -> Iterator[StationRef]:

@@ -10,12 +10,14 @@ from mes_domain.plant import Plant
 from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.iiot_stack import IiotStack
 from stacks.platform_stack import PlatformStack
+from stacks.sitewise_stack import SiteWiseStack
 
 
 @dataclass(frozen=True)
 class MesStacks:
     platform: PlatformStack
     iiot: IiotStack
+    sitewise: SiteWiseStack
 
 
 def stack_name(plant: Plant, capability: str) -> str:
@@ -50,6 +52,14 @@ def compose_stacks(
         **common,
     )
 
+    sitewise = SiteWiseStack(
+        app,
+        stack_name(plant, "SiteWise"),
+        plant=plant,
+        description=f"{plant.name}: SiteWise models and assets of every site, line and station",
+        **common,
+    )
+
     for key, value in deployment.tags.items():
         cdk.Tags.of(app).add(key, value)
-    return MesStacks(platform=platform, iiot=iiot)
+    return MesStacks(platform=platform, iiot=iiot, sitewise=sitewise)

@@ -68,3 +68,11 @@ def iiot_template(synthesized):
 
     stacks, _ = synthesized
     return Template.from_stack(stacks.iiot)
+
+
+@pytest.fixture(scope="session")
+def sitewise_template(synthesized):
+    from aws_cdk.assertions import Template
+
+    stacks, _ = synthesized
+    return Template.from_stack(stacks.sitewise)

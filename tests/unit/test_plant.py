@@ -5,7 +5,7 @@ import copy
 import pytest
 from pydantic import ValidationError
 
-from mes_domain.plant import Plant, Shift, ShiftCalendar, StationKind
+from mes_domain.plant import MAX_STATIONS_PER_LINE, Plant, Shift, ShiftCalendar, StationKind
 
 BASE = {
     "enterprise": "acme",
@@ -127,15 +127,19 @@ def test_camera_section_must_match_the_kind():
     assert "only camera_inspection stations" in msg
 
 
-def test_reserved_and_duplicate_tag_names_are_rejected():
+@pytest.mark.parametrize("reserved", ["Good_Count", "oee", "Is_Running", "IDEAL_CYCLE_TIME"])
+def test_tag_names_of_the_stations_own_properties_are_rejected_in_any_case(reserved):
     station = ("sites", 0, "lines", 0, "stations", 0)
-
     loc, msg = only_error(
         plant_with(
-            lambda d: d["sites"][0]["lines"][0]["stations"][0].update(tags=[{"name": "Good_Count"}])
+            lambda d: d["sites"][0]["lines"][0]["stations"][0].update(tags=[{"name": reserved}])
         )
     )
     assert loc == (*station, "tags", 0, "name") and "reserved" in msg
+
+
+def test_duplicate_tag_names_are_rejected():
+    station = ("sites", 0, "lines", 0, "stations", 0)
     loc, msg = only_error(
         plant_with(
             lambda d: d["sites"][0]["lines"][0]["stations"][0].update(
@@ -236,3 +240,25 @@ def test_malformed_shift_times_are_rejected(start, end, reason):
 
 def test_night_shift_duration_crosses_midnight():
     assert Shift.model_validate(shift("night", "22:00", "06:00", ["Mon"])).duration_minutes == 480
+
+
+@pytest.mark.parametrize("minutes", [0, 7 * 24 * 60 + 1])
+def test_kpi_window_outside_what_sitewise_allows_is_rejected(minutes):
+    loc, _ = only_error(plant_with(lambda d: d.update(kpi={"window_minutes": minutes})))
+    assert loc == ("kpi", "window_minutes")
+
+
+def test_kpi_window_becomes_the_sitewise_interval():
+    plant = Plant.model_validate(plant_with(lambda d: d.update(kpi={"window_minutes": 60})))
+    assert plant.kpi.sitewise_interval == "60m"
+
+
+def test_a_line_beyond_one_nested_stack_is_rejected():
+    def crowded(d):
+        station = d["sites"][0]["lines"][0]["stations"][0]
+        d["sites"][0]["lines"][0]["stations"] = [
+            {**station, "id": f"s{i}"} for i in range(MAX_STATIONS_PER_LINE + 1)
+        ]
+
+    loc, msg = only_error(plant_with(crowded))
+    assert loc == ("sites", 0, "lines", 0, "stations") and "at most 240" in msg
