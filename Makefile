@@ -28,11 +28,12 @@ test: $(DEV_STAMP) $(NODE_STAMP) $(LAYER_STAMP)
 
 benchmark: $(DEV_STAMP)
 	$(VENV_PYTHON) benchmarks/synth_time.py
+	$(VENV_PYTHON) benchmarks/ingest.py
 
 $(VENV_PYTHON):
 	$(PYTHON) -m venv $(VENV)
 
-$(RUNTIME_STAMP): requirements.txt | $(VENV_PYTHON)
+$(RUNTIME_STAMP): requirements.txt lambdas/requirements.txt | $(VENV_PYTHON)
 	$(VENV_PYTHON) -m pip install --quiet -r requirements.txt
 	touch $@
 
