@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
 from lambdas.telemetry_writer.adapters import SqsDeadLetterSink, TimestreamRecordWriter
-from lambdas.telemetry_writer.ingest import ingest
+from lambdas.telemetry_writer.ingest import StreamItem, ingest
 from lambdas.telemetry_writer.settings import Settings
 
 logger = Logger(service="telemetry_writer")
@@ -27,22 +27,28 @@ class RetryLater(Exception):
 
 
 @cache
-def ports() -> tuple[TimestreamRecordWriter, SqsDeadLetterSink]:
+def ports() -> tuple[TimestreamRecordWriter, TimestreamRecordWriter, SqsDeadLetterSink]:
+    """Telemetry writer, events writer and dead-letter sink, built once per container."""
     settings = Settings.from_environ()
     return (
         TimestreamRecordWriter(settings.timestream_database, settings.timestream_table),
+        TimestreamRecordWriter(settings.timestream_database, settings.events_table),
         SqsDeadLetterSink(settings.dead_letter_queue_url),
     )
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    writer, dead_letters = ports()
+    writer, event_writer, dead_letters = ports()
     items = [
-        (r["kinesis"]["sequenceNumber"], base64.b64decode(r["kinesis"]["data"]))
+        StreamItem(
+            r["kinesis"]["sequenceNumber"],
+            base64.b64decode(r["kinesis"]["data"]),
+            r["kinesis"].get("partitionKey", ""),
+        )
         for r in event.get("Records", [])
     ]
-    outcome = ingest(items, writer, dead_letters)
+    outcome = ingest(items, writer, dead_letters, event_writer=event_writer)
     logger.info("ingested", extra={k: v for k, v in vars(outcome).items() if k != "failed_sources"})
 
     def settle(record: KinesisStreamRecord) -> None:

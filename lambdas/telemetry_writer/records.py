@@ -1,20 +1,30 @@
-"""Pure logic: telemetry batches to Timestream multi-measure records, grouped for WriteRecords.
+"""Pure logic: station messages to Timestream multi-measure records, grouped for WriteRecords.
 
 Readings of one station that share a timestamp and quality become one multi-measure record,
 so a batch of N readings costs far fewer than N records, and records are sent in groups of at
-most ``MAX_RECORDS_PER_WRITE`` (the WriteRecords limit).
+most ``MAX_RECORDS_PER_WRITE`` (the WriteRecords limit). State changes and part counts become
+one record each in the events table, which the KPI engine reads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-from mes_domain.contracts import Reading, TelemetryBatch
+from mes_domain.contracts import PartCount, Reading, StateChange, TelemetryBatch
+from mes_domain.topics import StationTopic
 
 MAX_RECORDS_PER_WRITE = 100  # Timestream WriteRecords accepts at most 100 records per call
 MEASURE_NAME = "telemetry"
+
+
+class Table(StrEnum):
+    """Where a record goes; the writer maps each to a table of the time-series store."""
+
+    TELEMETRY = "telemetry"
+    EVENTS = "events"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +34,7 @@ class SourcedRecord:
     source_id: str
     record: dict[str, Any]
     readings: int
+    table: Table = Table.TELEMETRY
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +109,39 @@ def batch_to_records(
     return records, dead
 
 
+def event_to_record(
+    topic: StationTopic, event: StateChange | PartCount, source_id: str
+) -> SourcedRecord:
+    """One multi-measure record named after the topic's kind (``state`` or ``count``)."""
+    if isinstance(event, StateChange):
+        measures = [("state", "VARCHAR", event.state.value)]
+        optional = [("reason_code", event.reason_code)]
+    else:
+        measures = [("good", "BIGINT", str(event.good)), ("bad", "BIGINT", str(event.bad))]
+        optional = [("order_id", event.order_id)]
+    measures += [(name, "VARCHAR", value) for name, value in optional if value is not None]
+    record = {
+        "Dimensions": [
+            {"Name": "site", "Value": topic.site},
+            {"Name": "line", "Value": topic.line},
+            {"Name": "station", "Value": topic.station},
+        ],
+        "MeasureName": topic.kind.value,
+        "MeasureValueType": "MULTI",
+        "MeasureValues": [{"Name": n, "Value": v, "Type": t} for n, t, v in measures],
+        "Time": str(event.ts),
+        "TimeUnit": "MILLISECONDS",
+    }
+    return SourcedRecord(source_id, record, readings=1, table=Table.EVENTS)
+
+
 def write_groups(
     records: Sequence[SourcedRecord], size: int = MAX_RECORDS_PER_WRITE
 ) -> Iterator[Sequence[SourcedRecord]]:
-    """Consecutive groups of at most ``size`` records: ceil(len / size) WriteRecords calls."""
+    """Per table, consecutive groups of at most ``size`` records: ceil(n / size) calls each."""
     if not 1 <= size <= MAX_RECORDS_PER_WRITE:
         raise ValueError(f"group size must be 1..{MAX_RECORDS_PER_WRITE}, not {size}")
-    for start in range(0, len(records), size):
-        yield records[start : start + size]
+    for table in Table:
+        of_table = [r for r in records if r.table is table]
+        for start in range(0, len(of_table), size):
+            yield of_table[start : start + size]

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class EnvVar(StrEnum):
     TIMESTREAM_DATABASE = "TIMESTREAM_DATABASE"
     TIMESTREAM_TABLE = "TIMESTREAM_TABLE"
+    EVENTS_TABLE = "EVENTS_TABLE"
     DEAD_LETTER_QUEUE_URL = "DEAD_LETTER_QUEUE_URL"
 
 
@@ -21,6 +22,7 @@ class Settings(BaseModel):
 
     timestream_database: str = Field(min_length=3)
     timestream_table: str = Field(min_length=3)
+    events_table: str = Field(min_length=3)
     dead_letter_queue_url: str = Field(pattern=r"^https://")
 
     @classmethod

@@ -1,7 +1,8 @@
 """IoT topic rules that route station messages, each with an S3 error action.
 
 telemetry -> Kinesis (devices may use Basic Ingest); state and count -> SiteWise through
-BatchPutAssetPropertyValue on the station's property aliases; quality -> SQS. A message a rule
+BatchPutAssetPropertyValue on the station's property aliases, and -> Kinesis with the topic as
+partition key, so the writer stores them for the KPI engine; quality -> SQS. A message a rule
 cannot deliver lands, with the error, under ``errors/<kind>/`` in the encrypted error bucket.
 """
 
@@ -52,24 +53,10 @@ class IngestRules(Construct):
         self._error_bucket_logical_id = Stack.of(self).resolve(bucket_resource.logical_id)
         self.rules: dict[MessageKind, iot.CfnTopicRule] = {}
 
+        self._stream = telemetry_stream
         role = self._role(MessageKind.TELEMETRY)
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["kinesis:PutRecord"], resources=[telemetry_stream.stream_arn]
-            )
-        )
-        if telemetry_stream.encryption_key is not None:
-            telemetry_stream.encryption_key.grant(role, "kms:GenerateDataKey")
         self._rule(
-            MessageKind.TELEMETRY,
-            role,
-            {
-                "kinesis": {
-                    "streamName": telemetry_stream.stream_name,
-                    "partitionKey": f"{SITE}/{LINE}/{STATION}",
-                    "roleArn": role.role_arn,
-                }
-            },
+            MessageKind.TELEMETRY, role, self._kinesis_action(role, f"{SITE}/{LINE}/{STATION}")
         )
 
         sitewise_measurements = {
@@ -104,16 +91,11 @@ class IngestRules(Construct):
                 }
                 for name, value in measurements
             ]
-            self._rule(
-                kind,
-                role,
-                {
-                    "iotSiteWise": {
-                        "putAssetPropertyValueEntries": entries,
-                        "roleArn": role.role_arn,
-                    }
-                },
-            )
+            sitewise_action = {
+                "iotSiteWise": {"putAssetPropertyValueEntries": entries, "roleArn": role.role_arn}
+            }
+            # The whole topic tells the writer the message's kind and station, payload untouched.
+            self._rule(kind, role, sitewise_action, self._kinesis_action(role, "${topic()}"))
 
         role = self._role(MessageKind.QUALITY)
         role.add_to_policy(
@@ -126,6 +108,20 @@ class IngestRules(Construct):
             role,
             {"sqs": {"queueUrl": quality_queue.queue_url, "roleArn": role.role_arn}},
         )
+
+    def _kinesis_action(self, role: iam.Role, partition_key: str) -> dict:
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["kinesis:PutRecord"], resources=[self._stream.stream_arn])
+        )
+        if self._stream.encryption_key is not None:
+            self._stream.encryption_key.grant(role, "kms:GenerateDataKey")
+        return {
+            "kinesis": {
+                "streamName": self._stream.stream_name,
+                "partitionKey": partition_key,
+                "roleArn": role.role_arn,
+            }
+        }
 
     def _role(self, kind: MessageKind) -> iam.Role:
         """One role per rule: its action's target plus its own error prefix, nothing else."""
@@ -150,7 +146,7 @@ class IngestRules(Construct):
         )
         return role
 
-    def _rule(self, kind: MessageKind, role: iam.Role, action: dict) -> None:
+    def _rule(self, kind: MessageKind, role: iam.Role, *actions: dict) -> None:
         name = rule_name(self._prefix, kind)
         error_key = f"{ERROR_PREFIX}/{kind.value}/" + "${timestamp()}-${newuuid()}.json"
         self.rules[kind] = iot.CfnTopicRule(
@@ -162,7 +158,7 @@ class IngestRules(Construct):
                 "awsIotSqlVersion": "2016-03-23",
                 "ruleDisabled": False,
                 "description": f"Routes {kind.value} messages of every station",
-                "actions": [action],
+                "actions": list(actions),
                 "errorAction": {
                     "s3": {
                         "bucketName": self._error_bucket.bucket_name,

@@ -57,7 +57,7 @@ class TelemetryWriter(Construct):
         self.function = lambda_.Function(
             self,
             "Function",
-            description="Kinesis telemetry batches -> time-series store, bad input to the DLQ",
+            description="Telemetry, states and counts: Kinesis -> time-series store; bad -> DLQ",
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             handler="lambdas.telemetry_writer.handler.lambda_handler",
@@ -71,6 +71,7 @@ class TelemetryWriter(Construct):
             environment={
                 EnvVar.TIMESTREAM_DATABASE.value: store.database_name,
                 EnvVar.TIMESTREAM_TABLE.value: store.table_name,
+                EnvVar.EVENTS_TABLE.value: store.events_table_name,
                 EnvVar.DEAD_LETTER_QUEUE_URL.value: self.dead_letter_queue.queue_url,
                 "POWERTOOLS_SERVICE_NAME": "telemetry_writer",
             },
@@ -89,7 +90,10 @@ class TelemetryWriter(Construct):
         )
         self.dead_letter_queue.grant_send_messages(role)
         role.add_to_policy(
-            iam.PolicyStatement(actions=["timestream:WriteRecords"], resources=[store.table_arn])
+            iam.PolicyStatement(
+                actions=["timestream:WriteRecords"],
+                resources=[store.table_arn, store.table_arns[store.events_table_name]],
+            )
         )
         # Timestream's endpoint discovery has no resource-level permissions.
         role.add_to_policy(

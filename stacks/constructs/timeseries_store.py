@@ -1,7 +1,7 @@
 """The time-series sink for telemetry, behind one construct.
 
 Timestream for LiveAnalytics is closed to new customers since June 2025. Everything outside
-this module sees only ``database_name``/``table_name`` and the backend switch in the plant
+this module sees only the database and table names and the backend switch in the plant
 config, so Timestream for InfluxDB can be added here without touching the rest.
 """
 
@@ -15,7 +15,9 @@ from constructs import Construct
 from mes_domain.plant import Retention, TimeseriesBackend
 from stacks.compliance import acknowledge
 
-TELEMETRY_TABLE = "telemetry"
+TELEMETRY_TABLE = "telemetry"  # telemetry readings
+EVENTS_TABLE = "events"  # state changes and part counts, read by the KPI engine
+KPI_TABLE = "kpis"  # KPIs the KPI engine writes back
 REJECTED_DATA_PREFIX = "timestream-rejected/"
 
 
@@ -38,38 +40,51 @@ class TimeSeriesStore(Construct):
         database = timestream.CfnDatabase(
             self, "Database", database_name=database_name, kms_key_id=encryption_key.key_arn
         )
-        table = timestream.CfnTable(
-            self,
-            "TelemetryTable",
-            database_name=database_name,
-            table_name=TELEMETRY_TABLE,
-            retention_properties={
-                "MemoryStoreRetentionPeriodInHours": str(retention.timeseries_memory_hours),
-                "MagneticStoreRetentionPeriodInDays": str(retention.timeseries_magnetic_days),
-            },
-            # Late data (a gateway back online after hours) lands in the magnetic store.
-            magnetic_store_write_properties={
-                "EnableMagneticStoreWrites": True,
-                "MagneticStoreRejectedDataLocation": {
-                    "S3Configuration": {
-                        "BucketName": rejected_data_bucket.bucket_name,
-                        "EncryptionOption": "SSE_KMS",
-                        "KmsKeyId": encryption_key.key_arn,
-                        "ObjectKeyPrefix": REJECTED_DATA_PREFIX,
-                    }
-                },
-            },
-        )
-        table.node.add_dependency(database)
-        for resource in (database, table):
-            # Deliberate: LiveAnalytics stays the default until the InfluxDB backend exists.
-            reason = (
-                "Timestream for LiveAnalytics is in maintenance mode; it is the documented "
-                "default sink and is isolated in this construct for an InfluxDB replacement."
-            )
-            acknowledge(resource, "CloudFormation-Validate::W3697", reason)
-            resource.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3697"]}})
+        self._acknowledge_maintenance_mode(database)
         self.backend = backend
         self.database_name = database_name
+        self.table_arns: dict[str, str] = {}
+        for construct_id_, name in (
+            ("TelemetryTable", TELEMETRY_TABLE),
+            ("EventsTable", EVENTS_TABLE),
+            ("KpiTable", KPI_TABLE),
+        ):
+            table = timestream.CfnTable(
+                self,
+                construct_id_,
+                database_name=database_name,
+                table_name=name,
+                retention_properties={
+                    "MemoryStoreRetentionPeriodInHours": str(retention.timeseries_memory_hours),
+                    "MagneticStoreRetentionPeriodInDays": str(retention.timeseries_magnetic_days),
+                },
+                # Late data (a gateway back online after hours) lands in the magnetic store.
+                magnetic_store_write_properties={
+                    "EnableMagneticStoreWrites": True,
+                    "MagneticStoreRejectedDataLocation": {
+                        "S3Configuration": {
+                            "BucketName": rejected_data_bucket.bucket_name,
+                            "EncryptionOption": "SSE_KMS",
+                            "KmsKeyId": encryption_key.key_arn,
+                            "ObjectKeyPrefix": f"{REJECTED_DATA_PREFIX}{name}/",
+                        }
+                    },
+                },
+            )
+            table.node.add_dependency(database)
+            self._acknowledge_maintenance_mode(table)
+            self.table_arns[name] = table.attr_arn
         self.table_name = TELEMETRY_TABLE
-        self.table_arn = table.attr_arn
+        self.table_arn = self.table_arns[TELEMETRY_TABLE]
+        self.events_table_name = EVENTS_TABLE
+        self.kpi_table_name = KPI_TABLE
+
+    @staticmethod
+    def _acknowledge_maintenance_mode(resource: timestream.CfnDatabase | timestream.CfnTable):
+        # Deliberate: LiveAnalytics stays the default until the InfluxDB backend exists.
+        reason = (
+            "Timestream for LiveAnalytics is in maintenance mode; it is the documented "
+            "default sink and is isolated in this construct for an InfluxDB replacement."
+        )
+        acknowledge(resource, "CloudFormation-Validate::W3697", reason)
+        resource.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3697"]}})

@@ -1,5 +1,6 @@
 """IiotStack: thing groups from the config, encrypted stream, Timestream retention from config."""
 
+import pytest
 from aws_cdk.assertions import Match
 
 
@@ -27,16 +28,18 @@ def test_telemetry_stream_is_kms_encrypted_on_demand_with_retention(iiot_templat
     )
 
 
-def test_timestream_retention_and_late_data_from_the_config(iiot_template, demo_plant):
+@pytest.mark.parametrize("table", ["telemetry", "events", "kpis"])
+def test_timestream_retention_and_late_data_from_the_config(iiot_template, demo_plant, table):
     retention = demo_plant.retention
     iiot_template.has_resource_properties(
         "AWS::Timestream::Database",
         {"DatabaseName": "MesDemo-telemetry", "KmsKeyId": Match.any_value()},
     )
+    iiot_template.resource_count_is("AWS::Timestream::Table", 3)
     iiot_template.has_resource_properties(
         "AWS::Timestream::Table",
         {
-            "TableName": "telemetry",
+            "TableName": table,
             "RetentionProperties": {
                 "MemoryStoreRetentionPeriodInHours": str(retention.timeseries_memory_hours),
                 "MagneticStoreRetentionPeriodInDays": str(retention.timeseries_magnetic_days),
@@ -101,7 +104,7 @@ def test_writer_function_environment_and_tracing(iiot_template):
     assert props["Layers"], "third-party runtime comes from the pinned layer"
 
 
-def test_writer_may_write_only_its_table_and_send_only_to_its_queues(iiot_template):
+def test_writer_may_write_only_its_tables_and_send_only_to_its_queues(iiot_template):
     iiot_template.has_resource_properties(
         "AWS::IAM::Policy",
         {
@@ -111,9 +114,10 @@ def test_writer_may_write_only_its_table_and_send_only_to_its_queues(iiot_templa
                         {
                             "Action": "timestream:WriteRecords",
                             "Effect": "Allow",
-                            "Resource": {
-                                "Fn::GetAtt": [Match.string_like_regexp("TelemetryTable"), "Arn"]
-                            },
+                            "Resource": [
+                                {"Fn::GetAtt": [Match.string_like_regexp(f"{table}Table"), "Arn"]}
+                                for table in ("Events", "Telemetry")
+                            ],
                         }
                     ]
                 )

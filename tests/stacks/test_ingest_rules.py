@@ -38,6 +38,20 @@ def test_telemetry_is_partitioned_by_station(iiot_template):
     assert kinesis["PartitionKey"] == "${topic(3)}/${topic(4)}/${topic(5)}"
 
 
+@pytest.mark.parametrize("kind", ["state", "count"])
+def test_state_and_counts_also_reach_the_stream_keyed_by_their_topic(iiot_template, kind):
+    actions = rules_by_name(iiot_template)[f"MesDemo_{kind}"]["Actions"]
+    assert [next(iter(a)) for a in actions] == ["IotSiteWise", "Kinesis"]
+    kinesis = actions[1]["Kinesis"]
+    assert kinesis["PartitionKey"] == "${topic()}"
+    assert kinesis["StreamName"] == {"Ref": iiot_template_stream_id(iiot_template)}
+
+
+def iiot_template_stream_id(iiot_template):
+    (logical_id,) = iiot_template.find_resources("AWS::Kinesis::Stream")
+    return logical_id
+
+
 def test_state_and_counts_map_to_the_station_asset_properties(iiot_template):
     rules = rules_by_name(iiot_template)
     state = rules["MesDemo_state"]["Actions"][0]["IotSiteWise"]["PutAssetPropertyValueEntries"]

@@ -9,7 +9,7 @@ from moto import mock_aws
 from lambdas.telemetry_writer import adapters, handler
 from lambdas.telemetry_writer.settings import EnvVar
 
-DATABASE, TABLE = "mes_demo", "telemetry"
+DATABASE, TABLE, EVENTS_TABLE = "mes_demo", "telemetry", "events"
 
 
 def now_ms():
@@ -31,10 +31,13 @@ def telemetry_batch(batch_id="b-1", readings=3, station="press-01", ts=None):
     }
 
 
-def kinesis_event(payloads):
+def kinesis_event(payloads, partition_keys=None):
+    """Stream records as Lambda receives them; a payload's partition key defaults to what the
+    telemetry rule sets (site/line/station)."""
     records = []
     for i, payload in enumerate(payloads):
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        key = (partition_keys or {}).get(i, "berlin/body-line-1/press-01")
         records.append(
             {
                 "eventSource": "aws:kinesis",
@@ -42,7 +45,7 @@ def kinesis_event(payloads):
                 "awsRegion": "eu-central-1",
                 "kinesis": {
                     "kinesisSchemaVersion": "1.0",
-                    "partitionKey": "press-01",
+                    "partitionKey": key,
                     "sequenceNumber": f"4959{i:020d}",
                     "data": base64.b64encode(data).decode(),
                     "approximateArrivalTimestamp": 1.7e9,
@@ -66,9 +69,11 @@ def aws(monkeypatch):
         timestream = boto3.client("timestream-write")
         timestream.create_database(DatabaseName=DATABASE)
         timestream.create_table(DatabaseName=DATABASE, TableName=TABLE)
+        timestream.create_table(DatabaseName=DATABASE, TableName=EVENTS_TABLE)
         queue_url = boto3.client("sqs").create_queue(QueueName="telemetry-dlq")["QueueUrl"]
         monkeypatch.setenv(EnvVar.TIMESTREAM_DATABASE, DATABASE)
         monkeypatch.setenv(EnvVar.TIMESTREAM_TABLE, TABLE)
+        monkeypatch.setenv(EnvVar.EVENTS_TABLE, EVENTS_TABLE)
         monkeypatch.setenv(EnvVar.DEAD_LETTER_QUEUE_URL, queue_url)
         ports = handler.ports  # tests may monkeypatch it; clear the real cache either way
         adapters.client.cache_clear()
@@ -78,11 +83,11 @@ def aws(monkeypatch):
         ports.cache_clear()
 
 
-def written_records():
+def written_records(table=TABLE):
     from moto.timestreamwrite.models import timestreamwrite_backends
 
     backend = timestreamwrite_backends["123456789012"]["eu-central-1"]
-    return backend.databases[DATABASE].tables[TABLE].records
+    return backend.databases[DATABASE].tables[table].records
 
 
 def dead_letters(queue_url):

@@ -9,10 +9,12 @@ from lambdas.telemetry_writer.adapters import TimestreamRecordWriter
 from lambdas.telemetry_writer.ingest import ingest
 from tests.lambdas.telemetry_writer.conftest import (
     DATABASE,
+    EVENTS_TABLE,
     TABLE,
     LambdaContext,
     dead_letters,
     kinesis_event,
+    now_ms,
     telemetry_batch,
     written_records,
 )
@@ -95,8 +97,8 @@ class UnavailableTimestream:
 
 def test_items_whose_write_failed_are_reported_for_retry(aws, monkeypatch):
     writer = TimestreamRecordWriter(DATABASE, TABLE, timestream=UnavailableTimestream())
-    _, sink = handler.ports()
-    monkeypatch.setattr(handler, "ports", lambda: (writer, sink))
+    _, event_writer, sink = handler.ports()
+    monkeypatch.setattr(handler, "ports", lambda: (writer, event_writer, sink))
     event = kinesis_event([telemetry_batch("b-1"), b"garbage"])
 
     response = handler.lambda_handler(event, LambdaContext())
@@ -159,3 +161,47 @@ def test_large_dead_letters_are_sent_within_the_sqs_request_limit(aws):
     huge = sent[-1]
     assert huge["truncated"] is True and huge["original_bytes"] > 400_000
     assert huge["reason"] == "malformed"
+
+
+STATE_TOPIC = "mes/v1/berlin/body-line-1/press-01/state"
+COUNT_TOPIC = "$aws/rules/MesDemo_count/mes/v1/berlin/body-line-1/press-01/count"
+
+
+def test_states_and_counts_keyed_by_their_topic_land_in_the_events_table(aws):
+    ts = now_ms() - 5_000
+    state = {"v": 1, "ts": ts, "state": "UNPLANNED_STOP", "reason_code": "JAM"}
+    count = {"v": 1, "ts": ts + 1, "good": 7, "bad": 1}
+    event = kinesis_event(
+        [telemetry_batch("b-1", 2), state, count], {1: STATE_TOPIC, 2: COUNT_TOPIC}
+    )
+
+    response = handler.lambda_handler(event, LambdaContext())
+
+    assert response == {"batchItemFailures": []}
+    assert len(written_records(TABLE)) == 2
+    events = {r["MeasureName"]: r for r in written_records(EVENTS_TABLE)}
+    assert set(events) == {"state", "count"}
+    assert events["state"]["Time"] == str(ts)
+    assert {d["Name"]: d["Value"] for d in events["state"]["Dimensions"]} == {
+        "site": "berlin",
+        "line": "body-line-1",
+        "station": "press-01",
+    }
+    values = {m["Name"]: (m["Type"], m["Value"]) for m in events["state"]["MeasureValues"]}
+    assert values == {"state": ("VARCHAR", "UNPLANNED_STOP"), "reason_code": ("VARCHAR", "JAM")}
+    values = {m["Name"]: (m["Type"], m["Value"]) for m in events["count"]["MeasureValues"]}
+    assert values == {"good": ("BIGINT", "7"), "bad": ("BIGINT", "1")}
+    assert dead_letters(aws["queue_url"]) == []
+
+
+def test_a_malformed_state_is_dead_lettered_with_its_topic_and_counted(aws):
+    bad_state = {"v": 1, "ts": now_ms(), "state": "EXPLODED"}
+    writer, event_writer, sink = handler.ports()
+    items = [("s-1", json.dumps(bad_state).encode(), STATE_TOPIC)]
+
+    outcome = ingest(items, writer, sink, event_writer=event_writer)
+
+    (letter,) = dead_letters(aws["queue_url"])
+    assert letter["topic"] == STATE_TOPIC and "state: Input should be" in letter["reason"]
+    assert outcome.readings_in == 1 == outcome.readings_dead_lettered
+    assert written_records(EVENTS_TABLE) == []

@@ -7,7 +7,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lambdas.telemetry_writer.ingest import ingest
-from lambdas.telemetry_writer.records import MAX_RECORDS_PER_WRITE, batch_to_records, write_groups
+from lambdas.telemetry_writer.records import (
+    MAX_RECORDS_PER_WRITE,
+    SourcedRecord,
+    Table,
+    batch_to_records,
+    write_groups,
+)
 from mes_domain.contracts import TelemetryBatch
 from tests.lambdas.telemetry_writer.conftest import now_ms, telemetry_batch
 
@@ -40,12 +46,17 @@ def test_readings_sharing_a_timestamp_become_one_typed_multi_measure_record():
     assert {"Name": "quality", "Value": "BAD"} in records[1].record["Dimensions"]
 
 
-def test_write_groups_make_ceil_n_over_100_calls():
-    for n in (0, 1, 99, 100, 101, 250, 1000):
-        groups = list(write_groups(list(range(n))))
-        assert len(groups) == math.ceil(n / MAX_RECORDS_PER_WRITE)
+def test_write_groups_make_ceil_n_over_100_calls_per_table():
+    for n, m in ((0, 0), (1, 0), (99, 1), (100, 100), (101, 250), (1000, 7)):
+        records = [SourcedRecord(str(i), {}, 1) for i in range(n)]
+        records += [SourcedRecord(str(i), {}, 1, Table.EVENTS) for i in range(m)]
+        groups = list(write_groups(records[::-1]))  # interleaving does not matter
+        assert len(groups) == math.ceil(n / MAX_RECORDS_PER_WRITE) + math.ceil(
+            m / MAX_RECORDS_PER_WRITE
+        )
         assert all(len(g) <= MAX_RECORDS_PER_WRITE for g in groups)
-        assert sum(len(g) for g in groups) == n
+        assert all(len({r.table for r in g}) == 1 for g in groups)
+        assert sum(len(g) for g in groups) == n + m
 
 
 class RecordingWriter:
