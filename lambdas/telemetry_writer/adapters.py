@@ -4,50 +4,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from functools import cache
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdas.telemetry_writer.ingest import Rejection, WriteFailed
+from lambdas.common.aws import client
+from lambdas.common.timestream import TimestreamRecordWriter, WriteFailed
 from lambdas.telemetry_writer.records import DeadLetter
 
-# botocore's standard retry mode backs off exponentially, with jitter, on throttling.
-RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8})
 SQS_BATCH_LIMIT = 10  # messages per SendMessageBatch
 SQS_MAX_BYTES = 256 * 1024  # per message and per SendMessageBatch request
 
-
-@cache
-def client(service: str) -> Any:
-    """Created on first use, never at import time, so moto intercepts it in tests."""
-    return boto3.client(service, config=RETRY_CONFIG)
-
-
-class TimestreamRecordWriter:
-    def __init__(self, database: str, table: str, timestream: Any | None = None) -> None:
-        self._database = database
-        self._table = table
-        self._client = timestream
-
-    def write(self, records: list[dict]) -> list[Rejection]:
-        timestream = self._client or client("timestream-write")
-        try:
-            timestream.write_records(
-                DatabaseName=self._database, TableName=self._table, Records=records
-            )
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") == "RejectedRecordsException":
-                return [
-                    Rejection(r["RecordIndex"], r.get("Reason", "no reason given"))
-                    for r in err.response.get("RejectedRecords", [])
-                ]
-            raise WriteFailed(str(err)) from err
-        except BotoCoreError as err:
-            raise WriteFailed(str(err)) from err
-        return []
+__all__ = ["SqsDeadLetterSink", "TimestreamRecordWriter", "dead_letter_body"]
 
 
 class SqsDeadLetterSink:

@@ -18,6 +18,7 @@ from typing import NamedTuple, Protocol
 
 from pydantic import ValidationError
 
+from lambdas.common.timestream import Rejection, WriteFailed
 from lambdas.telemetry_writer.records import (
     DeadLetter,
     SourcedRecord,
@@ -41,16 +42,6 @@ class StreamItem(NamedTuple):
     source_id: str  # the Kinesis sequence number
     data: bytes
     partition_key: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    index: int  # position of the record in the WriteRecords call
-    reason: str
-
-
-class WriteFailed(Exception):
-    """A WriteRecords call that failed as a whole (after retries): retry the stream items."""
 
 
 class RecordWriter(Protocol):

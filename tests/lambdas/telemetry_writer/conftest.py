@@ -6,7 +6,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambdas.telemetry_writer import adapters, handler
+from lambdas.common.aws import client as aws_clients
+from lambdas.telemetry_writer import handler
 from lambdas.telemetry_writer.settings import EnvVar
 
 DATABASE, TABLE, EVENTS_TABLE = "mes_demo", "telemetry", "events"
@@ -76,10 +77,10 @@ def aws(monkeypatch):
         monkeypatch.setenv(EnvVar.EVENTS_TABLE, EVENTS_TABLE)
         monkeypatch.setenv(EnvVar.DEAD_LETTER_QUEUE_URL, queue_url)
         ports = handler.ports  # tests may monkeypatch it; clear the real cache either way
-        adapters.client.cache_clear()
+        aws_clients.cache_clear()
         ports.cache_clear()
         yield {"queue_url": queue_url}
-        adapters.client.cache_clear()
+        aws_clients.cache_clear()
         ports.cache_clear()
 
 

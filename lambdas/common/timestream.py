@@ -1,0 +1,45 @@
+"""Writing records to a Timestream table, with refused records reported one by one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lambdas.common.aws import client
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    index: int  # position of the record in the WriteRecords call
+    reason: str
+
+
+class WriteFailed(Exception):
+    """A call that failed as a whole (after retries): the caller retries its input later."""
+
+
+class TimestreamRecordWriter:
+    def __init__(self, database: str, table: str, timestream: Any | None = None) -> None:
+        self._database = database
+        self._table = table
+        self._client = timestream
+
+    def write(self, records: list[dict]) -> list[Rejection]:
+        """Write up to 100 records; return the ones Timestream rejected, with its reasons."""
+        timestream = self._client or client("timestream-write")
+        try:
+            timestream.write_records(
+                DatabaseName=self._database, TableName=self._table, Records=records
+            )
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "RejectedRecordsException":
+                return [
+                    Rejection(r["RecordIndex"], r.get("Reason", "no reason given"))
+                    for r in err.response.get("RejectedRecords", [])
+                ]
+            raise WriteFailed(str(err)) from err
+        except BotoCoreError as err:
+            raise WriteFailed(str(err)) from err
+        return []
