@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from lambdas.telemetry_writer.settings import EnvVar
 from stacks.compliance import acknowledge
-from stacks.constructs.lambda_packaging import ARCHITECTURE, RUNTIME, LambdaPackaging
+from stacks.constructs.lambda_packaging import LambdaPackaging
+from stacks.constructs.mes_function import MesFunction
 from stacks.constructs.queues import dead_letter_queue
 from stacks.constructs.timeseries_store import TimeSeriesStore
 
@@ -46,28 +46,14 @@ class TelemetryWriter(Construct):
             self, "FailedBatches", encryption_key=data_key, holds="stream batches out of retries"
         )
 
-        log_group = logs.LogGroup(
-            self, "Logs", encryption_key=logs_key, removal_policy=RemovalPolicy.RETAIN
-        )
-        # RetentionDays is keyed by name in Python; the config holds a validated day count.
-        log_group.node.default_child.retention_in_days = log_retention_days
-        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
-        log_group.grant_write(role)
-
-        self.function = lambda_.Function(
+        self._function = MesFunction(
             self,
-            "Function",
-            description="Telemetry, states and counts: Kinesis -> time-series store; bad -> DLQ",
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
+            "Writer",
             handler="lambdas.telemetry_writer.handler.lambda_handler",
-            code=packaging.code(),
-            layers=[packaging.dependencies_layer(self, "Dependencies")],
-            role=role,
-            memory_size=512,
-            timeout=Duration.seconds(120),
-            tracing=lambda_.Tracing.ACTIVE,
-            log_group=log_group,
+            description="Telemetry, states and counts: Kinesis -> time-series store; bad -> DLQ",
+            packaging=packaging,
+            logs_key=logs_key,
+            log_retention_days=log_retention_days,
             environment={
                 EnvVar.TIMESTREAM_DATABASE.value: store.database_name,
                 EnvVar.TIMESTREAM_TABLE.value: store.table_name,
@@ -76,6 +62,8 @@ class TelemetryWriter(Construct):
                 "POWERTOOLS_SERVICE_NAME": "telemetry_writer",
             },
         )
+        self.function = self._function.function
+        role = self._function.role
         self.function.add_event_source(
             sources.KinesisEventSource(
                 stream,
@@ -99,40 +87,24 @@ class TelemetryWriter(Construct):
         role.add_to_policy(
             iam.PolicyStatement(actions=["timestream:DescribeEndpoints"], resources=["*"])
         )
-        self._acknowledge_policy(role)
-        self._acknowledge_function()
-
-    def _acknowledge_policy(self, role: iam.Role) -> None:
-        policy = role.node.find_child("DefaultPolicy")
-        reasons = {
-            "AwsSolutions-IAM5[Resource::*]": (
-                "timestream:DescribeEndpoints and the X-Ray trace writes support no "
-                "resource-level permissions."
-            ),
-            "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]": (
-                "From grant_send_messages on the two KMS-encrypted queues; scoped to the "
-                "platform data key only."
-            ),
-            "AwsSolutions-IAM5[Action::kms:ReEncrypt*]": (
-                "From grant_send_messages on the two KMS-encrypted queues; scoped to the "
-                "platform data key only."
-            ),
-        }
-        for rule, reason in reasons.items():
-            acknowledge(policy, rule, reason)
-
-    def _acknowledge_function(self) -> None:
-        function = self.function.node.default_child
-        runtime_reason = (
-            "Pinned to Python 3.11, the version the code and the layer's compiled wheels "
-            "(pydantic-core) are built and tested with; a runtime change rebuilds the layer."
+        self._function.acknowledge_policy(
+            {
+                "AwsSolutions-IAM5[Resource::*]": (
+                    "timestream:DescribeEndpoints and the X-Ray trace writes support no "
+                    "resource-level permissions."
+                ),
+                "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]": (
+                    "From grant_send_messages on the two KMS-encrypted queues; scoped to the "
+                    "platform data key only."
+                ),
+                "AwsSolutions-IAM5[Action::kms:ReEncrypt*]": (
+                    "From grant_send_messages on the two KMS-encrypted queues; scoped to the "
+                    "platform data key only."
+                ),
+            }
         )
-        # CDK adds DependsOn the role it also references with GetAtt: harmless, say so once.
-        function.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
-        acknowledge(function, "AwsSolutions-L1", runtime_reason)
-        acknowledge(function, "Serverless-LambdaLatestVersion", runtime_reason)
         acknowledge(
-            function,
+            self.function.node.default_child,
             "Serverless-LambdaDLQ",
             "Stream-invoked, never async: failed batches go to the event source mapping's "
             "on-failure queue (FailedBatches) and bad readings to the DeadLetters queue.",

@@ -1,0 +1,81 @@
+"""A platform Lambda function: packaged code and pinned layer, its own role and encrypted logs.
+
+Every function of the platform is built here, so runtime, architecture, tracing, log
+encryption and retention, and the acknowledgements they need are decided once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.compliance import acknowledge
+from stacks.constructs.lambda_packaging import ARCHITECTURE, RUNTIME, LambdaPackaging
+
+RUNTIME_REASON = (
+    "Pinned to Python 3.11, the version the code and the layer's compiled wheels "
+    "(pydantic-core, numpy) are built and tested with; a runtime change rebuilds the layer."
+)
+
+
+class MesFunction(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        handler: str,
+        description: str,
+        packaging: LambdaPackaging,
+        logs_key: kms.IKey,
+        log_retention_days: int,
+        environment: Mapping[str, str],
+        memory_size: int = 512,
+        timeout_seconds: int = 120,
+        extra_layers: Sequence[lambda_.ILayerVersion] = (),
+        dead_letter_queue: sqs.IQueue | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        log_group = logs.LogGroup(
+            self, "Logs", encryption_key=logs_key, removal_policy=RemovalPolicy.RETAIN
+        )
+        # RetentionDays is keyed by name in Python; the config holds a validated day count.
+        log_group.node.default_child.retention_in_days = log_retention_days
+        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        log_group.grant_write(self.role)
+
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=description,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=handler,
+            code=packaging.code(),
+            layers=[packaging.dependencies_layer(self, "Dependencies"), *extra_layers],
+            role=self.role,
+            memory_size=memory_size,
+            timeout=Duration.seconds(timeout_seconds),
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+            dead_letter_queue=dead_letter_queue,
+            environment=dict(environment),
+        )
+        function = self.function.node.default_child
+        # CDK adds DependsOn the role it also references with GetAtt: harmless, say so once.
+        function.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+        acknowledge(function, "AwsSolutions-L1", RUNTIME_REASON)
+        acknowledge(function, "Serverless-LambdaLatestVersion", RUNTIME_REASON)
+
+    def acknowledge_policy(self, reasons: Mapping[str, str]) -> None:
+        """Acknowledge findings on the role's policy, one rule and reason each."""
+        policy = self.role.node.find_child("DefaultPolicy")
+        for rule, reason in reasons.items():
+            acknowledge(policy, rule, reason)
