@@ -110,16 +110,17 @@ class IiotStack(Stack):
         )
 
         # Inspection results wait here for the quality capability; poison messages move aside.
+        self.quality_results_dead_letters = dead_letter_queue(
+            self,
+            "QualityResultsDeadLetters",
+            encryption_key=data_key,
+            holds="inspection results that failed processing five times",
+        )
         self.quality_results = encrypted_queue(
             self,
             "QualityResults",
             encryption_key=data_key,
-            dead_letter_queue=dead_letter_queue(
-                self,
-                "QualityResultsDeadLetters",
-                encryption_key=data_key,
-                holds="inspection results that failed processing five times",
-            ),
+            dead_letter_queue=self.quality_results_dead_letters,
         )
         self.ingest_errors = DataBucket(
             self, "IngestErrors", encryption_key=data_key, access_logs=access_logs

@@ -9,6 +9,7 @@ import aws_cdk as cdk
 from mes_domain.plant import Plant
 from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.iiot_stack import IiotStack
+from stacks.kpi_stack import KpiStack
 from stacks.platform_stack import PlatformStack
 from stacks.sitewise_stack import SiteWiseStack
 
@@ -18,6 +19,7 @@ class MesStacks:
     platform: PlatformStack
     iiot: IiotStack
     sitewise: SiteWiseStack
+    kpi: KpiStack
 
 
 def stack_name(plant: Plant, capability: str) -> str:
@@ -29,6 +31,7 @@ def compose_stacks(
 ) -> MesStacks:
     """Create every stack of ``plant`` in ``app``; stacks take what they need as arguments."""
     deployment = plant.deployment
+    packaging = packaging or LambdaPackaging()
     env = cdk.Environment(account=deployment.account, region=deployment.region)
     common = {"env": env, "termination_protection": deployment.termination_protection}
 
@@ -47,7 +50,7 @@ def compose_stacks(
         data_key=platform.data_key,
         logs_key=platform.logs_key,
         access_logs=platform.access_logs,
-        packaging=packaging or LambdaPackaging(),
+        packaging=packaging,
         description=f"{plant.name}: thing groups, telemetry stream and time-series store",
         **common,
     )
@@ -60,6 +63,19 @@ def compose_stacks(
         **common,
     )
 
+    kpi = KpiStack(
+        app,
+        stack_name(plant, "Kpi"),
+        plant=plant,
+        iiot=iiot,
+        data_key=platform.data_key,
+        logs_key=platform.logs_key,
+        alarm_topic=platform.alarm_topic,
+        packaging=packaging,
+        description=f"{plant.name}: KPI calculator, plant dashboard and pipeline alarms",
+        **common,
+    )
+
     for key, value in deployment.tags.items():
         cdk.Tags.of(app).add(key, value)
-    return MesStacks(platform=platform, iiot=iiot, sitewise=sitewise)
+    return MesStacks(platform=platform, iiot=iiot, sitewise=sitewise, kpi=kpi)

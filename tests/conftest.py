@@ -76,3 +76,11 @@ def sitewise_template(synthesized):
 
     stacks, _ = synthesized
     return Template.from_stack(stacks.sitewise)
+
+
+@pytest.fixture(scope="session")
+def kpi_template(synthesized):
+    from aws_cdk.assertions import Template
+
+    stacks, _ = synthesized
+    return Template.from_stack(stacks.kpi)

@@ -1,0 +1,38 @@
+"""Environment of the KPI calculator: keys shared with its construct, checked at cold start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PLANT_LAYER_FILE = "/opt/plant/plant.json"  # the plant config layer's content
+
+
+class EnvVar(StrEnum):
+    TIMESTREAM_DATABASE = "TIMESTREAM_DATABASE"
+    EVENTS_TABLE = "EVENTS_TABLE"
+    KPI_TABLE = "KPI_TABLE"
+    IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
+    METRICS_NAMESPACE = "METRICS_NAMESPACE"
+    PLANT_FILE = "PLANT_FILE"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    timestream_database: str = Field(min_length=3)
+    events_table: str = Field(min_length=3)
+    kpi_table: str = Field(min_length=3)
+    idempotency_table: str = Field(min_length=3)
+    metrics_namespace: str = Field(min_length=1)
+    plant_file: str = PLANT_LAYER_FILE
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        values = {key.value.lower(): environ.get(key.value, "") for key in EnvVar}
+        if not values["plant_file"]:
+            del values["plant_file"]
+        return cls(**values)
