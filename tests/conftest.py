@@ -54,33 +54,28 @@ def synthesized(demo_plant, tmp_path_factory):
     return stacks, assembly
 
 
-@pytest.fixture(scope="session")
-def platform_template(synthesized):
+def _template(synthesized, stack: str):
     from aws_cdk.assertions import Template
 
     stacks, _ = synthesized
-    return Template.from_stack(stacks.platform)
+    return Template.from_stack(getattr(stacks, stack))
+
+
+@pytest.fixture(scope="session")
+def platform_template(synthesized):
+    return _template(synthesized, "platform")
 
 
 @pytest.fixture(scope="session")
 def iiot_template(synthesized):
-    from aws_cdk.assertions import Template
-
-    stacks, _ = synthesized
-    return Template.from_stack(stacks.iiot)
+    return _template(synthesized, "iiot")
 
 
 @pytest.fixture(scope="session")
 def sitewise_template(synthesized):
-    from aws_cdk.assertions import Template
-
-    stacks, _ = synthesized
-    return Template.from_stack(stacks.sitewise)
+    return _template(synthesized, "sitewise")
 
 
 @pytest.fixture(scope="session")
 def kpi_template(synthesized):
-    from aws_cdk.assertions import Template
-
-    stacks, _ = synthesized
-    return Template.from_stack(stacks.kpi)
+    return _template(synthesized, "kpi")

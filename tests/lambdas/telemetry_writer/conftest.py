@@ -57,15 +57,8 @@ def kinesis_event(payloads, partition_keys=None):
 
 
 @pytest.fixture
-def aws(monkeypatch):
+def aws(monkeypatch, fake_credentials):
     """Credentials -> mock_aws -> Timestream table and DLQ -> handler environment."""
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "eu-central-1",
-    }.items():
-        monkeypatch.setenv(key, value)
     with mock_aws():
         timestream = boto3.client("timestream-write")
         timestream.create_database(DatabaseName=DATABASE)
