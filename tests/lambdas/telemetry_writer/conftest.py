@@ -101,3 +101,6 @@ class LambdaContext:
     memory_limit_in_mb = 512
     invoked_function_arn = "arn:aws:lambda:eu-central-1:123456789012:function:telemetry_writer"
     aws_request_id = "req-1"
+
+    def get_remaining_time_in_millis(self):
+        return 60_000
