@@ -8,6 +8,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambdas.common.settings import from_environ
+
 PLANT_LAYER_FILE = "/opt/plant/plant.json"  # the plant config layer's content
 
 
@@ -32,7 +34,4 @@ class Settings(BaseModel):
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Settings:
-        values = {key.value.lower(): environ.get(key.value, "") for key in EnvVar}
-        if not values["plant_file"]:
-            del values["plant_file"]
-        return cls(**values)
+        return from_environ(cls, EnvVar, environ)

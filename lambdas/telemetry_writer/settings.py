@@ -9,6 +9,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambdas.common.settings import from_environ
+
 
 class EnvVar(StrEnum):
     TIMESTREAM_DATABASE = "TIMESTREAM_DATABASE"
@@ -27,4 +29,4 @@ class Settings(BaseModel):
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Settings:
-        return cls(**{key.value.lower(): environ.get(key.value, "") for key in EnvVar})
+        return from_environ(cls, EnvVar, environ)
