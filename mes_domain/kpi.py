@@ -32,6 +32,8 @@ from datetime import datetime, time, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 from mes_domain.contracts import (
     AVAILABILITY_LOSS_STATES,
     EquipmentState,
@@ -201,7 +203,7 @@ def kpis_from_events(
     intervals, unknown_ms = state_intervals(states, window_start_ms, window_end_ms)
     calendar = [(window_start_ms, window_end_ms)] if scheduled is None else list(scheduled)
     running = planned_stop = unscheduled_offline = 0
-    downtime: dict[str, float] = defaultdict(float)
+    downtime_ms: dict[str, int] = defaultdict(int)  # whole ms until the end: exact sums
     for interval in intervals:
         length = interval.end_ms - interval.start_ms
         if interval.state is EquipmentState.RUNNING:
@@ -212,26 +214,148 @@ def kpis_from_events(
             inside = _overlap_ms(interval.start_ms, interval.end_ms, calendar)
             unscheduled_offline += length - inside
             if inside:
-                downtime[EquipmentState.OFFLINE.value] += inside / MS_PER_S
+                downtime_ms[EquipmentState.OFFLINE.value] += inside
         else:
-            downtime[interval.state.value] += length / MS_PER_S
+            downtime_ms[interval.state.value] += length
     unique_counts = {(c.ts, c.good, c.bad, c.order_id) for c in counts}
     in_window = [c for c in unique_counts if window_start_ms <= c[0] < window_end_ms]
     good = sum(c[1] for c in in_window)
     produced = good + sum(c[2] for c in in_window)
-    planned_busy_ms = running + sum(downtime.values()) * MS_PER_S
+    planned_busy_ms = running + sum(downtime_ms.values())
     return oee_from_totals(
         planned_busy_ms / MS_PER_S,
         running / MS_PER_S,
         ideal_cycle_time_s,
         produced,
         good,
-        downtime_by_state_s=dict(downtime),
+        downtime_by_state_s={state: ms / MS_PER_S for state, ms in downtime_ms.items()},
         flags=[UNKNOWN_INITIAL_STATE] if unknown_ms else [],
         planned_stop_time_s=planned_stop / MS_PER_S,
         unscheduled_offline_time_s=unscheduled_offline / MS_PER_S,
         unknown_time_s=unknown_ms / MS_PER_S,
     )
+
+
+# --- many stations at once ---
+
+# Codes in state-name order, so sorting by code is the tie rule of ``state_intervals``.
+STATE_CODES = tuple(sorted(EquipmentState, key=lambda state: state.value))
+_CODE = {state: code for code, state in enumerate(STATE_CODES)}
+
+
+@dataclass(frozen=True)
+class StationColumns:
+    """Events of many stations as columns; ``*_station`` holds each row's station index."""
+
+    state_station: np.ndarray
+    state_ts: np.ndarray
+    state_code: np.ndarray
+    count_station: np.ndarray
+    count_ts: np.ndarray
+    count_good: np.ndarray
+    count_bad: np.ndarray
+
+
+def columns_from_events(
+    stations: Sequence[tuple[Sequence[StateChange], Sequence[PartCount]]],
+) -> StationColumns:
+    """Columns from per-station (states, counts); order ids are not carried (see below)."""
+    states = [(i, s.ts, _CODE[s.state]) for i, (ss, _) in enumerate(stations) for s in ss]
+    counts = [(i, c.ts, c.good, c.bad) for i, (_, cs) in enumerate(stations) for c in cs]
+    state_array = np.array(states, dtype=np.int64).reshape(-1, 3)
+    count_array = np.array(counts, dtype=np.int64).reshape(-1, 4)
+    return StationColumns(*state_array.T, *count_array.T)
+
+
+def _unique_rows(*columns: np.ndarray) -> np.ndarray:
+    """Indices of the first of each group of identical rows, sorted by the given columns
+    (the last column is the primary key, as in ``np.lexsort``)."""
+    order = np.lexsort(columns)
+    if order.size == 0:
+        return order
+    stacked = np.stack([c[order] for c in columns])
+    new = np.ones(order.size, dtype=bool)
+    new[1:] = np.any(stacked[:, 1:] != stacked[:, :-1], axis=0)
+    return order[new]
+
+
+def kpis_for_stations(
+    columns: StationColumns,
+    ideal_cycle_times_s: Sequence[float] | np.ndarray,
+    window_start_ms: int,
+    window_end_ms: int,
+    *,
+    scheduled: Sequence[tuple[int, int]] | None = None,
+) -> list[KpiResult]:
+    """``kpis_from_events`` for every station at once, in numpy; the same results, except that
+    count duplicates are recognised by (ts, good, bad) since columns carry no order id."""
+    if window_end_ms <= window_start_ms:
+        raise ValueError(f"window end {window_end_ms} is not after its start {window_start_ms}")
+    cycles = np.asarray(ideal_cycle_times_s, dtype=float)
+    n = cycles.size
+    calendar = [(window_start_ms, window_end_ms)] if scheduled is None else list(scheduled)
+
+    # States: unique rows sorted by (station, ts, code); the last code at one ts wins.
+    keep = _unique_rows(columns.state_code, columns.state_ts, columns.state_station)
+    station, ts = columns.state_station[keep], columns.state_ts[keep]
+    code = columns.state_code[keep]
+    last_at_ts = np.ones(keep.size, dtype=bool)
+    last_at_ts[:-1] = (station[1:] != station[:-1]) | (ts[1:] != ts[:-1])
+    station, ts, code = station[last_at_ts], ts[last_at_ts], code[last_at_ts]
+
+    # Each change lasts until the station's next change or the window's end, cut to the window.
+    following = np.full(ts.size, window_end_ms, dtype=np.int64)
+    same_station = station[1:] == station[:-1]
+    following[:-1][same_station] = ts[1:][same_station]
+    begin = np.maximum(ts, window_start_ms)
+    end = np.minimum(following, window_end_ms)
+    length = np.clip(end - begin, 0, None)
+
+    offline = code == _CODE[EquipmentState.OFFLINE]
+    inside = np.zeros(ts.size, dtype=np.int64)
+    for s, e in calendar:
+        inside += np.clip(np.minimum(end, e) - np.maximum(begin, s), 0, None)
+    counted = np.where(offline, inside, length)
+    per_state = np.bincount(
+        station * len(STATE_CODES) + code, weights=counted, minlength=n * len(STATE_CODES)
+    ).reshape(n, len(STATE_CODES))
+    unscheduled = np.bincount(station, weights=np.where(offline, length - inside, 0), minlength=n)
+
+    first_ts = np.full(n, window_end_ms, dtype=np.int64)
+    np.minimum.at(first_ts, station, ts)
+    unknown = np.clip(np.minimum(first_ts, window_end_ms) - window_start_ms, 0, None)
+
+    keep = _unique_rows(
+        columns.count_bad, columns.count_good, columns.count_ts, columns.count_station
+    )
+    c_station, c_ts = columns.count_station[keep], columns.count_ts[keep]
+    in_window = (c_ts >= window_start_ms) & (c_ts < window_end_ms)
+    good = np.bincount(c_station[in_window], columns.count_good[keep][in_window], minlength=n)
+    bad = np.bincount(c_station[in_window], columns.count_bad[keep][in_window], minlength=n)
+
+    running = _CODE[EquipmentState.RUNNING]
+    planned_stop = _CODE[EquipmentState.PLANNED_STOP]
+    losses = [_CODE[state] for state in (*AVAILABILITY_LOSS_STATES, EquipmentState.OFFLINE)]
+    results = []
+    for i in range(n):
+        downtime = {
+            STATE_CODES[c].value: per_state[i, c] / MS_PER_S for c in losses if per_state[i, c]
+        }
+        results.append(
+            oee_from_totals(
+                (per_state[i, running] + per_state[i, losses].sum()) / MS_PER_S,
+                per_state[i, running] / MS_PER_S,
+                float(cycles[i]),
+                int(good[i] + bad[i]),
+                int(good[i]),
+                downtime_by_state_s=downtime,
+                flags=[UNKNOWN_INITIAL_STATE] if unknown[i] else [],
+                planned_stop_time_s=per_state[i, planned_stop] / MS_PER_S,
+                unscheduled_offline_time_s=unscheduled[i] / MS_PER_S,
+                unknown_time_s=unknown[i] / MS_PER_S,
+            )
+        )
+    return results
 
 
 # --- KPIs beyond OEE ---

@@ -11,8 +11,10 @@ from mes_domain.kpi import (
     NO_PRODUCTION_TIME,
     PERFORMANCE_ABOVE_1,
     UNKNOWN_INITIAL_STATE,
+    columns_from_events,
     downtime_pareto,
     first_pass_yield,
+    kpis_for_stations,
     kpis_from_events,
     mtbf_mttr,
     oee_from_totals,
@@ -201,3 +203,35 @@ def test_invariants_for_any_events(changes, counts, cycle, data):
     shuffled = data.draw(st.permutations(states + states[: len(states) // 2]))
     again = kpis_from_events(shuffled, list(reversed(parts)) + parts, T0, T0 + HOUR, cycle)
     assert again == result
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    stations=st.lists(
+        st.tuples(
+            st.lists(st.tuples(st.integers(-90, 90), STATES), max_size=15),
+            st.lists(
+                st.tuples(st.integers(-10, 70), st.integers(0, 20), st.integers(0, 3)), max_size=8
+            ),
+            st.floats(0.5, 60),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    calendar=st.booleans(),
+)
+def test_the_vectorised_path_equals_the_scalar_one(stations, calendar):
+    scheduled = [(T0 + 10 * MIN, T0 + 40 * MIN)] if calendar else None
+    events = [
+        ([st_(m, s) for m, s in changes], [pc(m, g, b) for m, g, b in counts])
+        for changes, counts, _ in stations
+    ]
+    cycles = [cycle for _, _, cycle in stations]
+    vectorised = kpis_for_stations(
+        columns_from_events(events), cycles, T0, T0 + HOUR, scheduled=scheduled
+    )
+    scalar = [
+        kpis_from_events(states, counts, T0, T0 + HOUR, cycle, scheduled=scheduled)
+        for (states, counts), cycle in zip(events, cycles, strict=True)
+    ]
+    assert vectorised == scalar
