@@ -29,6 +29,7 @@ test: $(DEV_STAMP) $(NODE_STAMP) $(LAYER_STAMP)
 benchmark: $(DEV_STAMP)
 	$(VENV_PYTHON) benchmarks/synth_time.py
 	$(VENV_PYTHON) benchmarks/ingest.py
+	$(VENV_PYTHON) benchmarks/kpi.py
 
 $(VENV_PYTHON):
 	$(PYTHON) -m venv $(VENV)
