@@ -9,6 +9,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.common.aws import client
 
+MAX_RECORDS_PER_WRITE = 100  # Timestream WriteRecords accepts at most 100 records per call
+
 
 @dataclass(frozen=True, slots=True)
 class Rejection:

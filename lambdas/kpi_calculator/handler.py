@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 
-from lambdas.common.timestream import TimestreamRecordWriter, WriteFailed
+from lambdas.common.timestream import MAX_RECORDS_PER_WRITE, TimestreamRecordWriter, WriteFailed
 from lambdas.kpi_calculator.adapters import TimestreamEventSource, emit_metrics
 from lambdas.kpi_calculator.calculate import (
     Period,
@@ -35,7 +35,6 @@ from lambdas.kpi_calculator.settings import Settings
 from mes_domain.plant import Plant
 
 CATCH_UP_WINDOWS = 3
-MAX_RECORDS_PER_WRITE = 100
 
 logger = Logger(service="kpi_calculator")
 

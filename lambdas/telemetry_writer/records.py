@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from lambdas.common.timestream import MAX_RECORDS_PER_WRITE
 from mes_domain.contracts import PartCount, Reading, StateChange, TelemetryBatch
 from mes_domain.topics import StationTopic
 
-MAX_RECORDS_PER_WRITE = 100  # Timestream WriteRecords accepts at most 100 records per call
 MEASURE_NAME = "telemetry"
 
 
