@@ -7,16 +7,27 @@ its performance is the sum of ideal times over the sum of production times.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from mes_domain.contracts import PartCount, StateChange
-from mes_domain.kpi import KpiResult, kpis_from_events, oee_from_totals, shift_windows
+from mes_domain.kpi import (
+    KpiResult,
+    ParetoEntry,
+    Reliability,
+    downtime_pareto,
+    kpis_from_events,
+    mtbf_mttr,
+    oee_from_totals,
+    shift_windows,
+)
 from mes_domain.plant import Plant, Site
 
 MINUTE_MS = 60_000
 MEASURE_NAME = "kpi"
+PARETO_TOP = 5  # causes kept per station record
 ALL = "-"  # the line or station dimension of a line- or site-level record
 
 StationPath = tuple[str, str, str]
@@ -57,6 +68,8 @@ class ScopedKpi:
     start_ms: int
     end_ms: int
     result: KpiResult
+    reliability: Reliability
+    pareto: tuple[ParetoEntry, ...] = ()
 
 
 def closed_windows(now_ms: int, window_minutes: int, count: int) -> list[tuple[int, int]]:
@@ -67,6 +80,16 @@ def closed_windows(now_ms: int, window_minutes: int, count: int) -> list[tuple[i
     size = window_minutes * MINUTE_MS
     last_end = now_ms - now_ms % size
     return [(last_end - k * size, last_end - (k - 1) * size) for k in range(count, 0, -1)]
+
+
+def _rollup_reliability(kpis: Sequence[ScopedKpi]) -> Reliability:
+    """Failures add up; MTBF and MTTR are recomputed from the summed times."""
+    failures = sum(k.reliability.failures for k in kpis)
+    if failures == 0:
+        return Reliability(0, None, None)
+    running = sum(k.result.actual_production_time_s for k in kpis)
+    repair = sum((k.reliability.mttr_s or 0.0) * k.reliability.failures for k in kpis)
+    return Reliability(failures, running / failures, repair / failures)
 
 
 def _rollup(results: Sequence[tuple[KpiResult, float]]) -> KpiResult:
@@ -96,9 +119,9 @@ def compute(
     kpis: list[ScopedKpi] = []
     for site in plant.sites:
         scheduled = [(w.start_ms, w.end_ms) for w in shift_windows(site, start_ms, end_ms)]
-        site_results = []
+        site_results, site_kpis = [], []
         for line in site.lines:
-            line_results = []
+            line_results, line_kpis = [], []
             for station in line.stations:
                 station_events = events.get((site.id, line.id, station.id), StationEvents())
                 result = kpis_from_events(
@@ -109,16 +132,33 @@ def compute(
                     station.ideal_cycle_time_s,
                     scheduled=scheduled,
                 )
-                scope = Scope(site.id, line.id, station.id)
-                kpis.append(ScopedKpi(scope, period, label, start_ms, end_ms, result))
+                states = station_events.states
+                scoped = ScopedKpi(
+                    Scope(site.id, line.id, station.id),
+                    period,
+                    label,
+                    start_ms,
+                    end_ms,
+                    result,
+                    mtbf_mttr(states, start_ms, end_ms),
+                    tuple(downtime_pareto(states, start_ms, end_ms)[:PARETO_TOP]),
+                )
+                line_kpis.append(scoped)
                 line_results.append((result, station.ideal_cycle_time_s))
+            kpis += line_kpis
+            line_scope = Scope(site.id, line.id)
+            line_reliability = _rollup_reliability(line_kpis)
             line_kpi = _rollup(line_results)
             kpis.append(
-                ScopedKpi(Scope(site.id, line.id), period, label, start_ms, end_ms, line_kpi)
+                ScopedKpi(line_scope, period, label, start_ms, end_ms, line_kpi, line_reliability)
             )
             site_results += line_results
+            site_kpis += line_kpis
+        site_reliability = _rollup_reliability(site_kpis)
         site_kpi = _rollup(site_results)
-        kpis.append(ScopedKpi(Scope(site.id), period, label, start_ms, end_ms, site_kpi))
+        kpis.append(
+            ScopedKpi(Scope(site.id), period, label, start_ms, end_ms, site_kpi, site_reliability)
+        )
     return kpis
 
 
@@ -131,7 +171,8 @@ def current_shift(site: Site, now_ms: int) -> tuple[str, int, int] | None:
     return None
 
 
-def _measures(result: KpiResult) -> Iterable[tuple[str, str, str]]:
+def _measures(kpi: ScopedKpi) -> Iterable[tuple[str, str, str]]:
+    result, reliability = kpi.result, kpi.reliability
     for name in ("availability", "performance", "quality", "oee"):
         value = getattr(result, name)
         if value is not None:  # an undefined ratio is left out, never written as 0
@@ -142,6 +183,13 @@ def _measures(result: KpiResult) -> Iterable[tuple[str, str, str]]:
     yield "good_quantity", "BIGINT", str(result.good_quantity)
     for state, seconds in sorted(result.downtime_by_state_s.items()):
         yield f"downtime_{str(state).lower()}_s", "DOUBLE", repr(float(seconds))
+    yield "failures", "BIGINT", str(reliability.failures)
+    if reliability.failures:
+        yield "mtbf_s", "DOUBLE", repr(float(reliability.mtbf_s))
+        yield "mttr_s", "DOUBLE", repr(float(reliability.mttr_s))
+    if kpi.pareto:
+        top = [{"cause": e.cause, "seconds": e.seconds, "count": e.occurrences} for e in kpi.pareto]
+        yield "downtime_pareto", "VARCHAR", json.dumps(top, separators=(",", ":"))
     if result.flags:
         yield "flags", "VARCHAR", ",".join(sorted(result.flags))
 
@@ -162,8 +210,7 @@ def kpi_record(kpi: ScopedKpi, computed_at_ms: int) -> dict:
         "MeasureName": MEASURE_NAME,
         "MeasureValueType": "MULTI",
         "MeasureValues": [
-            {"Name": name, "Type": kind, "Value": value}
-            for name, kind, value in _measures(kpi.result)
+            {"Name": name, "Type": kind, "Value": value} for name, kind, value in _measures(kpi)
         ],
         "Time": str(kpi.start_ms),
         "TimeUnit": "MILLISECONDS",

@@ -1,5 +1,7 @@
 """The KPI calculator's pure logic: windows, station KPIs, roll-ups and records."""
 
+import json
+
 import pytest
 
 from lambdas.kpi_calculator.calculate import (
@@ -92,3 +94,39 @@ def test_a_record_omits_undefined_ratios_and_carries_a_version(demo_plant, windo
     assert record["Time"] == str(start) and record["Version"] == 123
     site_record = kpi_record(kpis[-1], 1)
     assert {d["Name"]: d["Value"] for d in site_record["Dimensions"]}["line"] == "-"
+
+
+def test_failures_mtbf_mttr_and_pareto_per_station_and_rolled_up(demo_plant, window):
+    start, end = window
+    minute = 60_000
+    press_states = [
+        state(start - 1, "RUNNING"),
+        state(start + 2 * minute, "UNPLANNED_STOP", "JAM"),
+        state(start + 4 * minute, "RUNNING"),
+        state(start + 10 * minute, "UNPLANNED_STOP", "MOTOR"),
+        state(start + 11 * minute, "RUNNING"),
+    ]
+    weld_states = [state(start - 1, "RUNNING"), state(start + 5 * minute, "UNPLANNED_STOP")]
+    events = {PRESS: StationEvents(press_states), WELD: StationEvents(weld_states)}
+    kpis = {k.scope: k for k in compute(demo_plant, events, Period.WINDOW, "w", start, end)}
+
+    press = kpis[Scope(*PRESS)]
+    assert press.reliability.failures == 2
+    assert press.reliability.mtbf_s == 12 * 60 / 2 and press.reliability.mttr_s == 3 * 60 / 2
+    assert [e.cause for e in press.pareto] == ["JAM", "MOTOR"]
+
+    line = kpis[Scope("berlin", "body-line-1")]
+    assert line.reliability.failures == 3
+    assert line.reliability.mtbf_s == (12 * 60 + 5 * 60) / 3
+    assert line.reliability.mttr_s == (3 * 60 + 10 * 60) / 3
+
+    measures = {m["Name"]: m["Value"] for m in kpi_record(press, 1)["MeasureValues"]}
+    assert measures["failures"] == "2" and float(measures["mttr_s"]) == 90.0
+    assert json.loads(measures["downtime_pareto"])[0] == {
+        "cause": "JAM",
+        "seconds": 120.0,
+        "count": 1,
+    }
+    idle = kpis[Scope("berlin", "machining-line-1", "cnc-01")]
+    idle_measures = {m["Name"] for m in kpi_record(idle, 1)["MeasureValues"]}
+    assert "mtbf_s" not in idle_measures and "downtime_pareto" not in idle_measures
