@@ -252,9 +252,44 @@ class IiotSettings(StrictModel):
     telemetry_stream_retention_hours: Annotated[int, Field(ge=24, le=8760)] = 168
 
 
+IAM_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(user|role)/[\w+=,.@/-]{1,512}$")
+
+
+def _iam_principal(arn: str) -> str:
+    if not IAM_PRINCIPAL_ARN.match(arn):
+        raise ValueError(f"{arn!r} is not the ARN of an IAM user or role")
+    return arn
+
+
+IamPrincipalArn = Annotated[str, AfterValidator(_iam_principal)]
+
+
+class SiteWiseMonitorSettings(StrictModel):
+    """Opt-in SiteWise Monitor portal: AWS closed Monitor to new customers on 7 Nov 2025, so
+    only accounts that already use it can turn it on."""
+
+    enabled: bool = False
+    contact_email: str | None = None
+    # IAM users or roles: the portal uses IAM authentication (see the README for why).
+    administrators: list[IamPrincipalArn] = []
+    viewers: list[IamPrincipalArn] = []
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> SiteWiseMonitorSettings:
+        if self.contact_email is not None and not EMAIL.match(self.contact_email):
+            raise ValueError(f"contact_email {self.contact_email!r} is not an e-mail address")
+        require_unique([*self.administrators, *self.viewers], "portal identity")
+        if self.enabled and (self.contact_email is None or not self.administrators):
+            raise ValueError(
+                "an enabled portal needs a contact_email and at least one administrator"
+            )
+        return self
+
+
 class KpiSettings(StrictModel):
     # The SiteWise metrics' tumbling window; SiteWise allows 1 minute to 1 week.
     window_minutes: Annotated[int, Field(ge=1, le=7 * MINUTES_PER_DAY)] = 15
+    sitewise_monitor: SiteWiseMonitorSettings = SiteWiseMonitorSettings()
 
     @property
     def sitewise_interval(self) -> str:

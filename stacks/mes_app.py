@@ -59,6 +59,8 @@ def compose_stacks(
         app,
         stack_name(plant, "SiteWise"),
         plant=plant,
+        packaging=packaging,
+        logs_key=platform.logs_key,
         description=f"{plant.name}: SiteWise models and assets of every site, line and station",
         **common,
     )

@@ -38,20 +38,23 @@ def demo_plant():
     return load_plant(DEMO_PLANT)
 
 
-@pytest.fixture(scope="session")
-def synthesized(demo_plant, tmp_path_factory):
-    """The whole app, composed and gated exactly as ``app.py`` does, synthesized once."""
+def synthesize(plant, outdir):
+    """The whole app for ``plant``, composed and gated exactly as ``app.py`` does."""
     import aws_cdk as cdk
 
     from stacks.compliance import add_compliance_gates
     from stacks.mes_app import compose_stacks
 
-    outdir = tmp_path_factory.mktemp("cdk.out")
     app = cdk.App(outdir=str(outdir), context=cli_context(plant=str(DEMO_PLANT)))
-    stacks = compose_stacks(app, demo_plant)
+    stacks = compose_stacks(app, plant)
     add_compliance_gates(app)
-    assembly = app.synth()
-    return stacks, assembly
+    return stacks, app.synth()
+
+
+@pytest.fixture(scope="session")
+def synthesized(demo_plant, tmp_path_factory):
+    """The demo plant's app, synthesized once."""
+    return synthesize(demo_plant, tmp_path_factory.mktemp("cdk.out"))
 
 
 def _template(synthesized, stack: str):

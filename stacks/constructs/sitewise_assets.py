@@ -120,6 +120,7 @@ class LineAssets(NestedStack):
             construct_id_,
             description=f"SiteWise models and assets of line {design.site}/{design.line}",
         )
+        self.design = design
         self.models: dict[str, sitewise.CfnAssetModel] = {}
         self.assets: dict[str, sitewise.CfnAsset] = {}
         _render(self, design.models, design.assets, self.models, self.assets)

@@ -142,6 +142,10 @@ class LineDesign:
     def asset(self) -> Asset:
         return self.assets[-1]
 
+    @property
+    def station_assets(self) -> tuple[Asset, ...]:
+        return self.assets[:-1]
+
 
 @dataclass(frozen=True)
 class SiteDesign:

@@ -262,3 +262,33 @@ def test_a_line_beyond_one_nested_stack_is_rejected():
 
     loc, msg = only_error(plant_with(crowded))
     assert loc == ("sites", 0, "lines", 0, "stations") and "at most 240" in msg
+
+
+MONITOR = {
+    "enabled": True,
+    "contact_email": "plant-it@example.com",
+    "administrators": ["arn:aws:iam::123456789012:role/PlantEngineer"],
+}
+
+
+def test_sitewise_monitor_is_off_by_default_and_complete_when_on():
+    assert Plant.model_validate(BASE).kpi.sitewise_monitor.enabled is False
+    plant = Plant.model_validate(plant_with(lambda d: d.update(kpi={"sitewise_monitor": MONITOR})))
+    assert plant.kpi.sitewise_monitor.administrators == MONITOR["administrators"]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"contact_email": None}, "needs a contact_email"),
+        ({"administrators": []}, "at least one administrator"),
+        ({"contact_email": "plant-it"}, "not an e-mail address"),
+        ({"administrators": ["arn:aws:iam::123456789012:group/Engineers"]}, "IAM user or role"),
+        ({"viewers": ["PlantEngineer"]}, "IAM user or role"),
+        ({"viewers": MONITOR["administrators"]}, "duplicate portal identity"),
+    ],
+)
+def test_an_incomplete_or_invalid_sitewise_monitor_is_rejected(change, message):
+    monitor = {**MONITOR, **change}
+    loc, msg = only_error(plant_with(lambda d: d.update(kpi={"sitewise_monitor": monitor})))
+    assert loc[:2] == ("kpi", "sitewise_monitor") and message in msg

@@ -11,8 +11,8 @@ from lambdas.common.timestream import TimestreamRecordWriter
 from lambdas.kpi_calculator import handler
 from lambdas.kpi_calculator.calculate import StationEvents
 from lambdas.kpi_calculator.settings import EnvVar
+from tests.lambdas.conftest import LambdaContext
 from tests.lambdas.kpi_calculator.conftest import NOW_ISO, PRESS, count, state
-from tests.lambdas.telemetry_writer.conftest import LambdaContext
 
 DATABASE, KPI_TABLE, IDEMPOTENCY_TABLE = "mes_demo", "kpis", "kpi-idempotency"
 

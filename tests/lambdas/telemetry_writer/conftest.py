@@ -94,13 +94,3 @@ def dead_letters(queue_url):
         for message in messages:
             letters.append(json.loads(message["Body"]))
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-
-
-class LambdaContext:
-    function_name = "telemetry_writer"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:eu-central-1:123456789012:function:telemetry_writer"
-    aws_request_id = "req-1"
-
-    def get_remaining_time_in_millis(self):
-        return 60_000

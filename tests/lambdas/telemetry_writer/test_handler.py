@@ -7,11 +7,11 @@ from botocore.exceptions import ClientError
 from lambdas.telemetry_writer import handler
 from lambdas.telemetry_writer.adapters import TimestreamRecordWriter
 from lambdas.telemetry_writer.ingest import ingest
+from tests.lambdas.conftest import LambdaContext
 from tests.lambdas.telemetry_writer.conftest import (
     DATABASE,
     EVENTS_TABLE,
     TABLE,
-    LambdaContext,
     dead_letters,
     kinesis_event,
     now_ms,
