@@ -21,6 +21,7 @@ from mes_domain.kpi import (
     kpis_from_events,
     mtbf_mttr,
     oee_from_totals,
+    scrap_rate,
     shift_windows,
 )
 from mes_domain.plant import Plant, Site
@@ -181,6 +182,9 @@ def _measures(kpi: ScopedKpi) -> Iterable[tuple[str, str, str]]:
     yield "actual_production_time_s", "DOUBLE", repr(float(result.actual_production_time_s))
     yield "produced_quantity", "BIGINT", str(result.produced_quantity)
     yield "good_quantity", "BIGINT", str(result.good_quantity)
+    scrap = scrap_rate(result.produced_quantity, result.good_quantity)
+    if scrap is not None:
+        yield "scrap_rate", "DOUBLE", repr(float(scrap))
     for state, seconds in sorted(result.downtime_by_state_s.items()):
         yield f"downtime_{str(state).lower()}_s", "DOUBLE", repr(float(seconds))
     yield "failures", "BIGINT", str(reliability.failures)

@@ -80,7 +80,7 @@ def test_a_record_omits_undefined_ratios_and_carries_a_version(demo_plant, windo
     kpis = compute(demo_plant, {}, Period.WINDOW, "09:45", start, end)
     record = kpi_record(kpis[0], computed_at_ms=123)
     names = {m["Name"] for m in record["MeasureValues"]}
-    assert "performance" not in names and "quality" not in names  # nothing produced
+    assert not {"performance", "quality", "scrap_rate"} & names  # nothing produced
     assert {"planned_busy_time_s", "produced_quantity", "good_quantity"} <= names
     dimensions = {d["Name"]: d["Value"] for d in record["Dimensions"]}
     assert dimensions == {
@@ -130,3 +130,14 @@ def test_failures_mtbf_mttr_and_pareto_per_station_and_rolled_up(demo_plant, win
     idle = kpis[Scope("berlin", "machining-line-1", "cnc-01")]
     idle_measures = {m["Name"] for m in kpi_record(idle, 1)["MeasureValues"]}
     assert "mtbf_s" not in idle_measures and "downtime_pareto" not in idle_measures
+
+
+def test_records_carry_the_scrap_rate_of_what_was_produced(demo_plant, window):
+    start, end = window
+    events = {PRESS: StationEvents([state(start - 1, "RUNNING")], [count(start + 1000, 6, 2)])}
+    kpis = compute(demo_plant, events, Period.WINDOW, "09:45", start, end)
+    values = {m["Name"]: m["Value"] for m in kpi_record(kpis[0], 1)["MeasureValues"]}
+    assert float(values["scrap_rate"]) == 2 / 8
+    line = next(k for k in kpis if k.scope.level == "line" and k.scope.line == "body-line-1")
+    line_values = {m["Name"]: m["Value"] for m in kpi_record(line, 1)["MeasureValues"]}
+    assert float(line_values["scrap_rate"]) == 2 / 8  # the other stations produced nothing
