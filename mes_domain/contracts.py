@@ -21,6 +21,7 @@ from pydantic import (
     StrictInt,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from mes_domain.ids import Identifier
@@ -110,6 +111,7 @@ AVAILABILITY_LOSS_STATES = frozenset(
 class Verdict(StrEnum):
     GOOD = "GOOD"
     DEFECT = "DEFECT"
+    ERROR = "ERROR"  # the image could not be inspected (corrupt, unreadable); ``reason`` says why
 
 
 class Severity(StrEnum):
@@ -155,15 +157,28 @@ class PartCount(Contract):
 
 
 class InspectionResult(Contract):
+    """A verdict on one part's image. GOOD and DEFECT carry the score and threshold; ERROR (no
+    verdict could be reached) carries the reason instead, so no image goes unaccounted for."""
+
     ts: EpochMillis
     part_id: ShortText
     verdict: Verdict
-    score: FiniteFloat
-    threshold: FiniteFloat
+    score: FiniteFloat | None = None
+    threshold: FiniteFloat | None = None
     model_id: ShortText
     model_version: ShortText
     latency_ms: Annotated[float, Field(ge=0)]
     image_key: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
+    reason: Description | None = None
+
+    @model_validator(mode="after")
+    def _verdict_has_its_evidence(self) -> InspectionResult:
+        if self.verdict is Verdict.ERROR:
+            if not self.reason:
+                raise ValueError("an ERROR result needs a reason")
+        elif self.score is None or self.threshold is None:
+            raise ValueError(f"a {self.verdict.value} result needs a score and a threshold")
+        return self
 
 
 class MachineEvent(Contract):

@@ -362,9 +362,11 @@ def kpis_for_stations(
 
 
 def first_pass_yield(inspections: Iterable[InspectionResult]) -> float | None:
-    """Share of distinct parts whose first inspection (by time) is GOOD; None if none."""
+    """Share of distinct parts whose first verdict (by time) is GOOD; None if none. ERROR
+    results reached no verdict, so they neither pass nor fail a part."""
     first: dict[str, InspectionResult] = {}
-    for result in sorted(inspections, key=lambda r: (r.ts, r.verdict.value)):
+    verdicts = (r for r in inspections if r.verdict is not Verdict.ERROR)
+    for result in sorted(verdicts, key=lambda r: (r.ts, r.verdict.value)):
         first.setdefault(result.part_id, result)
     if not first:
         return None

@@ -111,6 +111,15 @@ def test_non_finite_inspection_score_is_rejected():
     assert errors_of(InspectionResult, payload)[0]["loc"] == ("score",)
 
 
+def test_an_error_result_carries_a_reason_and_a_verdict_carries_its_score():
+    error = inspection(verdict="ERROR", score=None, threshold=None, reason="truncated JPEG")
+    assert InspectionResult.model_validate(error, context=CONTEXT).reason == "truncated JPEG"
+    (missing_reason,) = errors_of(InspectionResult, {**error, "reason": None})
+    assert "needs a reason" in missing_reason["msg"]
+    (missing_score,) = errors_of(InspectionResult, inspection(score=None))
+    assert "DEFECT result needs a score and a threshold" in missing_score["msg"]
+
+
 @pytest.mark.parametrize(
     ("ts", "reason"),
     [

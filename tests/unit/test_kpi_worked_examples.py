@@ -129,14 +129,17 @@ def test_nonsense_totals_are_refused_with_the_argument_named(args, message):
 
 def test_first_pass_yield_scrap_rate_mtbf_and_pareto():
     def inspection(minute, part, verdict):
+        evidence = {"reason": "unreadable"} if verdict == "ERROR" else {"score": 0.1}
         return InspectionResult(
-            v=1, ts=T0 + minute * MIN, part_id=part, verdict=verdict, score=0.1, threshold=0.5,
-            model_id="m", model_version="1", latency_ms=5.0,
+            v=1, ts=T0 + minute * MIN, part_id=part, verdict=verdict, threshold=0.5,
+            model_id="m", model_version="1", latency_ms=5.0, **evidence,
         )  # fmt: skip
 
     inspections = [
         inspection(1, "p1", "GOOD"), inspection(2, "p2", "DEFECT"),
         inspection(3, "p2", "GOOD"), inspection(4, "p3", "GOOD"),
+        # p3's earlier image was unreadable: no verdict, so p3 still passes first time.
+        inspection(0, "p3", "ERROR"), inspection(5, "p4", "ERROR"),
     ]  # fmt: skip
     assert first_pass_yield(inspections) == pytest.approx(2 / 3)
     assert first_pass_yield([]) is None
