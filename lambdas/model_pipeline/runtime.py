@@ -1,0 +1,32 @@
+"""What the handlers build once per container: settings, the plant, the registry."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from lambdas.model_pipeline.registry import ModelRegistry
+from lambdas.model_pipeline.settings import EnvVar, Settings
+from mes_domain.plant import Plant
+
+
+@cache
+def settings() -> Settings:
+    return Settings.from_environ()
+
+
+@cache
+def plant() -> Plant:
+    """The plant config from the layer, read once per container."""
+    return Plant.model_validate_json(Path(settings().plant_file).read_text())
+
+
+@cache
+def registry() -> ModelRegistry:
+    return ModelRegistry(settings().require(EnvVar.MODELS_TABLE).models_table)
+
+
+def clear_caches() -> None:
+    """Forget everything built so far (tests change the environment between cases)."""
+    for cached in (settings, plant, registry):
+        cached.cache_clear()

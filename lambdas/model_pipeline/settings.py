@@ -1,0 +1,67 @@
+"""Environment of the model pipeline's Lambdas: keys shared with their constructs.
+
+Every step reads the same ``Settings``; the resource names are optional so that a step is not
+given resources it never touches, and ``Settings.require`` checks at cold start that the ones a
+step uses are set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lambdas.common.settings import from_environ
+
+PLANT_LAYER_FILE = "/opt/plant/plant.json"  # the plant config layer's content
+THING_GROUP_ARN_PREFIX_PATTERN = (
+    r"^arn:aws[a-z-]*:iot:[a-z]{2}(-[a-z]+)+-\d:\d{12}:thinggroup/[A-Za-z0-9_:-]*$"
+)
+
+
+class EnvVar(StrEnum):
+    DATASET_BUCKET = "DATASET_BUCKET"
+    MODEL_BUCKET = "MODEL_BUCKET"
+    MODELS_TABLE = "MODELS_TABLE"
+    MIN_AUROC = "MIN_AUROC"
+    MIN_DEFECT_RECALL = "MIN_DEFECT_RECALL"
+    MIN_GOOD_IMAGES = "MIN_GOOD_IMAGES"
+    THING_GROUP_ARN_PREFIX = "THING_GROUP_ARN_PREFIX"
+    PLANT_FILE = "PLANT_FILE"
+
+
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class MissingSetting(ValueError):
+    """A step was started without an environment variable it needs."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    dataset_bucket: Annotated[str, Field(min_length=3, max_length=63)] | None = None
+    model_bucket: Annotated[str, Field(min_length=3, max_length=63)] | None = None
+    models_table: Annotated[str, Field(min_length=3, max_length=255)] | None = None
+    min_auroc: Fraction = 0.9
+    min_defect_recall: Fraction = 0.8
+    min_good_images: Annotated[int, Field(ge=1)] = 20
+    # The line's thing group is ``<prefix><site>-<line>``.
+    thing_group_arn_prefix: Annotated[str, Field(pattern=THING_GROUP_ARN_PREFIX_PATTERN)] | None = (
+        None
+    )
+    plant_file: str = PLANT_LAYER_FILE
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        return from_environ(cls, EnvVar, environ)
+
+    def require(self, *keys: EnvVar) -> Settings:
+        """Raise ``MissingSetting`` naming every key in ``keys`` that is not set."""
+        missing = [key.value for key in keys if getattr(self, key.value.lower()) is None]
+        if missing:
+            raise MissingSetting(f"environment variable(s) not set: {', '.join(missing)}")
+        return self

@@ -1,0 +1,93 @@
+"""moto fixtures for the model pipeline: credentials -> mock_aws -> buckets and table -> data."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lambdas.common.aws import client as aws_clients
+from lambdas.model_pipeline import runtime
+from lambdas.model_pipeline.registry import ModelRegistry
+from lambdas.model_pipeline.settings import EnvVar
+
+DATASET_BUCKET = "mes-demo-datasets"
+MODEL_BUCKET = "mes-demo-models"
+MODELS_TABLE = "mes-demo-model-registry"
+THING_GROUP_ARN_PREFIX = "arn:aws:iot:eu-central-1:123456789012:thinggroup/MesDemo-"
+REGION = "eu-central-1"
+
+SITE, LINE, STATION = "berlin", "body-line-1", "vision-01"
+STATION_KEY = f"{SITE}/{LINE}/{STATION}"
+MODEL_COMPONENT = "com.acme.mes.models.SurfaceDefects"
+REQUEST = {"site": SITE, "line": LINE, "station": STATION, "requested_by": "quality.expert"}
+DATASET_PREFIX = f"datasets/{SITE}/{LINE}/{STATION}/"
+
+
+@pytest.fixture
+def plant_file(tmp_path, demo_plant):
+    path = tmp_path / "plant.json"
+    path.write_text(demo_plant.model_dump_json())
+    return path
+
+
+@pytest.fixture
+def environment(monkeypatch, plant_file, fake_credentials):
+    values = {
+        EnvVar.DATASET_BUCKET: DATASET_BUCKET,
+        EnvVar.MODEL_BUCKET: MODEL_BUCKET,
+        EnvVar.MODELS_TABLE: MODELS_TABLE,
+        EnvVar.MIN_GOOD_IMAGES: "3",
+        EnvVar.THING_GROUP_ARN_PREFIX: THING_GROUP_ARN_PREFIX,
+        EnvVar.PLANT_FILE: str(plant_file),
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    runtime.clear_caches()
+    yield values
+    runtime.clear_caches()
+
+
+def create_models_table(dynamodb) -> None:
+    dynamodb.create_table(
+        TableName=MODELS_TABLE,
+        KeySchema=[
+            {"AttributeName": "station", "KeyType": "HASH"},
+            {"AttributeName": "model_version", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "station", "AttributeType": "S"},
+            {"AttributeName": "model_version", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+@pytest.fixture
+def aws(environment):
+    """Empty dataset and model buckets and the registry table, under moto."""
+    with mock_aws():
+        aws_clients.cache_clear()
+        s3 = boto3.client("s3", region_name=REGION)
+        for bucket in (DATASET_BUCKET, MODEL_BUCKET):
+            s3.create_bucket(
+                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
+            )
+        create_models_table(boto3.client("dynamodb", region_name=REGION))
+        yield s3
+        aws_clients.cache_clear()
+
+
+@pytest.fixture
+def registry(aws):
+    return ModelRegistry(MODELS_TABLE)
+
+
+def put_images(s3, folder: str, count: int, suffix: str = ".png", start: int = 0) -> list[str]:
+    """``count`` small distinct objects under the station's ``folder`` (not real images)."""
+    keys = []
+    for i in range(start, start + count):
+        key = f"{DATASET_PREFIX}{folder}/img_{i:03d}{suffix}"
+        s3.put_object(Bucket=DATASET_BUCKET, Key=key, Body=f"image {folder} {i}".encode())
+        keys.append(key)
+    return keys
