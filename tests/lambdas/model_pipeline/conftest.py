@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import boto3
+import json
+from pathlib import Path
+
 import pytest
 from moto import mock_aws
 
@@ -65,17 +67,19 @@ def create_models_table(dynamodb) -> None:
 
 @pytest.fixture
 def aws(environment):
-    """Empty dataset and model buckets and the registry table, under moto."""
+    """Empty dataset and model buckets and the registry table, under moto.
+
+    The handlers' cached clients are kept from test to test (moto intercepts them whenever a
+    mock is active): creating an S3 client costs more than most of these tests.
+    """
     with mock_aws():
-        aws_clients.cache_clear()
-        s3 = boto3.client("s3", region_name=REGION)
+        s3 = aws_clients("s3")
         for bucket in (DATASET_BUCKET, MODEL_BUCKET):
             s3.create_bucket(
                 Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
             )
-        create_models_table(boto3.client("dynamodb", region_name=REGION))
+        create_models_table(aws_clients("dynamodb"))
         yield s3
-        aws_clients.cache_clear()
 
 
 @pytest.fixture
@@ -91,3 +95,12 @@ def put_images(s3, folder: str, count: int, suffix: str = ".png", start: int = 0
         s3.put_object(Bucket=DATASET_BUCKET, Key=key, Body=f"image {folder} {i}".encode())
         keys.append(key)
     return keys
+
+
+EVENTS = Path(__file__).parent / "events"
+
+
+def sample_state(**overrides) -> dict:
+    """The pipeline's state after the gate (events/state_after_evaluation.json), updated."""
+    state = json.loads((EVENTS / "state_after_evaluation.json").read_text())
+    return state | overrides
