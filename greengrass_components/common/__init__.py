@@ -1,0 +1,1 @@
+"""Edge code shared by the Greengrass components: the transport interface and recipe models."""

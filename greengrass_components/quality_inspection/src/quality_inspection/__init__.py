@@ -1,0 +1,1 @@
+"""QualityInspection Greengrass component: camera images in, InspectionResult out."""

@@ -1,0 +1,5 @@
+import sys
+
+from quality_inspection.main import main
+
+sys.exit(main())

@@ -1,0 +1,189 @@
+"""Entry point: read the configuration, build the transport once, start the component.
+
+    python -m quality_inspection --ipc --model-dir DIR            # on Greengrass
+    python -m quality_inspection --config FILE --mqtt HOST:PORT  # a plain Linux gateway
+
+Exits 2 with a message naming the path when the model component is missing or unusable, and
+when the configuration is invalid: never a silent idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from greengrass_components.common.transport import Transport, TransportError
+from quality_inspection.captures import CaptureStore
+from quality_inspection.component import QualityInspection
+from quality_inspection.config import ComponentConfig, parse_config
+from quality_inspection.models import LoadedModel, ModelUnavailable, load_model
+from quality_inspection.uploader import Uploader
+
+log = logging.getLogger("quality_inspection")
+
+COMPONENT_NAME = "com.acme.mes.QualityInspection"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@dataclass
+class Running:
+    component: QualityInspection
+    uploader: Uploader | None
+
+    def stop(self) -> None:
+        self.component.stop()
+        if self.uploader is not None:
+            self.uploader.stop()
+
+
+def default_s3_client() -> Any:
+    import boto3
+
+    return boto3.client("s3")
+
+
+def start(
+    config: ComponentConfig,
+    transport: Transport,
+    model: LoadedModel,
+    *,
+    default_model_dir: Path | None = None,
+    s3_client: Callable[[], Any] = default_s3_client,
+    rng: Callable[[], float] = random.random,
+) -> Running:
+    """Start inspecting with ``model`` (from ``load_model``) and uploading captures."""
+    config.camera.inbox_dir.mkdir(parents=True, exist_ok=True)
+    capture = config.capture
+    store = CaptureStore(
+        capture.dir,
+        max_bytes=capture.max_bytes,
+        max_files=capture.max_files,
+        min_free_bytes=capture.min_free_bytes,
+    )
+    uploader = None
+    if capture.upload_bucket:
+        s = config.station
+        uploader = Uploader(
+            store,
+            s3_client,
+            bucket=capture.upload_bucket,
+            prefix=capture.upload_prefix,
+            site=s.site,
+            line=s.line,
+            station=s.station,
+        )
+        uploader.start()
+    component = QualityInspection(
+        config, transport, model, store, default_model_dir=default_model_dir, rng=rng
+    )
+    component.start()
+    log.info(
+        "inspecting %s with %s %s; results on %s",
+        config.camera.inbox_dir,
+        model.model_id,
+        model.model_version,
+        config.publish_topic,
+    )
+    return Running(component, uploader)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m quality_inspection", description=__doc__)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--ipc", action="store_true", help="Greengrass: IPC config + transport")
+    source.add_argument("--config", type=Path, help="JSON configuration file (SIGHUP reloads)")
+    parser.add_argument("--mqtt", metavar="HOST:PORT", help="MQTT 5 broker (with --config)")
+    parser.add_argument("--model-dir", type=Path, help="the model component's model folder")
+    return parser
+
+
+def _ipc_config(client: Any) -> dict[str, Any]:
+    return dict(client.get_configuration(component_name=COMPONENT_NAME, key_path=[]).value)
+
+
+def _watch_ipc_config(client: Any, running: Running) -> None:
+    def on_update(_event: Any) -> None:
+        try:
+            running.component.apply_config(parse_config(_ipc_config(client)))
+        except ValidationError as exc:
+            log.error("configuration update rejected: %s", exc)
+        except Exception:
+            log.exception("configuration update failed; keeping the current configuration")
+
+    client.subscribe_to_configuration_update(
+        component_name=COMPONENT_NAME, key_path=[], on_stream_event=on_update
+    )
+
+
+def _watch_config_file(path: Path, running: Running) -> None:
+    def on_hup(_sig: int, _frame: Any) -> None:
+        try:
+            running.component.apply_config(parse_config(json.loads(path.read_text())))
+        except (OSError, ValueError) as exc:
+            log.error("configuration reload from %s rejected: %s", path, exc)
+
+    signal.signal(signal.SIGHUP, on_hup)
+
+
+def _transport(args: argparse.Namespace, config: ComponentConfig, ipc_client: Any) -> Transport:
+    if ipc_client is not None:
+        from greengrass_components.common.ipc_transport import IpcTransport
+
+        return IpcTransport(ipc_client)
+    from greengrass_components.common.mqtt5_transport import Mqtt5Transport
+
+    host, _, port = args.mqtt.rpartition(":")
+    return Mqtt5Transport(host, int(port), f"quality-{config.station.station}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    ipc_client = None
+    try:
+        if args.ipc:
+            from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
+
+            ipc_client = GreengrassCoreIPCClientV2()
+            config = parse_config(_ipc_config(ipc_client))
+        else:
+            if not args.mqtt:
+                raise ValueError("--mqtt HOST:PORT is required with --config")
+            config = parse_config(json.loads(args.config.read_text()))
+    except (OSError, ValueError) as exc:  # ValidationError is a ValueError
+        print(f"error: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    # The model first: a missing model component fails here, loudly, before anything starts.
+    try:
+        model = load_model(config.model, args.model_dir)
+    except ModelUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        transport = _transport(args, config, ipc_client)
+    except TransportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    running = start(config, transport, model, default_model_dir=args.model_dir)
+    if ipc_client is not None:
+        _watch_ipc_config(ipc_client, running)
+    else:
+        _watch_config_file(args.config, running)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    running.stop()
+    transport.close()
+    return 0
