@@ -30,6 +30,7 @@ benchmark: $(DEV_STAMP)
 	$(VENV_PYTHON) benchmarks/synth_time.py
 	$(VENV_PYTHON) benchmarks/ingest.py
 	$(VENV_PYTHON) benchmarks/kpi.py
+	$(VENV_PYTHON) benchmarks/vision.py
 
 $(VENV_PYTHON):
 	$(PYTHON) -m venv $(VENV)

@@ -32,15 +32,19 @@ class FeatureConfig:
 
     @property
     def dims(self) -> int:
-        return 2 * self.channels1 + self.channels2
+        return 4 + 2 * self.channels1 + self.channels2
 
 
 @dataclass(frozen=True)
 class FilterBank:
-    """A convolution ``weight[out, in, k, k]`` and ``bias[out]`` that centre and project patches."""
+    """A convolution ``weight[out, in, k, k]`` and ``bias[out]`` that centre and project patches.
+
+    ``mean[1, in, k, k]`` is the mean patch, for the energy the components leave unexplained.
+    """
 
     weight: np.ndarray
     bias: np.ndarray
+    mean: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,11 @@ def fit_filter_bank(patches: np.ndarray, channels: int, in_channels: int) -> Fil
     components *= signs[:, None]
     kernel = int(round((patches.shape[1] / in_channels) ** 0.5))
     weight = components.reshape(channels, in_channels, kernel, kernel)
-    return FilterBank(weight.astype(np.float32), (-(components @ mean)).astype(np.float32))
+    return FilterBank(
+        weight.astype(np.float32),
+        (-(components @ mean)).astype(np.float32),
+        mean.reshape(1, in_channels, kernel, kernel).astype(np.float32),
+    )
 
 
 def fit_good_model(features: np.ndarray, shrinkage: float = 4.0, ridge: float = 1e-3) -> GoodModel:

@@ -6,6 +6,8 @@ features it fits are exactly those the deployed model computes.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -21,6 +23,7 @@ ANOMALY_MAP = "anomaly_map"
 STAGE1 = "stage1"
 FEATURES = "features"
 EPS = 1e-3
+BLUR_RADIUS = 2
 
 
 class _Builder:
@@ -67,7 +70,32 @@ def _features(
     eps = g.const("eps", np.array(EPS, np.float32))
     log1 = g.op("Log", [g.op("Add", [energy1, eps], "f1_energy_eps")], "f1_log")
     log2 = g.op("Log", [g.op("Add", [energy2, eps], "f2_energy_eps")], "f2_log")
-    return h1, g.op("Concat", [mean1, log1, log2], FEATURES, axis=1)
+    # PCA residual (the "Q statistic"): patch energy the learned filters do not explain. Thin
+    # scratches and cracks look like no good patch and land here; ||p - m||^2 is expanded
+    # into convolutions so the patches are never materialised.
+    k1 = stage1.weight.shape[-1]
+    ones = g.const("ones1", np.ones_like(stage1.mean))
+    conv_kw = {"pads": [k1 // 2] * 4, "strides": [2, 2]}
+    x2 = g.op("Mul", [x, x], "pixels_sq")
+    energy = g.op("Conv", [x2, ones], "patch_energy", **conv_kw)
+    cross = g.op("Conv", [x, g.const("mean1x2", 2 * stage1.mean)], "patch_cross", **conv_kw)
+    centred = g.op("Sub", [energy, cross], "patch_centred_part")
+    m2 = g.const(
+        "mean1_sq", np.array(float((stage1.mean.astype(np.float64) ** 2).sum()), np.float32)
+    )
+    centred = g.op("Add", [centred, m2], "patch_centred")
+    axis1 = g.const("axis1_f", np.array([1], np.int64))
+    explained = g.op("ReduceSum", [g.op("Mul", [f1, f1], "f1_sq"), axis1], "explained", keepdims=1)
+    residual = g.op("Relu", [g.op("Sub", [centred, explained], "residual1_raw")], "residual1")
+    residual = g.pool(residual, half, "residual1_pool")
+    log_res = g.op(
+        "Log",
+        [g.op("Add", [residual, g.const("eps_res", np.array(1e-5, np.float32))], "residual1_eps")],
+        "residual1_log",
+    )
+    # Mean colour per cell: chroma has little patch variance, so PCA alone would drop stains.
+    colour = g.pool(x, config.stride, "colour")
+    return h1, g.op("Concat", [colour, log_res, mean1, log1, log2], FEATURES, axis=1)
 
 
 def _scoring(g: _Builder, features: str, good: GoodModel) -> None:
@@ -80,16 +108,16 @@ def _scoring(g: _Builder, features: str, good: GoodModel) -> None:
     weighted = g.op("Mul", [sq, g.const("inv_var", good.inv_var[None])], "weighted")
     axis1 = g.const("axis1", np.array([1], np.int64))
     dist2 = g.op("ReduceSum", [weighted, axis1], "dist2", keepdims=1)
-    dist = g.op(
-        "Sqrt",
-        [g.op("Div", [dist2, g.const("dims", np.array(d, np.float32))], "dist2_mean")],
-        "dist",
-    )
-    # Edge padding then a 3x3 binomial blur: one noisy cell cannot decide, borders keep their level.
-    pads = g.const("pads", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64))
-    padded = g.op("Pad", [dist, pads], "dist_padded", mode="edge")
-    blur = np.outer([1, 2, 1], [1, 2, 1]).astype(np.float32) / 16
-    g.op("Conv", [padded, g.const("blur", blur[None, None])], ANOMALY_MAP)
+    dist2 = g.op("Div", [dist2, g.const("dims", np.array(d, np.float32))], "dist2_mean")
+    # Blurring squared distances adds up evidence over neighbouring cells, which long thin
+    # defects (scratches, cracks) need; edge padding keeps the border at its level.
+    k = BLUR_RADIUS
+    pads = g.const("pads", np.array([0, 0, k, k, 0, 0, k, k], np.int64))
+    padded = g.op("Pad", [dist2, pads], "dist2_padded", mode="edge")
+    taps = np.array([math.comb(2 * k, i) for i in range(2 * k + 1)], np.float32)
+    blur = np.outer(taps, taps) / taps.sum() ** 2
+    blurred = g.op("Conv", [padded, g.const("blur", blur[None, None])], "blurred")
+    g.op("Sqrt", [blurred], ANOMALY_MAP)
     axes = g.const("axes_map", np.array([1, 2, 3], np.int64))
     g.op("ReduceMax", [ANOMALY_MAP, axes], SCORE, keepdims=0)
 

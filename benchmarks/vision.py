@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""mes_vision accuracy and speed, each against its baseline in the same run.
+
+accuracy: per synthetic surface, a model is trained on 40 good and 5 defect images (one per
+  kind) and scored on unseen images: 30 good and, per defect kind, 8 defects at four graded
+  severities. Prints image-level AUROC per surface and defect kind, and overall (the mean over
+  surfaces), against chance (0.5).
+speed (2 threads): training time for 50 images; per-image latency p50/p99 and images/s for a
+  1024x1024 JPEG end to end (decode, preprocess, ONNX, verdict) against decode-only on the
+  same threads, with the same reduced-size JPEG decode (Image.draft) in both.
+
+    .venv/bin/python benchmarks/vision.py [--only accuracy|speed] [--surfaces cast woven]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from mes_vision import Inspector, TrainConfig, synthetic, train_model  # noqa: E402
+from mes_vision.metrics import auroc  # noqa: E402
+from mes_vision.preprocess import open_image  # noqa: E402
+
+TRAIN_GOOD, TRAIN_DEFECT, TEST_GOOD, TEST_PER_SEVERITY = 40, 5, 30, 2
+THREADS = 2
+
+
+def evaluate_surface(surface: str, workdir: Path, config: TrainConfig) -> dict[str, float]:
+    """AUROC per defect kind and over all kinds for one surface's model."""
+    dataset = synthetic.write_dataset(
+        workdir / surface, surface, TRAIN_GOOD, TRAIN_DEFECT, seed=1, severity=0.5
+    )
+    train_model(dataset, workdir / f"{surface}-model", config)
+    inspector = Inspector.load(workdir / f"{surface}-model", intra_op_threads=THREADS)
+    # Test seeds are far from the training seeds: every test image is a new part.
+    good = [synthetic.good_image(surface, 900_000 + i) for i in range(TEST_GOOD)]
+    good_scores = np.array([v.score for v in inspector.score_batch(good)])
+    result, all_defects = {}, []
+    for k, kind in enumerate(synthetic.DEFECT_KINDS):
+        images = [
+            synthetic.defect_image(surface, kind, 800_000 + 1000 * k + 10 * i + j, severity)
+            for j, severity in enumerate(synthetic.SEVERITIES)
+            for i in range(TEST_PER_SEVERITY)
+        ]
+        scores = np.array([v.score for v in inspector.score_batch(images)])
+        result[kind] = auroc(good_scores, scores)
+        all_defects.append(scores)
+    result["all"] = auroc(good_scores, np.concatenate(all_defects))
+    return result
+
+
+def accuracy(surfaces: list[str], config: TrainConfig | None = None) -> float:
+    config = config or TrainConfig()
+    kinds = [*synthetic.DEFECT_KINDS, "all"]
+    print(
+        f"\nimage-level AUROC (train {TRAIN_GOOD} good + {TRAIN_DEFECT} defect; test "
+        f"{TEST_GOOD} good + {TEST_PER_SEVERITY * len(synthetic.SEVERITIES)} per kind at "
+        f"severities {synthetic.SEVERITIES}); chance = 0.500"
+    )
+    print(f"{'surface':15s}" + "".join(f"{k:>9s}" for k in kinds))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for surface in surfaces:
+            row = evaluate_surface(surface, Path(tmp), config)
+            rows.append([row[k] for k in kinds])
+            print(f"{surface:15s}" + "".join(f"{row[k]:9.3f}" for k in kinds), flush=True)
+    mean = np.mean(rows, axis=0)
+    print(f"{'mean':15s}" + "".join(f"{v:9.3f}" for v in mean))
+    print(f"overall AUROC {mean[-1]:.3f} (target >= 0.95)")
+    return float(mean[-1])
+
+
+def _jpeg_1024(seed: int) -> bytes:
+    """A 1024x1024 camera-like JPEG (quality 90) of a synthetic part."""
+    image = synthetic.good_image("printed_label", seed, size=1024)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def _throughput(work, items: list[bytes], threads: int) -> float:
+    """Images/s of ``work`` over ``items`` on ``threads`` worker threads (best of 3)."""
+    best = 0.0
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(work, items[: threads * 4]))  # warm-up
+        for _ in range(3):
+            started = time.perf_counter()
+            list(pool.map(work, items))
+            best = max(best, len(items) / (time.perf_counter() - started))
+    return best
+
+
+def speed(images: int = 400) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        dataset = synthetic.write_dataset(Path(tmp) / "ds", "printed_label", 45, 5, seed=3)
+        started = time.perf_counter()
+        train_model(dataset, Path(tmp) / "model")
+        train_s = time.perf_counter() - started
+        # Latency: one image at a time, the session using both threads.
+        latency_inspector = Inspector.load(Path(tmp) / "model", intra_op_threads=THREADS)
+        # Throughput: two workers, one intra-op thread each, sharing one session.
+        inspector = Inspector.load(Path(tmp) / "model", intra_op_threads=1)
+    size = inspector.image_size
+    jpegs = [_jpeg_1024(i) for i in range(8)]
+    stream = [jpegs[i % len(jpegs)] for i in range(images)]
+
+    def decode_only(data: bytes) -> np.ndarray:
+        return np.asarray(open_image(data, size), dtype=np.float32)
+
+    def end_to_end(data: bytes) -> str:
+        return inspector.score_image(data).verdict
+
+    for data in stream[:20]:
+        latency_inspector.score_image(data)
+    latencies = []
+    for data in stream[:200]:
+        started = time.perf_counter()
+        latency_inspector.score_image(data)
+        latencies.append((time.perf_counter() - started) * 1000)
+    decode_rate = _throughput(decode_only, stream, THREADS)
+    e2e_rate = _throughput(end_to_end, stream, THREADS)
+    with Image.open(io.BytesIO(jpegs[0])) as probe:
+        probe.draft("RGB", (size, size))
+        drafted = probe.size
+    print(f"\nspeed on {THREADS} threads, model input {size}x{size}")
+    print(f"training, 50 images (45 good + 5 defect, 256 px): {train_s:.1f} s")
+    print(
+        f"1024x1024 JPEG ({len(jpegs[0]) // 1024} KiB), decoded at reduced DCT scale "
+        f"(Image.draft to {drafted[0]}x{drafted[1]}) in BOTH rows below:"
+    )
+    print(
+        f"  end to end, 1 image at a time: p50 {np.percentile(latencies, 50):.2f} ms, "
+        f"p99 {np.percentile(latencies, 99):.2f} ms"
+    )
+    print(
+        f"  end to end (decode, preprocess, ONNX, verdict): {e2e_rate:7.1f} images/s "
+        "(target >= 200)"
+    )
+    print(f"  decode-only baseline (decode, resize, to float): {decode_rate:7.1f} images/s")
+    print(f"  ratio end to end / decode-only: {e2e_rate / decode_rate:.2f} (target >= 0.6)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=["accuracy", "speed"])
+    parser.add_argument("--surfaces", nargs="+", default=list(synthetic.SURFACES))
+    args = parser.parse_args()
+    if args.only != "speed":
+        accuracy(args.surfaces)
+    if args.only != "accuracy":
+        speed()
+
+
+if __name__ == "__main__":
+    main()
