@@ -28,7 +28,7 @@ from quality_inspection.captures import CaptureStore
 from quality_inspection.component import QualityInspection
 from quality_inspection.config import ComponentConfig, parse_config
 from quality_inspection.models import LoadedModel, ModelUnavailable, load_model
-from quality_inspection.uploader import Uploader
+from quality_inspection.uploader import Backoff, Uploader
 
 log = logging.getLogger("quality_inspection")
 
@@ -61,6 +61,7 @@ def start(
     default_model_dir: Path | None = None,
     s3_client: Callable[[], Any] = default_s3_client,
     rng: Callable[[], float] = random.random,
+    upload_backoff: Backoff | None = None,
 ) -> Running:
     """Start inspecting with ``model`` (from ``load_model``) and uploading captures."""
     config.camera.inbox_dir.mkdir(parents=True, exist_ok=True)
@@ -82,6 +83,7 @@ def start(
             site=s.site,
             line=s.line,
             station=s.station,
+            backoff=upload_backoff,
         )
         uploader.start()
     component = QualityInspection(
