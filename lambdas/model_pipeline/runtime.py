@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Any
 
+from lambdas.common.aws import client
 from lambdas.model_pipeline.registry import ModelRegistry
 from lambdas.model_pipeline.settings import EnvVar, Settings
 from mes_domain.plant import Plant
@@ -24,6 +26,10 @@ def plant() -> Plant:
 @cache
 def registry() -> ModelRegistry:
     return ModelRegistry(settings().require(EnvVar.MODELS_TABLE).models_table)
+
+
+def greengrass() -> Any:
+    return client("greengrassv2")
 
 
 def clear_caches() -> None:

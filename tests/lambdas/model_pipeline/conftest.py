@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 from moto import mock_aws
 
 from lambdas.common.aws import client as aws_clients
+from lambdas.model_pipeline import greengrass as greengrass_module
 from lambdas.model_pipeline import runtime
-from lambdas.model_pipeline.registry import ModelRegistry
+from lambdas.model_pipeline.registry import ModelRecord, ModelRegistry, ModelStatus
 from lambdas.model_pipeline.settings import EnvVar
 
 DATASET_BUCKET = "mes-demo-datasets"
@@ -104,3 +107,40 @@ def sample_state(**overrides) -> dict:
     """The pipeline's state after the gate (events/state_after_evaluation.json), updated."""
     state = json.loads((EVENTS / "state_after_evaluation.json").read_text())
     return state | overrides
+
+
+@pytest.fixture(scope="session")
+def greengrass_client():
+    """One greengrassv2 client for the session; each test stubs its calls."""
+    return boto3.client("greengrassv2", region_name=REGION)
+
+
+@pytest.fixture
+def greengrass(greengrass_client, monkeypatch):
+    """The handlers' Greengrass client under a Stubber, and the pauses between polls."""
+    pauses = []
+    monkeypatch.setattr(runtime, "greengrass", lambda: greengrass_client)
+    monkeypatch.setattr(greengrass_module, "pause", pauses.append)
+    with Stubber(greengrass_client) as stubber:
+        yield stubber, pauses
+        stubber.assert_no_pending_responses()
+
+
+def approved_model(registry, state, status=ModelStatus.APPROVED) -> None:
+    """Register the state's model and move it to ``status`` (TRAINED, APPROVED or DEPLOYED)."""
+    training = state["training"]
+    registry.register(
+        ModelRecord(
+            station=STATION_KEY,
+            model_version=training["model_version"],
+            status=ModelStatus.TRAINED,
+            model_bucket=MODEL_BUCKET,
+            model_prefix=training["s3_prefix"],
+            card=training["card"],
+        )
+    )
+    version = training["model_version"]
+    if status in (ModelStatus.APPROVED, ModelStatus.DEPLOYED):
+        registry.transition(STATION_KEY, version, ModelStatus.APPROVED, approved_by="jane")
+    if status is ModelStatus.DEPLOYED:
+        registry.transition(STATION_KEY, version, ModelStatus.DEPLOYED, deployment_id="d-old")

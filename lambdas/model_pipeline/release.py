@@ -1,0 +1,86 @@
+"""Steps 6 and 7's logic: an approved model becomes a component version, then is deployed.
+
+Both read the model from the registry and refuse one that is not approved, so a wrongly wired
+state machine cannot put an unreviewed model on the line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lambdas.model_pipeline.greengrass import deploy, publish, recipe
+from lambdas.model_pipeline.layout import component_version_arn, thing_group_arn
+from lambdas.model_pipeline.registry import (
+    InvalidTransition,
+    ModelRecord,
+    ModelRegistry,
+    ModelStatus,
+    check_transition,
+)
+from lambdas.model_pipeline.requests import (
+    ComponentResult,
+    DeployEvent,
+    DeploymentResult,
+    PublishEvent,
+)
+from lambdas.model_pipeline.stations import camera_station
+from mes_domain.plant import Plant
+
+RELEASABLE = frozenset({ModelStatus.APPROVED, ModelStatus.DEPLOYED})
+
+
+def approved_model(registry: ModelRegistry, station: str, version: str) -> ModelRecord:
+    record = registry.get(station, version)
+    if record.status not in RELEASABLE:
+        raise InvalidTransition(record.status, ModelStatus.DEPLOYED, station, version)
+    return record
+
+
+def publish_model(
+    event: PublishEvent,
+    plant: Plant,
+    registry: ModelRegistry,
+    gg: Any,
+    thing_group_arn_prefix: str,
+) -> ComponentResult:
+    """Publish the approved model as its station's model component, at the model's version."""
+    version = event.training.model_version
+    record = approved_model(registry, event.station_key, version)
+    station = camera_station(plant, event.site, event.line, event.station)
+    name = station.camera.model_component
+    component_recipe = recipe(
+        name,
+        version,
+        bucket=record.model_bucket,
+        prefix=record.model_prefix,
+        model_id=event.station_key,
+        threshold=record.card.get("threshold"),
+    )
+    expected_arn = component_version_arn(thing_group_arn_prefix, name, version)
+    arn = publish(gg, component_recipe, expected_arn)
+    return ComponentResult(component_name=name, component_version=version, arn=arn)
+
+
+def deploy_model(
+    event: DeployEvent, registry: ModelRegistry, gg: Any, thing_group_arn_prefix: str
+) -> DeploymentResult:
+    """Revise the line's deployment to the new model version and mark the model DEPLOYED.
+
+    A re-run after the model was marked returns the recorded deployment.
+    """
+    key, version = event.station_key, event.training.model_version
+    record = registry.get(key, version)
+    if record.status is ModelStatus.DEPLOYED and record.deployment_id:
+        return DeploymentResult(deployment_id=record.deployment_id)
+    check_transition(record.status, ModelStatus.DEPLOYED, key, version)
+    target = thing_group_arn(thing_group_arn_prefix, event.site, event.line)
+    component = event.component
+    deployment_id = deploy(gg, target, component.component_name, component.component_version)
+    registry.transition(
+        key,
+        version,
+        ModelStatus.DEPLOYED,
+        deployment_id=deployment_id,
+        component_arn=component.arn,
+    )
+    return DeploymentResult(deployment_id=deployment_id)
