@@ -16,6 +16,8 @@ import json
 from enum import StrEnum
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from lambdas.model_pipeline.registry import (
     ApprovalNotPending,
     ModelRecord,
@@ -26,6 +28,8 @@ from lambdas.model_pipeline.registry import (
 
 REJECTED_ERROR = "ModelRejected"  # the error the state machine sees on a rejection
 MAX_CAUSE_CHARS = 32_768  # SendTaskFailure's limit on the cause
+# The execution stopped waiting (timed out, was stopped, or the token is stale).
+GONE_CODES = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
 
 
 class Decision(StrEnum):
@@ -47,7 +51,8 @@ def decide(
 
     Raises ``ValueError`` for an unknown decision, a missing reviewer or a rejection without a
     comment; ``ModelNotFound``; ``InvalidTransition`` when the model was already decided;
-    ``ApprovalNotPending`` when no execution is waiting for it (no task token).
+    ``ApprovalNotPending`` when no execution is waiting for it (no task token, or the
+    execution timed out: then the decision is recorded all the same).
     """
     decision = Decision(decision)
     if not reviewer.strip():
@@ -69,7 +74,8 @@ def decide(
         updated = registry.transition(
             station, version, target, approved_by=reviewer, decision_comment=comment or None
         )
-        sfn_client.send_task_success(taskToken=token, output=json.dumps({"approved_by": reviewer}))
+        release = {"taskToken": token, "output": json.dumps({"approved_by": reviewer})}
+        _release(sfn_client.send_task_success, release, station, version)
     else:
         updated = registry.transition(
             station,
@@ -79,7 +85,19 @@ def decide(
             decision_comment=comment,
             rejection_reasons=[comment],
         )
-        sfn_client.send_task_failure(
-            taskToken=token, error=REJECTED_ERROR, cause=comment[:MAX_CAUSE_CHARS]
-        )
+        release = {"taskToken": token, "error": REJECTED_ERROR, "cause": comment[:MAX_CAUSE_CHARS]}
+        _release(sfn_client.send_task_failure, release, station, version)
     return updated
+
+
+def _release(send: Any, request: dict[str, str], station: str, version: str) -> None:
+    try:
+        send(**request)
+    except ClientError as err:
+        code = err.response.get("Error", {}).get("Code")
+        if code not in GONE_CODES:
+            raise
+        raise ApprovalNotPending(
+            f"the decision on model {station} {version} is recorded, but its pipeline "
+            f"execution is no longer waiting ({code}); start a new training to deploy a model"
+        ) from err

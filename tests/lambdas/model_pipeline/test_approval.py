@@ -135,3 +135,13 @@ def test_an_incomplete_decision_is_refused_before_anything_changes(
 
     record = waiting.get(STATION_KEY, VERSION)
     assert record.status is ModelStatus.TRAINED and record.approval_token == TOKEN
+
+
+def test_an_execution_that_stopped_waiting_is_reported_after_the_decision(waiting, sfn):
+    client, stubber = sfn
+    stubber.add_client_error("send_task_success", service_error_code="TaskTimedOut")
+
+    with pytest.raises(ApprovalNotPending, match=r"is recorded, but .* \(TaskTimedOut\)"):
+        decide(waiting, client, STATION_KEY, VERSION, "approve", "jane")
+
+    assert waiting.get(STATION_KEY, VERSION).status is ModelStatus.APPROVED
