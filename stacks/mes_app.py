@@ -11,6 +11,7 @@ from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.iiot_stack import IiotStack
 from stacks.kpi_stack import KpiStack
 from stacks.platform_stack import PlatformStack
+from stacks.quality_inspection_stack import QualityInspectionStack
 from stacks.sitewise_stack import SiteWiseStack
 
 
@@ -20,6 +21,7 @@ class MesStacks:
     iiot: IiotStack
     sitewise: SiteWiseStack
     kpi: KpiStack
+    quality: QualityInspectionStack
 
 
 def stack_name(plant: Plant, capability: str) -> str:
@@ -78,6 +80,20 @@ def compose_stacks(
         **common,
     )
 
+    quality = QualityInspectionStack(
+        app,
+        stack_name(plant, "Quality"),
+        plant=plant,
+        iiot=iiot,
+        data_key=platform.data_key,
+        logs_key=platform.logs_key,
+        access_logs=platform.access_logs,
+        event_bus=platform.event_bus,
+        packaging=packaging,
+        description=f"{plant.name}: quality datasets, model pipeline and inspection results",
+        **common,
+    )
+
     for key, value in deployment.tags.items():
         cdk.Tags.of(app).add(key, value)
-    return MesStacks(platform=platform, iiot=iiot, sitewise=sitewise, kpi=kpi)
+    return MesStacks(platform=platform, iiot=iiot, sitewise=sitewise, kpi=kpi, quality=quality)

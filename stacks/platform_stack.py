@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_events as events
 from constructs import Construct
 
 from mes_domain.plant import Plant
@@ -14,7 +15,7 @@ from stacks.constructs.platform_keys import PlatformKeys
 
 
 class PlatformStack(Stack):
-    """KMS keys for data and logs, the access-log bucket and the alarm topic."""
+    """KMS keys for data and logs, the access-log bucket, the alarm topic and the event bus."""
 
     def __init__(self, scope: Construct, construct_id: str, *, plant: Plant, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -34,7 +35,13 @@ class PlatformStack(Stack):
             emails=plant.deployment.alarm_emails,
         ).topic
 
+        # MES events for the enterprise (non-conformances, confirmations): one bus, many rules.
+        self.event_bus = events.EventBus(
+            self, "Events", event_bus_name=f"{prefix}-events", kms_key=self.data_key
+        )
+
         CfnOutput(self, "DataKeyArn", value=self.data_key.key_arn)
         CfnOutput(self, "LogsKeyArn", value=self.logs_key.key_arn)
         CfnOutput(self, "AccessLogBucketName", value=self.access_logs.bucket_name)
         CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn)
+        CfnOutput(self, "EventBusName", value=self.event_bus.event_bus_name)

@@ -82,3 +82,8 @@ def sitewise_template(synthesized):
 @pytest.fixture(scope="session")
 def kpi_template(synthesized):
     return _template(synthesized, "kpi")
+
+
+@pytest.fixture(scope="session")
+def quality_template(synthesized):
+    return _template(synthesized, "quality")

@@ -16,6 +16,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from lambdas.quality_results.results import TOPIC_FIELD as QUALITY_TOPIC_FIELD
 from mes_domain.sitewise import BAD_COUNT, EQUIPMENT_STATE, GOOD_COUNT, property_alias
 from mes_domain.topics import MessageKind, topic_filter
 from stacks.compliance import acknowledge
@@ -103,10 +104,12 @@ class IngestRules(Construct):
         )
         if quality_queue.encryption_master_key is not None:
             quality_queue.encryption_master_key.grant(role, "kms:GenerateDataKey", "kms:Decrypt")
+        # The payload does not name its station: the consumer reads it from the topic.
         self._rule(
             MessageKind.QUALITY,
             role,
             {"sqs": {"queueUrl": quality_queue.queue_url, "roleArn": role.role_arn}},
+            select=f"*, topic() AS {QUALITY_TOPIC_FIELD}",
         )
 
     def _kinesis_action(self, role: iam.Role, partition_key: str) -> dict:
@@ -146,7 +149,7 @@ class IngestRules(Construct):
         )
         return role
 
-    def _rule(self, kind: MessageKind, role: iam.Role, *actions: dict) -> None:
+    def _rule(self, kind: MessageKind, role: iam.Role, *actions: dict, select: str = "*") -> None:
         name = rule_name(self._prefix, kind)
         error_key = f"{ERROR_PREFIX}/{kind.value}/" + "${timestamp()}-${newuuid()}.json"
         self.rules[kind] = iot.CfnTopicRule(
@@ -154,7 +157,7 @@ class IngestRules(Construct):
             f"{kind.value.title()}Rule",
             rule_name=name,
             topic_rule_payload={
-                "sql": f"SELECT * FROM '{topic_filter(kind)}'",
+                "sql": f"SELECT {select} FROM '{topic_filter(kind)}'",
                 "awsIotSqlVersion": "2016-03-23",
                 "ruleDisabled": False,
                 "description": f"Routes {kind.value} messages of every station",

@@ -24,7 +24,9 @@ def rules_by_name(iiot_template):
 )
 def test_each_kind_has_its_rule_action_and_s3_error_action(iiot_template, kind, action):
     payload = rules_by_name(iiot_template)[rule_name("MesDemo", kind)]
-    assert payload["Sql"] == f"SELECT * FROM 'mes/v1/+/+/+/{kind.value}'"
+    # The quality consumer needs the station, which only the topic names.
+    select = "*, topic() AS mqtt_topic" if kind is MessageKind.QUALITY else "*"
+    assert payload["Sql"] == f"SELECT {select} FROM 'mes/v1/+/+/+/{kind.value}'"
     assert payload["AwsIotSqlVersion"] == "2016-03-23"
     ((name, _),) = payload["Actions"][0].items()
     assert name == action

@@ -1,0 +1,33 @@
+"""Environment of the quality-results consumer: keys shared with its construct and its tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lambdas.common.settings import from_environ
+
+
+class EnvVar(StrEnum):
+    RECORDS_TABLE = "RECORDS_TABLE"
+    COUNTS_TABLE = "COUNTS_TABLE"
+    NONCONFORMANCES_TABLE = "NONCONFORMANCES_TABLE"
+    EVENT_BUS_NAME = "EVENT_BUS_NAME"
+    WINDOW_MINUTES = "WINDOW_MINUTES"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    records_table: str = Field(min_length=3)
+    counts_table: str = Field(min_length=3)
+    nonconformances_table: str = Field(min_length=3)
+    event_bus_name: str = Field(min_length=1)
+    window_minutes: int = Field(ge=1, le=7 * 24 * 60)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        return from_environ(cls, EnvVar, environ)

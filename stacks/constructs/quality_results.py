@@ -1,0 +1,104 @@
+"""The quality-results consumer: inspection results from the IIoT quality queue become
+records, good/bad counts per window and non-conformances (stored, and sent to the bus)."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from lambdas.quality_results.settings import EnvVar
+from mes_domain.plant import Plant
+from stacks.compliance import acknowledge
+from stacks.constructs.lambda_packaging import LambdaPackaging
+from stacks.constructs.mes_function import MesFunction
+from stacks.constructs.quality_storage import QualityStorage
+
+BATCH_SIZE = 50
+BATCHING_WINDOW = Duration.seconds(5)  # SQS allows batches above 10 only with a window
+
+
+class QualityResults(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        plant: Plant,
+        queue: sqs.IQueue,
+        storage: QualityStorage,
+        event_bus: events.IEventBus,
+        packaging: LambdaPackaging,
+        logs_key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._function = MesFunction(
+            self,
+            "Consumer",
+            handler="lambdas.quality_results.handler.lambda_handler",
+            description="Inspection results -> records, counts per window, non-conformances",
+            packaging=packaging,
+            logs_key=logs_key,
+            log_retention_days=plant.retention.log_days,
+            environment={
+                EnvVar.RECORDS_TABLE.value: storage.records_table.table_name,
+                EnvVar.COUNTS_TABLE.value: storage.counts_table.table_name,
+                EnvVar.NONCONFORMANCES_TABLE.value: storage.nonconformances_table.table_name,
+                EnvVar.EVENT_BUS_NAME.value: event_bus.event_bus_name,
+                EnvVar.WINDOW_MINUTES.value: str(plant.kpi.window_minutes),
+                "POWERTOOLS_SERVICE_NAME": "quality_results",
+            },
+        )
+        self.function = self._function.function
+        role = self._function.role
+        self.function.add_event_source(
+            sources.SqsEventSource(
+                queue,
+                batch_size=BATCH_SIZE,
+                max_batching_window=BATCHING_WINDOW,
+                report_batch_item_failures=True,
+            )
+        )
+        storage.records_table.grant(role, "dynamodb:PutItem", "dynamodb:ConditionCheckItem")
+        storage.counts_table.grant(role, "dynamodb:UpdateItem")
+        storage.nonconformances_table.grant(
+            role, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"
+        )
+        event_bus.grant_put_events_to(role)
+        self._function.acknowledge_policy(
+            {
+                "AwsSolutions-IAM5[Resource::*]": (
+                    "The X-Ray trace writes of active tracing support no resource-level "
+                    "permissions."
+                ),
+                "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]": (
+                    "From the grants on the KMS-encrypted queue, tables and bus; scoped to the "
+                    "platform data key only."
+                ),
+                "AwsSolutions-IAM5[Action::kms:ReEncrypt*]": (
+                    "From the grants on the KMS-encrypted queue, tables and bus; scoped to the "
+                    "platform data key only."
+                ),
+            }
+        )
+        (mapping,) = [
+            child.node.default_child
+            for child in self.function.node.children
+            if isinstance(child, lambda_.EventSourceMapping)
+        ]
+        acknowledge(
+            mapping,
+            "Serverless-LambdaEventSourceMappingDestination",
+            "SQS mappings take no on-failure destination; a result that fails five receives "
+            "moves to the quality queue's own dead-letter queue, which is alarmed.",
+        )
+        acknowledge(
+            self.function.node.default_child,
+            "Serverless-LambdaDLQ",
+            "Queue-invoked, never async: a result that fails five receives moves to the "
+            "quality queue's own dead-letter queue.",
+        )

@@ -1,0 +1,57 @@
+"""Stateful stores of quality inspection: images for training, trained models and their
+registry, and the inspection records, counts and non-conformances."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks.constructs.buckets import DataBucket
+
+S = dynamodb.AttributeType.STRING
+N = dynamodb.AttributeType.NUMBER
+
+
+class QualityStorage(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        data_key: kms.IKey,
+        access_logs: s3.IBucket,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # datasets/{site}/{line}/{station}/{good|defect}/<image>
+        self.dataset_bucket = DataBucket(
+            self, "Datasets", encryption_key=data_key, access_logs=access_logs
+        ).bucket
+        # models/{site}/{line}/{station}/{version}/model.onnx and model.json
+        self.model_bucket = DataBucket(
+            self, "Models", encryption_key=data_key, access_logs=access_logs
+        ).bucket
+
+        def table(construct_id_: str, key: tuple[str, dynamodb.AttributeType], sort=None):
+            return dynamodb.Table(
+                self,
+                construct_id_,
+                partition_key=dynamodb.Attribute(name=key[0], type=key[1]),
+                sort_key=dynamodb.Attribute(name=sort[0], type=sort[1]) if sort else None,
+                billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+                encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+                encryption_key=data_key,
+                point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                    point_in_time_recovery_enabled=True
+                ),
+                removal_policy=RemovalPolicy.RETAIN,
+            )
+
+        # The model registry: status, metrics, lineage and the approval token per model.
+        self.models_table = table("Models-Registry", ("station", S), ("model_version", S))
+        # One record per station and part: the key that makes results idempotent.
+        self.records_table = table("InspectionRecords", ("station", S), ("part_id", S))
+        self.counts_table = table("QualityCounts", ("station", S), ("window_start", N))
+        self.nonconformances_table = table("NonConformances", ("ncr_id", S))

@@ -1,0 +1,49 @@
+"""QualityInspectionStack: datasets, the model registry and pipeline, and what inspection
+results become (records, counts per window, non-conformances for PLM)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from mes_domain.plant import Plant
+from stacks.constructs.lambda_packaging import LambdaPackaging
+from stacks.constructs.quality_results import QualityResults
+from stacks.constructs.quality_storage import QualityStorage
+from stacks.iiot_stack import IiotStack
+
+
+class QualityInspectionStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        plant: Plant,
+        iiot: IiotStack,
+        data_key: kms.IKey,
+        logs_key: kms.IKey,
+        access_logs: s3.IBucket,
+        event_bus: events.IEventBus,
+        packaging: LambdaPackaging,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.storage = QualityStorage(self, "Storage", data_key=data_key, access_logs=access_logs)
+        self.results = QualityResults(
+            self,
+            "Results",
+            plant=plant,
+            queue=iiot.quality_results,
+            storage=self.storage,
+            event_bus=event_bus,
+            packaging=packaging,
+            logs_key=logs_key,
+        )
+        CfnOutput(self, "DatasetBucketName", value=self.storage.dataset_bucket.bucket_name)
+        CfnOutput(self, "ModelBucketName", value=self.storage.model_bucket.bucket_name)
