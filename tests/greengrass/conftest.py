@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +17,7 @@ sys.path.insert(0, str(COMPONENT_DIR / "src"))
 from quality_inspection.config import ComponentConfig, parse_config  # noqa: E402
 
 from mes_vision import FeatureConfig, TrainConfig, synthetic, train_model  # noqa: E402
+from tests.greengrass.broker import Broker, free_port, mosquitto_binary, wait_for  # noqa: E402, F401
 
 IMAGE_PX = 96
 SITE, LINE, STATION = "berlin", "body-line-1", "vision-01"
@@ -104,70 +100,6 @@ def make_config(
     )
 
 
-def wait_for(predicate, timeout_s: float = 10.0, interval_s: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return predicate()
-
-
-# -- Mosquitto -----------------------------------------------------------------------------
-
-
-def mosquitto_binary() -> str | None:
-    return shutil.which("mosquitto") or next(
-        (p for p in ("/usr/sbin/mosquitto",) if os.access(p, os.X_OK)), None
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Broker:
-    """A private Mosquitto on a free loopback port; ``stop``/``start`` simulate an outage."""
-
-    def __init__(self, binary: str, workdir: Path) -> None:
-        self.binary = binary
-        self.port = free_port()
-        self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        )
-        self.log = workdir / "mosquitto.log"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [self.binary, "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT
-            )
-        if not wait_for(self._accepting, timeout_s=10):
-            self.stop()
-            raise RuntimeError(f"mosquitto did not listen on {self.port}: {self.log.read_text()}")
-
-    def _accepting(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                return True
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory) -> Iterator[Broker]:
     binary = mosquitto_binary()
@@ -175,10 +107,8 @@ def broker(tmp_path_factory) -> Iterator[Broker]:
         pytest.fail(
             "mosquitto is not installed: `make test` installs it (apt-get install mosquitto)"
         )
-    broker = Broker(binary, tmp_path_factory.mktemp("mosquitto"))
-    broker.start()
-    yield broker
-    broker.stop()
+    with Broker(binary, tmp_path_factory.mktemp("mosquitto")) as broker:
+        yield broker
 
 
 # -- AWS (moto) ----------------------------------------------------------------------------

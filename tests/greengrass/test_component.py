@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 from quality_inspection.captures import CaptureStore
 from quality_inspection.component import QualityInspection
-from quality_inspection.main import main
+from quality_inspection.main import COMPONENT_NAME, _watch_ipc_config, ipc_configuration, main
 from quality_inspection.models import load_model
 
 from greengrass_components.common.transport import InMemoryTransport
@@ -277,3 +279,57 @@ def test_missing_model_exits_the_process_non_zero(tmp_path):
     )
     assert proc.returncode == 2
     assert str(tmp_path / "nowhere") in proc.stderr
+
+
+class FakeConfigClient:
+    """GetConfiguration and SubscribeToConfigurationUpdate of GreengrassCoreIPCClientV2."""
+
+    def __init__(self, configs) -> None:
+        self.configs = configs
+        self.handlers = {}
+
+    def get_configuration(self, *, component_name, key_path):
+        return SimpleNamespace(value=json.loads(json.dumps(self.configs[component_name])))
+
+    def subscribe_to_configuration_update(self, *, component_name, key_path, on_stream_event):
+        self.handlers[component_name] = on_stream_event
+
+
+def test_a_new_model_component_version_is_hot_swapped_from_its_sibling_folder(
+    tmp_path, model_dir, other_model_dir
+):
+    # Given Greengrass's layout: .../artifacts/<model component>/<version>/model.{onnx,json}
+    artifacts = tmp_path / "packages" / "artifacts" / "com.acme.mes.models.SurfaceDefects"
+    shutil.copytree(model_dir, artifacts / "1.0.100")
+    ours = json.loads(make_config(tmp_path).model_dump_json(by_alias=True))
+    ours["model"].update(dir="", version="", modelId="")
+    model_component = {"modelId": "vision-01-surface", "modelVersion": "1.0.100"}
+    client = FakeConfigClient(
+        {COMPONENT_NAME: ours, "com.acme.mes.models.SurfaceDefects": model_component}
+    )
+    # When the component starts on the dependency's folder from the command line
+    config = ipc_configuration(client, artifacts / "1.0.100")
+    assert config.model.dir == artifacts / "1.0.100"
+    component, transport = build(tmp_path, config.model.dir)
+    component.config = config
+    component.model = load_model(config.model)
+    running = SimpleNamespace(component=component)
+    _watch_ipc_config(client, running, config, artifacts / "1.0.100")
+    write_good(config.camera.inbox_dir / "a.png", 1)
+    settle(component)
+    # And the pipeline deploys version 1.0.200 of the model component
+    shutil.copytree(other_model_dir, artifacts / "1.0.200")
+    model_component["modelVersion"] = "1.0.200"
+    client.handlers["com.acme.mes.models.SurfaceDefects"](object())
+    write_good(config.camera.inbox_dir / "b.png", 2)
+    settle(component)
+    # Then results name the model from the model component, and the new version took over
+    got = results(transport)
+    assert [(r.part_id, r.model_id, r.model_version) for r in got] == [
+        ("a", "vision-01-surface", "1.0.100"),
+        ("b", "vision-01-surface", "1.0.200"),
+    ]
+    assert component.model.model_dir == artifacts / "1.0.200"
+    # And an update of our own configuration keeps the model component's version
+    client.handlers[COMPONENT_NAME](object())
+    assert component.model.model_dir == artifacts / "1.0.200"

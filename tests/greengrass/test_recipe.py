@@ -55,7 +55,8 @@ def test_model_is_a_separate_component_resolved_from_the_dependency(recipe):
     assert dependency.dependencytype == "SOFT"  # a new model hot-swaps, no restart
     assert config.model.dir is None  # so the dependency's folder from the command line is used
     run = model.manifests[0].lifecycle.script("run")
-    assert f"--model-dir {{{config.model.component_name}:artifacts:decompressedPath}}" in run
+    # The model pipeline's model component ships model.onnx and model.json unarchived
+    assert f"--model-dir {{{config.model.component_name}:artifacts:path}}" in run
     assert "aws.greengrass.TokenExchangeService" in model.componentdependencies
 
 

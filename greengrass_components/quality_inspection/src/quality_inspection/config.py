@@ -58,6 +58,9 @@ class ModelConfig(Section):
     """Which model component to use. ``dir`` overrides the path given on the command line."""
 
     component_name: str = Field(alias="componentName", pattern=GREENGRASS_COMPONENT_NAME.pattern)
+    # Empty: taken from the model component's configuration (modelId, modelVersion) on
+    # Greengrass, else the component name and the model's sha256.
+    model_id: Annotated[str, Field(max_length=128)] = Field("", alias="modelId")
     version: Annotated[str, Field(max_length=64)] = ""
     dir: Path | None = None
 

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from greengrass_components.common.transport import Transport, TransportError
 from quality_inspection.captures import CaptureStore
 from quality_inspection.component import QualityInspection
-from quality_inspection.config import ComponentConfig, parse_config
+from quality_inspection.config import ComponentConfig, ModelConfig, parse_config
 from quality_inspection.models import LoadedModel, ModelUnavailable, load_model
 from quality_inspection.uploader import Backoff, Uploader
 
@@ -114,18 +114,59 @@ def _ipc_config(client: Any) -> dict[str, Any]:
     return dict(client.get_configuration(component_name=COMPONENT_NAME, key_path=[]).value)
 
 
-def _watch_ipc_config(client: Any, running: Running) -> None:
+def model_from_component(
+    model: ModelConfig, component_config: dict[str, Any], artifacts_path: Path | None
+) -> ModelConfig:
+    """Our model section, completed from the model component's configuration.
+
+    The model pipeline publishes each model as a version of the model component whose
+    configuration names ``modelId`` and ``modelVersion``. Greengrass keeps each version's
+    artifacts in ``.../artifacts/<component>/<version>``, so the folder of a newly deployed
+    version is the sibling of the one we started with. Settings in our own configuration win.
+    """
+    version = str(component_config.get("modelVersion") or "")
+    update: dict[str, Any] = {}
+    if component_config.get("modelId") and not model.model_id:
+        update["model_id"] = str(component_config["modelId"])
+    if version and not model.version:
+        update["version"] = version
+    if version and model.dir is None and artifacts_path is not None:
+        update["dir"] = artifacts_path.parent / version
+    return model.model_copy(update=update)
+
+
+def _model_component_config(client: Any, name: str) -> dict[str, Any]:
+    try:
+        return dict(client.get_configuration(component_name=name, key_path=[]).value or {})
+    except Exception as exc:  # an older model component without configuration
+        log.warning("no configuration from model component %s: %s", name, exc)
+        return {}
+
+
+def ipc_configuration(client: Any, model_dir: Path | None) -> ComponentConfig:
+    """Our configuration, its model section completed from the model component's."""
+    config = parse_config(_ipc_config(client))
+    name = config.model.component_name
+    model = model_from_component(config.model, _model_component_config(client, name), model_dir)
+    return config.model_copy(update={"model": model})
+
+
+def _watch_ipc_config(client: Any, running: Running, config: ComponentConfig, model_dir) -> None:
+    """Re-read both configurations when ours or the model component's changes (a new model
+    version deployed by the pipeline); ``apply_config`` swaps the model if it changed."""
+
     def on_update(_event: Any) -> None:
         try:
-            running.component.apply_config(parse_config(_ipc_config(client)))
+            running.component.apply_config(ipc_configuration(client, model_dir))
         except ValidationError as exc:
             log.error("configuration update rejected: %s", exc)
         except Exception:
             log.exception("configuration update failed; keeping the current configuration")
 
-    client.subscribe_to_configuration_update(
-        component_name=COMPONENT_NAME, key_path=[], on_stream_event=on_update
-    )
+    for name in (COMPONENT_NAME, config.model.component_name):
+        client.subscribe_to_configuration_update(
+            component_name=name, key_path=[], on_stream_event=on_update
+        )
 
 
 def _watch_config_file(path: Path, running: Running) -> None:
@@ -158,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
 
             ipc_client = GreengrassCoreIPCClientV2()
-            config = parse_config(_ipc_config(ipc_client))
+            config = ipc_configuration(ipc_client, args.model_dir)
         else:
             if not args.mqtt:
                 raise ValueError("--mqtt HOST:PORT is required with --config")
@@ -179,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     running = start(config, transport, model, default_model_dir=args.model_dir)
     if ipc_client is not None:
-        _watch_ipc_config(ipc_client, running)
+        _watch_ipc_config(ipc_client, running, config, args.model_dir)
     else:
         _watch_config_file(args.config, running)
     stop = threading.Event()

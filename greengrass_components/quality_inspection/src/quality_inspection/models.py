@@ -54,4 +54,4 @@ def load_model(config: ModelConfig, default_dir: Path | None = None) -> LoadedMo
     if not math.isfinite(probe.score):
         raise ModelUnavailable(f"model at {model_dir} gives a non-finite score")
     version = config.version or f"sha256:{inspector.card.model_sha256[:12]}"
-    return LoadedModel(inspector, config.component_name, version, model_dir)
+    return LoadedModel(inspector, config.model_id or config.component_name, version, model_dir)
