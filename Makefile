@@ -17,13 +17,13 @@ export CDK_DISABLE_CLI_TELEMETRY := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: synth test benchmark clean
+.PHONY: synth test benchmark clean mosquitto
 
 synth: $(RUNTIME_STAMP) $(NODE_STAMP) $(LAYER_STAMP)
 	npx --no-install cdk synth --quiet
 	@echo "Templates written to cdk.out/:" && ls cdk.out/*.template.json
 
-test: $(DEV_STAMP) $(NODE_STAMP) $(LAYER_STAMP)
+test: $(DEV_STAMP) $(NODE_STAMP) $(LAYER_STAMP) mosquitto
 	$(VENV_PYTHON) -m pytest
 
 benchmark: $(DEV_STAMP)
@@ -31,6 +31,7 @@ benchmark: $(DEV_STAMP)
 	$(VENV_PYTHON) benchmarks/ingest.py
 	$(VENV_PYTHON) benchmarks/kpi.py
 	$(VENV_PYTHON) benchmarks/vision.py
+	$(VENV_PYTHON) benchmarks/quality_edge.py
 
 $(VENV_PYTHON):
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +56,14 @@ $(LAYER_STAMP): lambdas/requirements.txt | $(VENV_PYTHON)
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
+
+# The edge tests and benchmark start their own broker on a free loopback port; nothing
+# listens on 1883 for them, so Debian's mosquitto service (where systemd runs) is no clash.
+mosquitto:
+	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || \
+		((apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends mosquitto) >/dev/null 2>&1 || \
+			(echo "error: apt-get install mosquitto failed" >&2; exit 1))
 
 clean:
 	rm -rf cdk.out .pytest_cache build
