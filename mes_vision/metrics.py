@@ -27,18 +27,22 @@ def good_only_threshold(good: np.ndarray, margin: float) -> float:
     return float(good.max() + margin * spread)
 
 
-def choose_threshold(good: np.ndarray, defect: np.ndarray, margin: float) -> tuple[float, str]:
+def choose_threshold(
+    good: np.ndarray, defect: np.ndarray, margin: float, max_frr: float = 0.05
+) -> tuple[float, str]:
     """The decision threshold and how it was chosen.
 
     Without defect images: ``good_only_threshold``. With them, that threshold is kept when it
     is at least as good by Youden's J (recall minus false-reject rate) as every cut between two
-    observed scores; otherwise the best such cut is used.
+    observed scores that rejects at most ``max_frr`` of the held-out good images; otherwise
+    the best such cut is used. A handful of defects never buys recall by rejecting good parts
+    wholesale.
     """
     base = good_only_threshold(good, margin)
     if not len(defect):
         return base, "good-only: max held-out good score + margin x IQR"
     scores = np.unique(np.concatenate([good, defect]))
-    candidates = (scores[1:] + scores[:-1]) / 2
+    candidates = [t for t in (scores[1:] + scores[:-1]) / 2 if np.mean(good > t) <= max_frr]
 
     def youden(t: float) -> float:
         return float(np.mean(defect > t) - np.mean(good > t))
@@ -46,4 +50,5 @@ def choose_threshold(good: np.ndarray, defect: np.ndarray, margin: float) -> tup
     best = max(candidates, key=youden, default=base)
     if youden(base) >= youden(best):
         return base, "good-only: max held-out good score + margin x IQR (defects agree)"
-    return float(best), "defect-calibrated: cut maximising recall - false-reject rate"
+    method = f"defect-calibrated: best recall - false-reject rate, false rejects <= {max_frr:.0%}"
+    return float(best), method

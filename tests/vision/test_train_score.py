@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 
 from mes_vision import Inspector, ModelCard, synthetic, train_model
-from mes_vision.metrics import auroc
+from mes_vision.metrics import auroc, choose_threshold
 from tests.vision.conftest import IMAGE_PX, SMALL, SURFACE
 
 
@@ -97,3 +97,15 @@ def test_path_bytes_and_pil_image_give_the_same_verdict(inspector, tmp_path):
     assert results[0].anomaly_map is None
     mapped = inspector.score_image(image, with_map=True)
     assert mapped.anomaly_map.shape == (SMALL.features.grid, SMALL.features.grid)
+
+
+def test_threshold_uses_defects_only_within_the_false_reject_budget():
+    good = np.linspace(1.0, 2.0, 40)
+    # Defects overlapping the top of the good scores: the cut may reject at most 5% of good.
+    threshold, method = choose_threshold(good, np.array([1.5, 1.9, 1.95, 3.0]), margin=0.5)
+    assert np.mean(good > threshold) <= 0.05
+    assert method.startswith("defect-calibrated") and threshold < 2.0
+    # Defects all above every good score: the good-only threshold stands
+    threshold, method = choose_threshold(good, np.array([3.0, 4.0]), margin=0.5)
+    assert threshold == 2.0 + 0.5 * 0.5 and method.startswith("good-only")
+    assert choose_threshold(good, np.array([]), margin=0.0)[0] == 2.0
