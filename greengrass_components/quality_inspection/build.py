@@ -6,8 +6,8 @@ The zip holds the component's ``src``, the shared ``mes_domain``, ``mes_vision``
 requirements files, and ``wheels/``: every dependency as a wheel for the gateway's platform,
 so the recipe's ``pip install --no-index --find-links wheels`` needs no internet.
 
-    python3 build.py                       # pip download for manylinux2014_x86_64, cp311
-    python3 build.py --platform manylinux2014_aarch64
+    python3 build.py                       # pip download: x86_64 Linux, CPython 3.11
+    python3 build.py --platform manylinux_2_28_aarch64 --platform manylinux2014_aarch64
     python3 build.py --wheels DIR          # wheels already downloaded (offline build)
     python3 build.py --gdk                 # also lay out greengrass-build/ for `gdk publish`
 
@@ -35,6 +35,9 @@ PACKAGES = {
     "mes_vision": REPO / "mes_vision",
     "greengrass_components/common": REPO / "greengrass_components" / "common",
 }
+# onnx and onnxruntime ship manylinux_2_28 wheels only: the gateway needs glibc 2.28 or newer
+# (Debian 10, Ubuntu 20.04, RHEL 8 and later). For an arm64 gateway pass the aarch64 tags.
+PLATFORMS = ["manylinux_2_28_x86_64", "manylinux2014_x86_64"]
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # a reproducible zip: same inputs, same bytes
 
 
@@ -82,7 +85,9 @@ def check_wheels(wheels: Path, pins: dict[str, str]) -> None:
         raise BuildError(f"no wheel in {wheels} for {', '.join(missing)}")
 
 
-def download_wheels(dest: Path, requirements: Path, platform: str, python_version: str) -> None:
+def download_wheels(
+    dest: Path, requirements: Path, platforms: list[str], python_version: str
+) -> None:
     command = [
         sys.executable,
         "-m",
@@ -90,8 +95,7 @@ def download_wheels(dest: Path, requirements: Path, platform: str, python_versio
         "download",
         "--quiet",
         "--only-binary=:all:",
-        "--platform",
-        platform,
+        *(arg for platform in platforms for arg in ("--platform", platform)),
         "--implementation",
         "cp",
         "--python-version",
@@ -143,7 +147,7 @@ def build(
     out_dir: Path,
     *,
     wheels: Path | None = None,
-    platform: str = "manylinux2014_x86_64",
+    platforms: list[str] | None = None,
     python_version: str = "3.11",
 ) -> Path:
     """Write ``out_dir/quality_inspection.zip`` and return its path."""
@@ -152,7 +156,7 @@ def build(
     with tempfile.TemporaryDirectory(prefix="qi-build-") as tmp:
         if wheels is None:
             wheels = Path(tmp) / "downloaded"
-            download_wheels(wheels, requirements, platform, python_version)
+            download_wheels(wheels, requirements, platforms or PLATFORMS, python_version)
         check_wheels(wheels, pins)
         root = Path(tmp) / "artifact"
         root.mkdir()
@@ -166,7 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=HERE / "greengrass-build" / "zip")
     parser.add_argument("--wheels", type=Path, help="use these wheels instead of pip download")
-    parser.add_argument("--platform", default="manylinux2014_x86_64")
+    parser.add_argument(
+        "--platform",
+        action="append",
+        dest="platforms",
+        help=f"wheel platform tag, repeatable (default: {' '.join(PLATFORMS)})",
+    )
     parser.add_argument("--python-version", default="3.11")
     parser.add_argument("--gdk", action="store_true", help="lay out greengrass-build/ for gdk")
     args = parser.parse_args(argv)
@@ -181,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         out = build(
             out_dir,
             wheels=args.wheels,
-            platform=args.platform,
+            platforms=args.platforms,
             python_version=args.python_version,
         )
     except (BuildError, subprocess.CalledProcessError) as exc:

@@ -333,3 +333,17 @@ def test_a_new_model_component_version_is_hot_swapped_from_its_sibling_folder(
     # And an update of our own configuration keeps the model component's version
     client.handlers[COMPONENT_NAME](object())
     assert component.model.model_dir == artifacts / "1.0.200"
+
+
+def test_config_update_applies_capture_bounds_now_and_topology_at_restart(tmp_path, model_dir):
+    component, _ = build(tmp_path, model_dir)
+    old = component.config
+    capture = old.capture.model_copy(
+        update={"max_files": 7, "good_sample_rate": 0.5, "upload_bucket": "other-bucket"}
+    )
+    station = old.station.model_copy(update={"station": "vision-02"})
+    assert component.apply_config(old.model_copy(update={"capture": capture, "station": station}))
+    assert component.captures.max_files == 7
+    assert component.config.capture.good_sample_rate == 0.5
+    assert component.config.capture.upload_bucket == old.capture.upload_bucket
+    assert component.config.station == old.station

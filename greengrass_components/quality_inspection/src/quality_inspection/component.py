@@ -226,6 +226,11 @@ class QualityInspection:
                 self.captures.min_free_bytes = new.capture.min_free_bytes
             restart_only = ("station", "camera", "publish_topic")
             changed = [f for f in restart_only if getattr(new, f) != getattr(old, f)]
+            upload = ("dir", "upload_bucket", "upload_prefix")  # the uploader is built at start
+            if any(getattr(new.capture, f) != getattr(old.capture, f) for f in upload):
+                changed.append("capture dir/upload")
+                kept = {f: getattr(old.capture, f) for f in upload}
+                new = new.model_copy(update={"capture": new.capture.model_copy(update=kept)})
             if changed:
                 log.warning("%s take effect at the next restart", ", ".join(changed))
                 new = new.model_copy(update={f: getattr(old, f) for f in restart_only})
