@@ -10,6 +10,10 @@ NODE_STAMP := node_modules/.installed
 # Third-party Lambda runtime, as manylinux wheels for the functions' Python and architecture.
 LAYER_DIR := build/lambda-layer
 LAYER_STAMP := build/.lambda-layer-installed
+# The model-training function runs on Python 3.12 (Amazon Linux 2023): onnxruntime's wheels
+# need glibc 2.28, newer than the 3.11 runtime's Amazon Linux 2 has.
+VISION_LAYER_DIR := build/vision-layer
+VISION_LAYER_STAMP := build/.vision-layer-installed
 
 # Offline and quiet: no Node end-of-life banner from jsii, no CLI telemetry or version check.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -19,11 +23,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: synth test benchmark clean mosquitto
 
-synth: $(RUNTIME_STAMP) $(NODE_STAMP) $(LAYER_STAMP)
+synth: $(RUNTIME_STAMP) $(NODE_STAMP) $(LAYER_STAMP) $(VISION_LAYER_STAMP)
 	npx --no-install cdk synth --quiet
 	@echo "Templates written to cdk.out/:" && ls cdk.out/*.template.json
 
-test: $(DEV_STAMP) $(NODE_STAMP) $(LAYER_STAMP) mosquitto
+test: $(DEV_STAMP) $(NODE_STAMP) $(LAYER_STAMP) $(VISION_LAYER_STAMP) mosquitto
 	$(VENV_PYTHON) -m pytest
 
 benchmark: $(DEV_STAMP)
@@ -40,7 +44,7 @@ $(RUNTIME_STAMP): requirements.txt lambdas/requirements.txt | $(VENV_PYTHON)
 	$(VENV_PYTHON) -m pip install --quiet -r requirements.txt
 	touch $@
 
-$(DEV_STAMP): requirements-dev.txt $(RUNTIME_STAMP)
+$(DEV_STAMP): requirements-dev.txt requirements-vision.txt requirements-edge.txt $(RUNTIME_STAMP)
 	$(VENV_PYTHON) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
@@ -51,6 +55,15 @@ $(LAYER_STAMP): lambdas/requirements.txt | $(VENV_PYTHON)
 		--platform manylinux2014_x86_64 --implementation cp --python-version 3.11 \
 		--target $(LAYER_DIR)/python -r lambdas/requirements.txt
 	rm -rf $(LAYER_DIR)/python/bin
+	touch $@
+
+$(VISION_LAYER_STAMP): requirements-vision.txt lambdas/requirements.txt | $(VENV_PYTHON)
+	rm -rf $(VISION_LAYER_DIR)
+	$(VENV_PYTHON) -m pip install --quiet --no-compile --only-binary=:all: \
+		--platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 \
+		--implementation cp --python-version 3.12 --target $(VISION_LAYER_DIR)/python \
+		-r requirements-vision.txt -r lambdas/requirements.txt
+	rm -rf $(VISION_LAYER_DIR)/python/bin
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json

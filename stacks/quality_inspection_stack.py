@@ -13,6 +13,8 @@ from constructs import Construct
 
 from mes_domain.plant import Plant
 from stacks.constructs.lambda_packaging import LambdaPackaging
+from stacks.constructs.model_pipeline import ModelPipeline
+from stacks.constructs.quality_api import QualityApi
 from stacks.constructs.quality_results import QualityResults
 from stacks.constructs.quality_storage import QualityStorage
 from stacks.iiot_stack import IiotStack
@@ -45,5 +47,25 @@ class QualityInspectionStack(Stack):
             packaging=packaging,
             logs_key=logs_key,
         )
+        self.pipeline = ModelPipeline(
+            self,
+            "Pipeline",
+            plant=plant,
+            storage=self.storage,
+            packaging=packaging,
+            logs_key=logs_key,
+        )
+        self.api = QualityApi(
+            self,
+            "Api",
+            plant=plant,
+            storage=self.storage,
+            state_machine=self.pipeline.state_machine,
+            packaging=packaging,
+            logs_key=logs_key,
+        )
+        CfnOutput(self, "ApiUrl", value=self.api.api.url)
+        CfnOutput(self, "UserPoolId", value=self.api.user_pool.user_pool_id)
+        CfnOutput(self, "StateMachineArn", value=self.pipeline.state_machine.state_machine_arn)
         CfnOutput(self, "DatasetBucketName", value=self.storage.dataset_bucket.bucket_name)
         CfnOutput(self, "ModelBucketName", value=self.storage.model_bucket.bucket_name)

@@ -15,42 +15,65 @@ from constructs import Construct
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LAYER_DIR = PROJECT_ROOT / "build" / "lambda-layer"
+VISION_LAYER_DIR = PROJECT_ROOT / "build" / "vision-layer"
 RUNTIME = lambda_.Runtime.PYTHON_3_11  # the Python the code and the layer are tested with
+# Model training needs onnxruntime, whose wheels need glibc 2.28: Amazon Linux 2023, Python 3.12.
+VISION_RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.X86_64  # matches the layer's manylinux x86_64 wheels
 
-_CODE_EXCLUDES = [
-    "*",
-    ".*",
-    "**/.*",
-    "!lambdas",
-    "!lambdas/**",
-    "!mes_domain",
-    "!mes_domain/**",
-    "**/__pycache__",
-    "**/*.pyc",
-    "lambdas/requirements.txt",
-]
+_CODE_PACKAGES = ("lambdas", "mes_domain")
+
+
+def _code_excludes(packages: tuple[str, ...]) -> list[str]:
+    return [
+        "*",
+        ".*",
+        "**/.*",
+        *(rule for package in packages for rule in (f"!{package}", f"!{package}/**")),
+        "**/__pycache__",
+        "**/*.pyc",
+        "lambdas/requirements.txt",
+    ]
 
 
 @dataclass(frozen=True)
 class LambdaPackaging:
     project_root: Path = PROJECT_ROOT
     layer_dir: Path = LAYER_DIR
+    vision_layer_dir: Path = VISION_LAYER_DIR
 
-    def code(self) -> lambda_.Code:
-        return lambda_.Code.from_asset(str(self.project_root), exclude=_CODE_EXCLUDES)
+    def code(self, *extra_packages: str) -> lambda_.Code:
+        """``lambdas/`` and ``mes_domain/``, plus ``extra_packages`` such as ``mes_vision``."""
+        excludes = _code_excludes(_CODE_PACKAGES + extra_packages)
+        return lambda_.Code.from_asset(str(self.project_root), exclude=excludes)
 
     def dependencies_layer(self, scope: Construct, construct_id: str) -> lambda_.LayerVersion:
-        if not (self.layer_dir / "python").is_dir():
+        return self._layer(scope, construct_id, self.layer_dir, RUNTIME, "of the MES functions")
+
+    def vision_layer(self, scope: Construct, construct_id: str) -> lambda_.LayerVersion:
+        """The same runtime plus onnx, onnxruntime and Pillow, for Python 3.12."""
+        return self._layer(
+            scope, construct_id, self.vision_layer_dir, VISION_RUNTIME, "with mes_vision's"
+        )
+
+    def _layer(
+        self,
+        scope: Construct,
+        construct_id: str,
+        directory: Path,
+        runtime: lambda_.Runtime,
+        what: str,
+    ) -> lambda_.LayerVersion:
+        if not (directory / "python").is_dir():
             raise FileNotFoundError(
-                f"{self.layer_dir} is missing: `make synth` or `make test` builds it from "
-                "lambdas/requirements.txt"
+                f"{directory} is missing: `make synth` or `make test` builds it from the pinned "
+                "requirements"
             )
         return lambda_.LayerVersion(
             scope,
             construct_id,
-            code=lambda_.Code.from_asset(str(self.layer_dir)),
-            compatible_runtimes=[RUNTIME],
+            code=lambda_.Code.from_asset(str(directory)),
+            compatible_runtimes=[runtime],
             compatible_architectures=[ARCHITECTURE],
-            description="Pinned third-party runtime of the MES functions",
+            description=f"Pinned third-party runtime {what}",
         )

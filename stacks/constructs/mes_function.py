@@ -17,11 +17,16 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.compliance import acknowledge
-from stacks.constructs.lambda_packaging import ARCHITECTURE, RUNTIME, LambdaPackaging
+from stacks.constructs.lambda_packaging import (
+    ARCHITECTURE,
+    RUNTIME,
+    VISION_RUNTIME,
+    LambdaPackaging,
+)
 
 RUNTIME_REASON = (
-    "Pinned to Python 3.11, the version the code and the layer's compiled wheels "
-    "(pydantic-core, numpy) are built and tested with; a runtime change rebuilds the layer."
+    "Pinned to the Python its layer's compiled wheels are built for (3.11; 3.12 for model "
+    "training, whose onnxruntime needs Amazon Linux 2023); a runtime change rebuilds the layer."
 )
 
 
@@ -41,7 +46,10 @@ class MesFunction(Construct):
         timeout_seconds: int = 120,
         extra_layers: Sequence[lambda_.ILayerVersion] = (),
         dead_letter_queue: sqs.IQueue | None = None,
+        vision: bool = False,
     ) -> None:
+        """``vision``: the function trains or runs quality models, so it gets ``mes_vision`` and
+        the Python 3.12 runtime with the vision layer instead of the common one."""
         super().__init__(scope, construct_id)
         log_group = logs.LogGroup(
             self, "Logs", encryption_key=logs_key, removal_policy=RemovalPolicy.RETAIN
@@ -55,11 +63,16 @@ class MesFunction(Construct):
             self,
             "Function",
             description=description,
-            runtime=RUNTIME,
+            runtime=VISION_RUNTIME if vision else RUNTIME,
             architecture=ARCHITECTURE,
             handler=handler,
-            code=packaging.code(),
-            layers=[packaging.dependencies_layer(self, "Dependencies"), *extra_layers],
+            code=packaging.code("mes_vision") if vision else packaging.code(),
+            layers=[
+                packaging.vision_layer(self, "Dependencies")
+                if vision
+                else packaging.dependencies_layer(self, "Dependencies"),
+                *extra_layers,
+            ],
             role=self.role,
             memory_size=memory_size,
             timeout=Duration.seconds(timeout_seconds),

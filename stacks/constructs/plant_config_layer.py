@@ -13,7 +13,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from mes_domain.plant import Plant
-from stacks.constructs.lambda_packaging import ARCHITECTURE, RUNTIME
+from stacks.constructs.lambda_packaging import ARCHITECTURE, RUNTIME, VISION_RUNTIME
 
 
 class PlantConfigLayer(Construct):
@@ -27,7 +27,7 @@ class PlantConfigLayer(Construct):
             self,
             "Layer",
             code=lambda_.Code.from_asset(str(staging)),
-            compatible_runtimes=[RUNTIME],
+            compatible_runtimes=[RUNTIME, VISION_RUNTIME],
             compatible_architectures=[ARCHITECTURE],
             description=f"Plant configuration of {plant.name}",
         )

@@ -63,10 +63,15 @@ class QualityResults(Construct):
                 report_batch_item_failures=True,
             )
         )
-        storage.records_table.grant(role, "dynamodb:PutItem", "dynamodb:ConditionCheckItem")
-        storage.counts_table.grant(role, "dynamodb:UpdateItem")
-        storage.nonconformances_table.grant(
-            role, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"
+        grant = storage.grant_table
+        grant(storage.records_table, role, "dynamodb:PutItem", "dynamodb:ConditionCheckItem")
+        grant(storage.counts_table, role, "dynamodb:UpdateItem")
+        grant(
+            storage.nonconformances_table,
+            role,
+            "dynamodb:PutItem",
+            "dynamodb:GetItem",
+            "dynamodb:UpdateItem",
         )
         event_bus.grant_put_events_to(role)
         self._function.acknowledge_policy(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -55,3 +56,12 @@ class QualityStorage(Construct):
         self.records_table = table("InspectionRecords", ("station", S), ("part_id", S))
         self.counts_table = table("QualityCounts", ("station", S), ("window_start", N))
         self.nonconformances_table = table("NonConformances", ("ncr_id", S))
+
+    @staticmethod
+    def grant_table(table: dynamodb.Table, grantee: iam.IGrantable, *actions: str) -> None:
+        """Exactly ``actions`` on ``table``, and the use of its key that they need."""
+        table.grant(grantee, *actions)
+        if table.encryption_key is not None:
+            table.encryption_key.grant(
+                grantee, "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"
+            )

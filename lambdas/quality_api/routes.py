@@ -1,0 +1,185 @@
+"""The quality experts' API: upload URLs for images, start a training, list models with their
+cards, approve or reject one, and follow its deployment.
+
+Every route is for one camera station of the plant (``/stations/{site}/{line}/{station}``); the
+reviewer of a decision is the signed-in Cognito user, never a field of the request.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lambdas.common.aws import client
+from lambdas.model_pipeline.approval import decide
+from lambdas.model_pipeline.layout import DEFECT, GOOD, dataset_prefix, station_key
+from lambdas.model_pipeline.registry import (
+    ApprovalNotPending,
+    InvalidTransition,
+    ModelNotFound,
+    ModelRegistry,
+)
+from lambdas.model_pipeline.requests import TrainingRequest
+from lambdas.model_pipeline.stations import NotACameraStation, camera_station
+from lambdas.quality_api.settings import Settings
+from mes_domain.plant import Plant
+
+IMAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.(png|jpe?g)$", re.IGNORECASE)
+MAX_FILES_PER_REQUEST = 100
+STATION = "/stations/<site>/<line>/<station>"
+
+app = APIGatewayRestResolver()
+
+
+@cache
+def settings() -> Settings:
+    return Settings.from_environ()
+
+
+@cache
+def plant() -> Plant:
+    return Plant.model_validate_json(Path(settings().plant_file).read_text())
+
+
+@cache
+def registry() -> ModelRegistry:
+    return ModelRegistry(settings().models_table)
+
+
+class UploadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["good", "defect"]
+    files: Annotated[list[str], Field(min_length=1, max_length=MAX_FILES_PER_REQUEST)]
+
+
+class DecisionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["approve", "reject"]
+    comment: Annotated[str, Field(max_length=2000)] = ""
+
+
+def _body(model: type[BaseModel]) -> Any:
+    try:
+        return model.model_validate(app.current_event.json_body or {})
+    except ValidationError as err:
+        raise BadRequestError(err.errors(include_url=False, include_context=False)) from None
+    except ValueError as err:  # a body that is not JSON
+        raise BadRequestError(f"the body is not JSON: {err}") from None
+
+
+def _camera_station(site: str, line: str, station: str) -> None:
+    try:
+        camera_station(plant(), site, line, station)
+    except NotACameraStation as err:
+        raise NotFoundError(str(err)) from None
+
+
+def _user() -> str:
+    claims = app.current_event.request_context.authorizer.claims or {}
+    user = claims.get("email") or claims.get("cognito:username")
+    if not user:
+        raise BadRequestError("the request carries no signed-in user")
+    return user
+
+
+def _conflict(message: str) -> Response:
+    return Response(409, content_types.APPLICATION_JSON, {"message": message})
+
+
+@app.post(f"{STATION}/uploads")
+def upload_urls(site: str, line: str, station: str) -> dict:
+    """Pre-signed PUT URLs, one per file, under the station's dataset prefix."""
+    _camera_station(site, line, station)
+    request = _body(UploadRequest)
+    bad = [name for name in request.files if not IMAGE_NAME.match(name)]
+    if bad:
+        raise BadRequestError(f"not PNG or JPEG file names: {', '.join(bad[:10])}")
+    kind = GOOD if request.kind == "good" else DEFECT
+    prefix = dataset_prefix(site, line, station) + f"{kind}/"
+    expires = settings().upload_url_seconds
+    uploads = []
+    for name in request.files:
+        # A unique prefix, so two uploads of "img1.png" never overwrite each other.
+        key = f"{prefix}{uuid.uuid4().hex[:12]}-{name}"
+        url = client("s3").generate_presigned_url(
+            "put_object",
+            Params={"Bucket": settings().dataset_bucket, "Key": key},
+            ExpiresIn=expires,
+        )
+        uploads.append({"file": name, "key": key, "url": url})
+    return {"uploads": uploads, "expires_in": expires}
+
+
+@app.post(f"{STATION}/trainings")
+def start_training(site: str, line: str, station: str) -> Response:
+    _camera_station(site, line, station)
+    request = TrainingRequest(site=site, line=line, station=station, requested_by=_user())
+    execution = client("stepfunctions").start_execution(
+        stateMachineArn=settings().state_machine_arn, input=request.model_dump_json()
+    )
+    body = {"execution_arn": execution["executionArn"], "started_at": str(execution["startDate"])}
+    return Response(202, content_types.APPLICATION_JSON, body)
+
+
+@app.get(f"{STATION}/models")
+def list_models(site: str, line: str, station: str) -> dict:
+    _camera_station(site, line, station)
+    records = registry().list(station_key(site, line, station))
+    return {"models": [record.redacted().model_dump(mode="json") for record in records]}
+
+
+@app.get(f"{STATION}/models/<version>")
+def get_model(site: str, line: str, station: str, version: str) -> dict:
+    try:
+        record = registry().get(station_key(site, line, station), version)
+    except ModelNotFound as err:
+        raise NotFoundError(str(err)) from None
+    return record.redacted().model_dump(mode="json")
+
+
+@app.post(f"{STATION}/models/<version>/decision")
+def decide_model(site: str, line: str, station: str, version: str) -> Response | dict:
+    request = _body(DecisionRequest)
+    key = station_key(site, line, station)
+    try:
+        record = decide(
+            registry(), client("stepfunctions"), key, version,
+            request.decision, _user(), request.comment,
+        )  # fmt: skip
+    except ModelNotFound as err:
+        raise NotFoundError(str(err)) from None
+    except (InvalidTransition, ApprovalNotPending) as err:
+        return _conflict(str(err))
+    except ValueError as err:
+        raise BadRequestError(str(err)) from None
+    return record.redacted().model_dump(mode="json")
+
+
+@app.get(f"{STATION}/models/<version>/deployment")
+def deployment_status(site: str, line: str, station: str, version: str) -> dict:
+    try:
+        record = registry().get(station_key(site, line, station), version)
+    except ModelNotFound as err:
+        raise NotFoundError(str(err)) from None
+    if record.deployment_id is None:
+        return {"model_version": version, "status": record.status.value, "deployment": None}
+    deployment = client("greengrassv2").get_deployment(deploymentId=record.deployment_id)
+    return {
+        "model_version": version,
+        "status": record.status.value,
+        "deployment": {
+            "deployment_id": record.deployment_id,
+            "status": deployment.get("deploymentStatus"),
+            "target_arn": deployment.get("targetArn"),
+            "revision_id": deployment.get("revisionId"),
+        },
+    }

@@ -1,0 +1,35 @@
+"""Environment of the quality API: keys shared with its construct and its tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lambdas.common.settings import from_environ
+
+PLANT_LAYER_FILE = "/opt/plant/plant.json"
+
+
+class EnvVar(StrEnum):
+    DATASET_BUCKET = "DATASET_BUCKET"
+    MODELS_TABLE = "MODELS_TABLE"
+    STATE_MACHINE_ARN = "STATE_MACHINE_ARN"
+    UPLOAD_URL_SECONDS = "UPLOAD_URL_SECONDS"
+    PLANT_FILE = "PLANT_FILE"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    dataset_bucket: str = Field(min_length=3, max_length=63)
+    models_table: str = Field(min_length=3)
+    state_machine_arn: str = Field(pattern=r"^arn:aws[a-z-]*:states:")
+    upload_url_seconds: int = Field(default=900, ge=60, le=3600)
+    plant_file: str = PLANT_LAYER_FILE
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        return from_environ(cls, EnvVar, environ)

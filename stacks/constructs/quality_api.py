@@ -1,0 +1,244 @@
+"""The quality experts' REST API behind a Cognito user pool: upload URLs for dataset images,
+start a training, list models with their cards, approve or reject, deployment status.
+
+Request bodies are validated by API Gateway against the JSON schemas of the handler's own
+pydantic models, so the gateway and the handler cannot disagree on what a valid body is.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from lambdas.quality_api.routes import DecisionRequest, UploadRequest
+from lambdas.quality_api.settings import EnvVar
+from mes_domain.plant import Plant
+from stacks.compliance import acknowledge
+from stacks.constructs.lambda_packaging import LambdaPackaging
+from stacks.constructs.mes_function import MesFunction
+from stacks.constructs.plant_config_layer import PlantConfigLayer
+from stacks.constructs.quality_storage import QualityStorage
+
+THROTTLE_RATE = 20  # requests per second: a handful of experts and their upload tools
+THROTTLE_BURST = 40
+
+
+class QualityApi(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        plant: Plant,
+        storage: QualityStorage,
+        state_machine: sfn.IStateMachine,
+        packaging: LambdaPackaging,
+        logs_key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        prefix = plant.deployment.stack_prefix
+        self.user_pool = cognito.UserPool(
+            self,
+            "Experts",
+            user_pool_name=f"{prefix}-quality-experts",
+            self_sign_up_enabled=False,  # administrators invite the quality experts
+            sign_in_aliases=cognito.SignInAliases(email=True),
+            mfa=cognito.Mfa.REQUIRED,
+            mfa_second_factor=cognito.MfaSecondFactor(otp=True, sms=False),
+            password_policy=cognito.PasswordPolicy(
+                min_length=12,
+                require_digits=True,
+                require_lowercase=True,
+                require_uppercase=True,
+                require_symbols=True,
+            ),
+            account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        for rule in ("AwsSolutions-COG3", "AwsSolutions-COG8"):
+            acknowledge(
+                self.user_pool.node.default_child,
+                rule,
+                "Threat protection needs Cognito's Plus plan; a pool of invited experts with "
+                "required TOTP MFA and a 12-character policy covers this API's risk.",
+            )
+        self.client = self.user_pool.add_client(
+            "Console", auth_flows=cognito.AuthFlow(user_srp=True), generate_secret=False
+        )
+
+        self.handler = MesFunction(
+            self,
+            "Handler",
+            handler="lambdas.quality_api.handler.lambda_handler",
+            description="Quality experts' API: datasets, trainings, models, approvals",
+            packaging=packaging,
+            logs_key=logs_key,
+            log_retention_days=plant.retention.log_days,
+            extra_layers=[PlantConfigLayer(self, "Plant", plant=plant).layer],
+            environment={
+                EnvVar.DATASET_BUCKET.value: storage.dataset_bucket.bucket_name,
+                EnvVar.MODELS_TABLE.value: storage.models_table.table_name,
+                EnvVar.STATE_MACHINE_ARN.value: state_machine.state_machine_arn,
+                "POWERTOOLS_SERVICE_NAME": "quality_api",
+            },
+        )
+        role = self.handler.role
+        # Pre-signed URLs carry this role's permission to put images, nothing else.
+        storage.dataset_bucket.grant_put(role, "datasets/*")
+        storage.grant_table(
+            storage.models_table, role, "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"
+        )
+        state_machine.grant_start_execution(role)
+        state_machine.grant_task_response(role)
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["greengrass:GetDeployment"],
+                resources=[
+                    Stack.of(self).format_arn(
+                        service="greengrass", resource="deployments", resource_name="*"
+                    )
+                ],
+            )
+        )
+
+        access_logs = logs.LogGroup(
+            self, "AccessLogs", encryption_key=logs_key, removal_policy=RemovalPolicy.RETAIN
+        )
+        access_logs.node.default_child.retention_in_days = plant.retention.log_days
+        self.api = apigw.RestApi(
+            self,
+            "Api",
+            rest_api_name=f"{prefix}-quality",
+            description="Quality inspection: datasets, model training and approval",
+            cloud_watch_role=True,
+            deploy_options=apigw.StageOptions(
+                stage_name="v1",
+                tracing_enabled=True,
+                metrics_enabled=True,
+                logging_level=apigw.MethodLoggingLevel.INFO,
+                data_trace_enabled=False,  # bodies hold upload URLs and comments
+                throttling_rate_limit=THROTTLE_RATE,
+                throttling_burst_limit=THROTTLE_BURST,
+                access_log_destination=apigw.LogGroupLogDestination(access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=False,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+            ),
+        )
+        authorizer = apigw.CognitoUserPoolsAuthorizer(
+            self, "Authorizer", cognito_user_pools=[self.user_pool]
+        )
+        validator = self.api.add_request_validator(
+            "Validator", validate_request_body=True, validate_request_parameters=True
+        )
+        integration = apigw.LambdaIntegration(self.handler.function)
+        options = {
+            "authorizer": authorizer,
+            "authorization_type": apigw.AuthorizationType.COGNITO,
+            "request_validator": validator,
+        }
+
+        def body_of(model, name: str) -> dict:
+            schema = apigw.CfnModel(
+                self,
+                f"{name}Model",
+                rest_api_id=self.api.rest_api_id,
+                content_type="application/json",
+                name=name,
+                schema={"$schema": "http://json-schema.org/draft-04/schema#", **_schema(model)},
+            )
+            return {"application/json": apigw.Model.from_model_name(self, name, schema.ref)}
+
+        station = (
+            self.api.root.add_resource("stations")
+            .add_resource("{site}")
+            .add_resource("{line}")
+            .add_resource("{station}")
+        )
+        station.add_resource("uploads").add_method(
+            "POST", integration, request_models=body_of(UploadRequest, "UploadRequest"), **options
+        )
+        station.add_resource("trainings").add_method("POST", integration, **options)
+        models = station.add_resource("models")
+        models.add_method("GET", integration, **options)
+        model = models.add_resource("{version}")
+        model.add_method("GET", integration, **options)
+        model.add_resource("decision").add_method(
+            "POST",
+            integration,
+            request_models=body_of(DecisionRequest, "DecisionRequest"),
+            **options,
+        )
+        model.add_resource("deployment").add_method("GET", integration, **options)
+        self._acknowledge(storage)
+
+    def _acknowledge(self, storage: QualityStorage) -> None:
+        stack = Stack.of(self)
+        acknowledge(
+            self.api.deployment_stage.node.default_child,
+            "AwsSolutions-APIG3",
+            "A regional API for a few signed-in experts, throttled per stage; a WAF web ACL "
+            "is the account's perimeter choice and can be associated without code changes.",
+        )
+        acknowledge(
+            self.api.node.find_child("CloudWatchRole"),
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonAPIGatewayPushToCloudWatchLogs]",
+            "API Gateway's account-level logging role; AWS maintains the exact log actions it "
+            "needs to write execution logs.",
+        )
+        policy = self.handler.role.node.find_child("DefaultPolicy")
+        bucket = stack.get_logical_id(storage.dataset_bucket.node.default_child)
+        for finding, reason in {
+            "AwsSolutions-IAM5[Resource::*]": (
+                "The X-Ray trace writes of active tracing support no resource-level permissions."
+            ),
+            "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]": (
+                "From grant_put on the KMS-encrypted dataset bucket; the platform data key only."
+            ),
+            "AwsSolutions-IAM5[Action::kms:ReEncrypt*]": (
+                "From grant_put on the KMS-encrypted dataset bucket; the platform data key only."
+            ),
+            "AwsSolutions-IAM5[Action::s3:Abort*]": (
+                "From grant_put: a failed multipart upload of an image, under datasets/ only."
+            ),
+            f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/datasets/*]": (
+                "Experts upload images of any camera station's dataset, under datasets/ only; "
+                "the keys are made per upload."
+            ),
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:greengrass:<AWS::Region>:"
+            "<AWS::AccountId>:deployments/*]": (
+                "Read-only status of the deployment a model record names, known at run time."
+            ),
+        }.items():
+            acknowledge(policy, finding, reason)
+        acknowledge(
+            self.handler.function.node.default_child,
+            "Serverless-LambdaDLQ",
+            "Invoked synchronously by API Gateway, which returns its errors to the caller.",
+        )
+
+
+def _schema(model) -> dict:
+    """The pydantic model's JSON schema in the draft-04 subset API Gateway reads."""
+    schema = model.model_json_schema()
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+        if "const" in prop:
+            prop["enum"] = [prop.pop("const")]
+    return schema

@@ -1,0 +1,195 @@
+"""The quality API under moto: Given a signed-in expert, When they call a route, Then the
+right URL, execution, record or error comes back, and nothing changes on a refused call."""
+
+import json
+from urllib.parse import parse_qs, urlparse
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from lambdas.common import aws
+from lambdas.model_pipeline.registry import ModelRecord, ModelRegistry, ModelStatus
+from lambdas.quality_api import handler, routes
+from tests.lambdas.conftest import LambdaContext
+from tests.lambdas.model_pipeline.conftest import MODELS_TABLE, create_models_table
+
+REGION = "eu-central-1"
+BUCKET, TABLE = "datasets-bucket", MODELS_TABLE
+STATION = "/stations/berlin/body-line-1/vision-01"
+KEY = "berlin/body-line-1/vision-01"
+VERSION = "1.0.1795169220"
+EXPERT = "jane@example.com"
+THING_GROUPS = "arn:aws:iot:eu-central-1:123456789012:thinggroup/"
+
+
+@pytest.fixture
+def api(fake_credentials, monkeypatch, tmp_path, demo_plant):
+    plant_file = tmp_path / "plant.json"
+    plant_file.write_text(demo_plant.model_dump_json())
+    with mock_aws():
+        aws.client.cache_clear()
+        for cached in (routes.settings, routes.plant, routes.registry):
+            cached.cache_clear()
+        boto3.client("s3").create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
+        )
+        create_models_table(boto3.client("dynamodb"))
+        machine = boto3.client("stepfunctions").create_state_machine(
+            name="pipeline",
+            definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+            roleArn="arn:aws:iam::123456789012:role/pipeline",
+        )["stateMachineArn"]
+        for key, value in {
+            "DATASET_BUCKET": BUCKET,
+            "MODELS_TABLE": TABLE,
+            "STATE_MACHINE_ARN": machine,
+            "PLANT_FILE": str(plant_file),
+        }.items():
+            monkeypatch.setenv(key, value)
+        yield {"registry": ModelRegistry(TABLE), "machine": machine}
+    aws.client.cache_clear()
+
+
+def call(method, path, body=None, user=EXPERT):
+    event = {
+        "resource": path,
+        "path": path,
+        "httpMethod": method,
+        "headers": {"Content-Type": "application/json"},
+        "queryStringParameters": None,
+        "pathParameters": None,
+        "body": None if body is None else (body if isinstance(body, str) else json.dumps(body)),
+        "isBase64Encoded": False,
+        "requestContext": {
+            "stage": "v1",
+            "httpMethod": method,
+            "path": path,
+            "requestId": "r1",
+            "authorizer": {"claims": {"email": user} if user else {}},
+        },
+    }
+    response = handler.lambda_handler(event, LambdaContext())
+    return response["statusCode"], json.loads(response["body"]) if response["body"] else None
+
+
+def test_upload_urls_are_presigned_puts_under_the_stations_dataset(api):
+    status, body = call("POST", f"{STATION}/uploads", {"kind": "defect", "files": ["a.png"] * 2})
+    assert status == 200 and body["expires_in"] == 900
+    keys = [upload["key"] for upload in body["uploads"]]
+    assert len(set(keys)) == 2  # two files of one name never overwrite each other
+    for upload in body["uploads"]:
+        assert upload["key"].startswith(f"datasets/{KEY}/defect/") and upload["key"].endswith(
+            "a.png"
+        )
+        url = urlparse(upload["url"])
+        assert url.path.endswith(upload["key"]) and BUCKET in url.netloc + url.path
+        assert "X-Amz-Signature" in parse_qs(url.query)
+
+
+@pytest.mark.parametrize(
+    "path, body, status, says",
+    [
+        (f"{STATION}/uploads", {"kind": "scratch", "files": ["a.png"]}, 400, "kind"),
+        (f"{STATION}/uploads", {"kind": "good", "files": ["../etc/passwd"]}, 400, "PNG or JPEG"),
+        (f"{STATION}/uploads", {"kind": "good", "files": []}, 400, "files"),
+        (f"{STATION}/uploads", "not json", 400, "JSON"),
+        ("/stations/berlin/body-line-1/press-01/uploads", {"kind": "good", "files": ["a.png"]},
+         404, "not camera_inspection"),
+        ("/stations/berlin/nowhere/vision-01/uploads", {"kind": "good", "files": ["a.png"]},
+         404, "no station"),
+    ],
+)  # fmt: skip
+def test_bad_uploads_are_refused_with_the_reason(api, path, body, status, says):
+    code, response = call("POST", path, body)
+    assert code == status and says in json.dumps(response)
+
+
+def test_a_training_starts_an_execution_for_the_signed_in_expert(api):
+    status, body = call("POST", f"{STATION}/trainings")
+    assert status == 202
+    execution = boto3.client("stepfunctions").describe_execution(executionArn=body["execution_arn"])
+    assert json.loads(execution["input"]) == {
+        "site": "berlin",
+        "line": "body-line-1",
+        "station": "vision-01",
+        "requested_by": EXPERT,
+    }
+
+
+def test_a_call_without_a_signed_in_user_starts_nothing(api):
+    status, body = call("POST", f"{STATION}/trainings", user=None)
+    assert status == 400 and "signed-in user" in body["message"]
+    executions = boto3.client("stepfunctions").list_executions(stateMachineArn=api["machine"])
+    assert executions["executions"] == []
+
+
+def test_models_are_listed_with_their_cards_and_never_their_task_token(api):
+    registry = api["registry"]
+    registry.register(
+        ModelRecord(station=KEY, model_version=VERSION, status=ModelStatus.TRAINED,
+                    card={"threshold": 0.42})
+    )  # fmt: skip
+    registry.store_approval_token(KEY, VERSION, "secret-task-token")
+
+    status, listed = call("GET", f"{STATION}/models")
+    assert status == 200
+    (model,) = listed["models"]
+    assert model["card"] == {"threshold": 0.42} and model["approval_token"] is None
+    status, one = call("GET", f"{STATION}/models/{VERSION}")
+    assert status == 200 and one["approval_token"] is None and "secret" not in json.dumps(one)
+    assert call("GET", f"{STATION}/models/1.0.1")[0] == 404
+
+
+def test_an_approval_releases_the_pipeline_and_a_second_decision_conflicts(api, monkeypatch):
+    registry = api["registry"]
+    registry.register(ModelRecord(station=KEY, model_version=VERSION, status=ModelStatus.TRAINED))
+    registry.store_approval_token(KEY, VERSION, "task-token-1")
+    sfn = boto3.client("stepfunctions")
+    monkeypatch.setattr(routes, "client", lambda service: sfn)
+    with Stubber(sfn) as stubber:
+        stubber.add_response(
+            "send_task_success",
+            {},
+            {"taskToken": "task-token-1", "output": json.dumps({"approved_by": EXPERT})},
+        )
+        status, body = call("POST", f"{STATION}/models/{VERSION}/decision",
+                            {"decision": "approve", "comment": "scratches caught"})  # fmt: skip
+        assert status == 200 and body["status"] == "APPROVED" and body["approved_by"] == EXPERT
+
+        again = call("POST", f"{STATION}/models/{VERSION}/decision",
+                     {"decision": "reject", "comment": "changed my mind"})  # fmt: skip
+        assert again[0] == 409
+        stubber.assert_no_pending_responses()  # the second decision sent nothing
+    assert registry.get(KEY, VERSION).status is ModelStatus.APPROVED
+
+
+def test_a_rejection_needs_a_reason(api):
+    api["registry"].register(
+        ModelRecord(station=KEY, model_version=VERSION, status=ModelStatus.TRAINED)
+    )
+    status, body = call("POST", f"{STATION}/models/{VERSION}/decision", {"decision": "reject"})
+    assert status == 400 and "comment" in body["message"]
+    assert api["registry"].get(KEY, VERSION).status is ModelStatus.TRAINED
+
+
+def test_deployment_status_follows_the_recorded_deployment(api, monkeypatch):
+    registry = api["registry"]
+    registry.register(ModelRecord(station=KEY, model_version=VERSION, status=ModelStatus.TRAINED))
+    assert call("GET", f"{STATION}/models/{VERSION}/deployment")[1]["deployment"] is None
+
+    registry.transition(KEY, VERSION, ModelStatus.APPROVED)
+    registry.transition(KEY, VERSION, ModelStatus.DEPLOYED, deployment_id="dep-1")
+    greengrass = boto3.client("greengrassv2")
+    monkeypatch.setattr(routes, "client", lambda service: greengrass)
+    with Stubber(greengrass) as stubber:
+        stubber.add_response(
+            "get_deployment",
+            {"deploymentId": "dep-1", "deploymentStatus": "COMPLETED", "revisionId": "3",
+             "targetArn": f"{THING_GROUPS}MesDemo-berlin-body-line-1"},
+            {"deploymentId": "dep-1"},
+        )  # fmt: skip
+        status, body = call("GET", f"{STATION}/models/{VERSION}/deployment")
+    assert status == 200 and body["status"] == "DEPLOYED"
+    assert body["deployment"]["status"] == "COMPLETED" and body["deployment"]["revision_id"] == "3"
