@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-GOOD = "good"
-DEFECT = "defect"
+from mes_domain.quality import DEFECT, GOOD, dataset_prefix  # noqa: F401 - shared with the edge
+
 MODEL_FILE = "model.onnx"  # the names mes_vision writes
 CARD_FILE = "model.json"
 
@@ -17,10 +17,6 @@ _ARN = re.compile(r"^arn:(?P<partition>aws[a-z-]*):iot:(?P<region>[^:]+):(?P<acc
 def station_key(site: str, line: str, station: str) -> str:
     """The registry's partition key of a station."""
     return f"{site}/{line}/{station}"
-
-
-def dataset_prefix(site: str, line: str, station: str) -> str:
-    return f"datasets/{site}/{line}/{station}/"
 
 
 def model_prefix(site: str, line: str, station: str, model_version: str) -> str:

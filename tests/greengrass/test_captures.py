@@ -116,10 +116,12 @@ def test_outage_keeps_captures_until_uploaded_once(tmp_path, s3):
     flaky.down = False
     assert up.drain() == 0
     assert flaky.puts == {
-        "datasets/vision-01/defect/" + captures[0].name: 1,
-        "datasets/vision-01/good/" + captures[1].name: 1,
+        "datasets/berlin/body-line-1/vision-01/defect/" + captures[0].name: 1,
+        "datasets/berlin/body-line-1/vision-01/good/" + captures[1].name: 1,
     }
-    head = s3.head_object(Bucket=BUCKET, Key="datasets/vision-01/good/" + captures[1].name)
+    head = s3.head_object(
+        Bucket=BUCKET, Key="datasets/berlin/body-line-1/vision-01/good/" + captures[1].name
+    )
     assert head["Metadata"] == {"site": "berlin", "line": "body-line-1", "station": "vision-01"}
     assert head["ContentType"] == "image/png"
     # A restart finds them uploaded and uploads nothing
@@ -141,7 +143,7 @@ def test_crash_between_upload_and_marker_does_not_upload_again(tmp_path, s3):
     assert recovered.recovered
     # Then a HEAD finds the object, the marker is written, and no second PUT is made
     assert uploader(again, flaky).drain() == 0
-    assert flaky.puts == {f"datasets/vision-01/defect/{capture.name}": 1}
+    assert flaky.puts == {f"datasets/berlin/body-line-1/vision-01/defect/{capture.name}": 1}
     assert capture.path.with_name(capture.name + UPLOADED_SUFFIX).exists()
 
 
@@ -151,7 +153,7 @@ def test_recovered_capture_that_never_reached_s3_is_uploaded(tmp_path, s3):
     again = CaptureStore(tmp_path / "c", max_bytes=10**6, max_files=100)
     flaky = FlakyS3(s3)
     assert uploader(again, flaky).drain() == 0
-    assert flaky.puts == {f"datasets/vision-01/defect/{capture.name}": 1}
+    assert flaky.puts == {f"datasets/berlin/body-line-1/vision-01/defect/{capture.name}": 1}
 
 
 def test_backoff_grows_to_its_cap_with_jitter():

@@ -140,7 +140,7 @@ def test_captures_upload_once_after_an_outage_and_not_again_after_restart(
     # When the link comes back
     flaky.down = False
     assert wait_for(lambda: not store.pending(), timeout_s=10)
-    # Then each capture is in the bucket exactly once, under datasets/{station}/{label}/
+    # Then each capture is in the bucket exactly once, where the training pipeline looks
     objects = s3.list_objects_v2(Bucket=BUCKET)["Contents"]
     keys = sorted(o["Key"] for o in objects)
     assert sorted(flaky.puts) == keys and set(flaky.puts.values()) == {1}
@@ -148,7 +148,7 @@ def test_captures_upload_once_after_an_outage_and_not_again_after_restart(
     for part_id, data in sent.items():
         label = "defect" if by_part[part_id].verdict is Verdict.DEFECT else "good"
         key = by_part[part_id].image_key.removeprefix(f"s3://{BUCKET}/")
-        assert key.startswith(f"datasets/vision-01/{label}/") and key in keys
+        assert key.startswith(f"datasets/berlin/body-line-1/vision-01/{label}/") and key in keys
         assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == data
     # When the component restarts on the same folders
     handle.stop()

@@ -82,3 +82,18 @@ def test_command_topics_are_per_gateway_and_never_station_topics():
         parse_topic("mes/cmd/v1/gw-1/restart/now")
     with pytest.raises(ValueError, match="wildcard"):
         command_topic_filter("gw+")
+
+
+def test_the_dataset_layout_is_one_for_edge_and_cloud():
+    from mes_domain.quality import dataset_key, dataset_prefix
+
+    assert dataset_prefix("berlin", "l1", "cam-01") == "datasets/berlin/l1/cam-01/"
+    assert dataset_key("berlin", "l1", "cam-01", "defect", "p1.png", root="captures/") == (
+        "captures/berlin/l1/cam-01/defect/p1.png"
+    )
+    with pytest.raises(ValueError, match="one of good, defect"):
+        dataset_key("berlin", "l1", "cam-01", "error", "p1.png")
+    with pytest.raises(ValueError, match="plain file name"):
+        dataset_key("berlin", "l1", "cam-01", "good", "../p1.png")
+    with pytest.raises(ValueError, match="MQTT topic levels"):
+        dataset_prefix("berlin", "l1", "cam/01")

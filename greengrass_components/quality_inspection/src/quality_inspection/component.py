@@ -133,7 +133,8 @@ class QualityInspection:
         capture = self.config.capture
         if label not in UPLOAD_LABELS or not capture.upload_bucket or name is None:
             return None
-        key = capture_key(capture.upload_prefix, self.config.station.station, label, name)
+        s = self.config.station
+        key = capture_key(capture.upload_prefix, s.site, s.line, s.station, label, name)
         return f"s3://{capture.upload_bucket}/{key}"
 
     def _keep_or_drop(self, job: ImageJob, label: str | None, name: str | None) -> None:

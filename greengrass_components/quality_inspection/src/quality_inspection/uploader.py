@@ -15,16 +15,18 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from mes_domain.quality import LABELS, dataset_key
 from quality_inspection.captures import Capture, CaptureStore
 
 log = logging.getLogger(__name__)
 
-UPLOAD_LABELS = ("good", "defect")
+UPLOAD_LABELS = LABELS
 CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
 
-def capture_key(prefix: str, station: str, label: str, name: str) -> str:
-    return "/".join(part for part in (prefix, station, label, name) if part)
+def capture_key(prefix: str, site: str, line: str, station: str, label: str, name: str) -> str:
+    """Where the cloud's training pipeline looks for the station's images."""
+    return dataset_key(site, line, station, label, name, root=prefix)
 
 
 class Backoff:
@@ -79,7 +81,10 @@ class Uploader:
         self.uploaded = 0
 
     def key(self, capture: Capture) -> str:
-        return capture_key(self.prefix, self.station, capture.label, capture.name)
+        return capture_key(
+            self.prefix, self.metadata["site"], self.metadata["line"], self.station,
+            capture.label, capture.name,
+        )  # fmt: skip
 
     def upload_one(self, capture: Capture) -> bool:
         """Upload ``capture`` unless it is already in S3; True when it is there now."""
