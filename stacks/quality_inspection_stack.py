@@ -67,5 +67,11 @@ class QualityInspectionStack(Stack):
         CfnOutput(self, "ApiUrl", value=self.api.api.url)
         CfnOutput(self, "UserPoolId", value=self.api.user_pool.user_pool_id)
         CfnOutput(self, "StateMachineArn", value=self.pipeline.state_machine.state_machine_arn)
+        CfnOutput(
+            self,
+            "GatewayAccessPolicyArn",
+            description="Attach to the gateways' token exchange role",
+            value=self.storage.gateway_access.managed_policy_arn,
+        )
         CfnOutput(self, "DatasetBucketName", value=self.storage.dataset_bucket.bucket_name)
         CfnOutput(self, "ModelBucketName", value=self.storage.model_bucket.bucket_name)

@@ -3,13 +3,14 @@ registry, and the inspection records, counts and non-conformances."""
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stacks.compliance import acknowledge
 from stacks.constructs.buckets import DataBucket
 
 S = dynamodb.AttributeType.STRING
@@ -56,6 +57,37 @@ class QualityStorage(Construct):
         self.records_table = table("InspectionRecords", ("station", S), ("part_id", S))
         self.counts_table = table("QualityCounts", ("station", S), ("window_start", N))
         self.nonconformances_table = table("NonConformances", ("ncr_id", S))
+
+        # For the gateways' token exchange role: fetch model artifacts, upload captures.
+        self.gateway_access = iam.ManagedPolicy(
+            self,
+            "GatewayAccess",
+            description="Quality inspection on a gateway: read models, upload dataset images",
+            statements=[
+                iam.PolicyStatement(
+                    actions=["s3:GetObject"],
+                    resources=[self.model_bucket.arn_for_objects("models/*")],
+                ),
+                iam.PolicyStatement(
+                    actions=["s3:PutObject", "s3:GetObject"],
+                    resources=[self.dataset_bucket.arn_for_objects("datasets/*")],
+                ),
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[data_key.key_arn]
+                ),
+            ],
+        )
+        stack = Stack.of(self)
+        for bucket, prefix, use in (
+            (self.model_bucket, "models", "Gateways fetch the model components' artifacts"),
+            (self.dataset_bucket, "datasets", "Gateways upload their stations' captures"),
+        ):
+            logical_id = stack.get_logical_id(bucket.node.default_child)
+            acknowledge(
+                self.gateway_access,
+                f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{prefix}/*]",
+                f"{use}, under {prefix}/ of this bucket only; the keys are per model or image.",
+            )
 
     @staticmethod
     def grant_table(table: dynamodb.Table, grantee: iam.IGrantable, *actions: str) -> None:
