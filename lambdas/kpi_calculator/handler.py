@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -22,6 +21,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 
+from lambdas.common.plant import load_plant
 from lambdas.common.timestream import MAX_RECORDS_PER_WRITE, TimestreamRecordWriter, WriteFailed
 from lambdas.kpi_calculator.adapters import TimestreamEventSource, emit_metrics
 from lambdas.kpi_calculator.calculate import (
@@ -46,7 +46,7 @@ def settings() -> Settings:
 
 @cache
 def plant() -> Plant:
-    return Plant.model_validate_json(Path(settings().plant_file).read_text())
+    return load_plant(settings().plant_file)
 
 
 @cache

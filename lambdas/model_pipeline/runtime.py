@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from lambdas.common.aws import client
+from lambdas.common.plant import load_plant
 from lambdas.model_pipeline.registry import ModelRegistry
 from lambdas.model_pipeline.settings import EnvVar, Settings
 from mes_domain.plant import Plant
@@ -20,7 +20,7 @@ def settings() -> Settings:
 @cache
 def plant() -> Plant:
     """The plant config from the layer, read once per container."""
-    return Plant.model_validate_json(Path(settings().plant_file).read_text())
+    return load_plant(settings().plant_file)
 
 
 @cache

@@ -14,9 +14,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambdas.common.plant import PLANT_LAYER_FILE
 from lambdas.common.settings import from_environ
 
-PLANT_LAYER_FILE = "/opt/plant/plant.json"  # the plant config layer's content
 THING_GROUP_ARN_PREFIX_PATTERN = (
     r"^arn:aws[a-z-]*:iot:[a-z]{2}(-[a-z]+)+-\d:\d{12}:thinggroup/[A-Za-z0-9_:-]*$"
 )

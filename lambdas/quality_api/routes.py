@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import uuid
 from functools import cache
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -18,6 +17,7 @@ from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotF
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lambdas.common.aws import client
+from lambdas.common.plant import load_plant
 from lambdas.model_pipeline.approval import decide
 from lambdas.model_pipeline.layout import DEFECT, GOOD, dataset_prefix, station_key
 from lambdas.model_pipeline.registry import (
@@ -45,7 +45,7 @@ def settings() -> Settings:
 
 @cache
 def plant() -> Plant:
-    return Plant.model_validate_json(Path(settings().plant_file).read_text())
+    return load_plant(settings().plant_file)
 
 
 @cache

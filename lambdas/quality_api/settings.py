@@ -8,9 +8,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambdas.common.plant import PLANT_LAYER_FILE
 from lambdas.common.settings import from_environ
-
-PLANT_LAYER_FILE = "/opt/plant/plant.json"
 
 
 class EnvVar(StrEnum):

@@ -29,6 +29,9 @@ RUNTIME_REASON = (
     "training, whose onnxruntime needs Amazon Linux 2023); a runtime change rebuilds the layer."
 )
 
+# Active tracing adds xray:PutTraceSegments and friends, which take no resource ARN.
+TRACING_REASON = "The X-Ray trace writes of active tracing support no resource-level permissions."
+
 
 class MesFunction(Construct):
     def __init__(

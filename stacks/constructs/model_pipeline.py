@@ -22,7 +22,7 @@ from lambdas.model_pipeline.settings import EnvVar
 from mes_domain.plant import Plant
 from stacks.compliance import acknowledge
 from stacks.constructs.lambda_packaging import LambdaPackaging
-from stacks.constructs.mes_function import MesFunction
+from stacks.constructs.mes_function import TRACING_REASON, MesFunction
 from stacks.constructs.plant_config_layer import PlantConfigLayer
 from stacks.constructs.quality_storage import QualityStorage
 
@@ -33,7 +33,6 @@ COMPONENT_FAILED = "ComponentFailed"
 COMPONENT_NOT_READY = "ComponentNotReady"
 APPROVAL_DAYS = 7  # an expert decides within a week, or the run fails
 APPROVAL_TIMEOUT = Duration.days(APPROVAL_DAYS)
-X_RAY_REASON = "The X-Ray trace writes of active tracing support no resource-level permissions."
 KMS_REASON = (
     "From the grants on the KMS-encrypted buckets and tables; scoped to the platform data key."
 )
@@ -348,7 +347,7 @@ class ModelPipeline(Construct):
         state_machine_policy = self.state_machine.role.node.find_child("DefaultPolicy")
         for name, function in self.functions.items():
             policy = function.role.node.find_child("DefaultPolicy")
-            reasons = {f"{iam5}[Resource::*]": X_RAY_REASON, **findings[name]}
+            reasons = {f"{iam5}[Resource::*]": TRACING_REASON, **findings[name]}
             if name == "deploy_model":
                 reasons[f"{iam5}[Resource::*]"] += " greengrass:ListDeployments has none either."
             for finding, reason in reasons.items():

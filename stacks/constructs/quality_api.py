@@ -21,7 +21,7 @@ from lambdas.quality_api.settings import EnvVar
 from mes_domain.plant import Plant
 from stacks.compliance import acknowledge
 from stacks.constructs.lambda_packaging import LambdaPackaging
-from stacks.constructs.mes_function import MesFunction
+from stacks.constructs.mes_function import TRACING_REASON, MesFunction
 from stacks.constructs.plant_config_layer import PlantConfigLayer
 from stacks.constructs.quality_storage import QualityStorage
 
@@ -204,9 +204,7 @@ class QualityApi(Construct):
         policy = self.handler.role.node.find_child("DefaultPolicy")
         bucket = stack.get_logical_id(storage.dataset_bucket.node.default_child)
         for finding, reason in {
-            "AwsSolutions-IAM5[Resource::*]": (
-                "The X-Ray trace writes of active tracing support no resource-level permissions."
-            ),
+            "AwsSolutions-IAM5[Resource::*]": TRACING_REASON,
             "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]": (
                 "From grant_put on the KMS-encrypted dataset bucket; the platform data key only."
             ),

@@ -15,7 +15,7 @@ from lambdas.quality_results.settings import EnvVar
 from mes_domain.plant import Plant
 from stacks.compliance import acknowledge
 from stacks.constructs.lambda_packaging import LambdaPackaging
-from stacks.constructs.mes_function import MesFunction
+from stacks.constructs.mes_function import TRACING_REASON, MesFunction
 from stacks.constructs.quality_storage import QualityStorage
 
 BATCH_SIZE = 50
@@ -76,10 +76,7 @@ class QualityResults(Construct):
         event_bus.grant_put_events_to(role)
         self._function.acknowledge_policy(
             {
-                "AwsSolutions-IAM5[Resource::*]": (
-                    "The X-Ray trace writes of active tracing support no resource-level "
-                    "permissions."
-                ),
+                "AwsSolutions-IAM5[Resource::*]": TRACING_REASON,
                 "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]": (
                     "From the grants on the KMS-encrypted queue, tables and bus; scoped to the "
                     "platform data key only."

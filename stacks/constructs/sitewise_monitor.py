@@ -33,7 +33,7 @@ from mes_domain.sitewise import (
 )
 from stacks.compliance import acknowledge
 from stacks.constructs.lambda_packaging import LambdaPackaging
-from stacks.constructs.mes_function import MesFunction
+from stacks.constructs.mes_function import TRACING_REASON, MesFunction
 from stacks.constructs.sitewise_assets import LineAssets, SiteAssets
 
 RATIOS = (OEE, AVAILABILITY, PERFORMANCE, QUALITY)
@@ -145,10 +145,7 @@ class PropertyIdResolver(Construct):
         self._resolved: dict[str, dict[str, str]] = {}
         self._function.acknowledge_policy(
             {
-                "AwsSolutions-IAM5[Resource::*]": (
-                    "The X-Ray trace writes of active tracing support no resource-level "
-                    "permissions."
-                ),
+                "AwsSolutions-IAM5[Resource::*]": TRACING_REASON,
                 "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iotsitewise:<AWS::Region>:"
                 "<AWS::AccountId>:asset-model/*]": (
                     "Read-only listing of property names and ids of this account's asset "
