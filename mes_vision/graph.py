@@ -39,14 +39,28 @@ class _Builder:
         self.nodes.append(helper.make_node(op_type, inputs, [output], name=output, **attrs))
         return output
 
-    def pool(self, x: str, size: int, output: str) -> str:
-        return self.op("AveragePool", [x], output, kernel_shape=[size, size], strides=[size, size])
+    def conv(
+        self, x: str, weight: np.ndarray, bias: np.ndarray, output: str, pads: list[int], stride=1
+    ) -> str:
+        w = self.const(f"{output}_w", weight.astype(np.float32))
+        b = self.const(f"{output}_b", np.asarray(bias, np.float32))
+        return self.op("Conv", [x, w, b], output, pads=pads, strides=[stride, stride])
 
-    def conv(self, x: str, bank: FilterBank, output: str, stride: int = 1) -> str:
-        k = bank.weight.shape[-1]
-        w = self.const(f"{output}_w", bank.weight)
-        b = self.const(f"{output}_b", bank.bias)
-        return self.op("Conv", [x, w, b], output, pads=[k // 2] * 4, strides=[stride, stride])
+    def channels(self, x: str, start: int, end: int, output: str) -> str:
+        bounds = [
+            self.const(f"{output}_{n}", np.array([v], np.int64))
+            for n, v in (("start", start), ("end", end), ("axis", 1))
+        ]
+        return self.op("Slice", [x, *bounds], output)
+
+    def pool(self, x: str, size: int, output: str, channels: int, summed: bool = False) -> str:
+        """Average pooling of ``channels`` (or their sum) as a convolution: onnxruntime runs it
+        in its blocked layout beside the other convolutions, where AveragePool-19+ on fewer
+        than 16 channels takes a much slower generic path."""
+        kernel = np.zeros((1 if summed else channels, channels, size, size), np.float32)
+        kernel[0 if summed else np.arange(channels), np.arange(channels)] = 1 / size**2
+        w = self.const(f"{output}_w", kernel)
+        return self.op("Conv", [x, w], output, kernel_shape=[size, size], strides=[size, size])
 
 
 def _features(
@@ -54,48 +68,84 @@ def _features(
 ) -> tuple[str, str | None]:
     """Add the feature extractor; return the stage-1 output and the features (if stage 2)."""
     nchw = g.op("Transpose", [INPUT], "nchw", perm=[0, 3, 1, 2])
-    x = g.op("Mul", [nchw, g.const("inv255", np.array(1 / 255, np.float32))], "pixels")
+    # Pixel values stay 0..255: the 1/255 scaling is folded into every kernel that reads them.
+    w1 = stage1.weight.astype(np.float64) / 255
+    out1, cin, k1, _ = w1.shape
     # Stride 2 with 5x5 kernels still sees every pixel, at a quarter of the later work.
-    f1 = g.conv(x, stage1, "f1", stride=2)
+    f1 = g.conv(nchw, w1, stage1.bias, "f1", pads=[k1 // 2] * 4, stride=2)
     # Rectified stage-1 responses: the local energy of each learned filter.
     h1 = g.op("Abs", [f1], STAGE1)
     if stage2 is None:
         return h1, None
     half = config.stride // 2
-    mean1 = g.pool(f1, half, "f1_mean")
-    energy1 = g.pool(h1, half, "f1_energy")
-    f2 = g.conv(h1, stage2, "f2")
-    energy2 = g.pool(g.op("Abs", [f2], "f2_abs"), half, "f2_energy")
+    # Every purely linear per-cell feature is one convolution of the pixels at the cell
+    # stride, the pooling folded into its kernels: the mean colour (chroma has little patch
+    # variance, so PCA alone would drop stains), the mean stage-1 response and m.p, the cross
+    # term of the PCA residual below.
+    mean = stage1.mean.astype(np.float64)
+    colour = np.zeros((cin, cin, 1, 1))
+    colour[np.arange(cin), np.arange(cin)] = 1 / 255
+    linear_w, pads = _pooled(
+        [(_box(colour, config.stride), False), (w1, True), (-2 * mean / 255, True)],
+        k1,
+        config.stride,
+    )
+    linear_b = np.concatenate([np.zeros(cin), stage1.bias, [(mean**2).sum()]])
+    linear = g.conv(nchw, linear_w, linear_b, "pooled_linear", pads, config.stride)
+    energy1 = g.pool(h1, half, "f1_energy", out1)
+    f2 = g.conv(h1, stage2.weight, stage2.bias, "f2", pads=[stage2.weight.shape[-1] // 2] * 4)
+    energy2 = g.pool(g.op("Abs", [f2], "f2_abs"), half, "f2_energy", len(stage2.bias))
     # Logs make the skewed energies closer to Gaussian.
     eps = g.const("eps", np.array(EPS, np.float32))
     log1 = g.op("Log", [g.op("Add", [energy1, eps], "f1_energy_eps")], "f1_log")
     log2 = g.op("Log", [g.op("Add", [energy2, eps], "f2_energy_eps")], "f2_log")
-    # PCA residual (the "Q statistic"): patch energy the learned filters do not explain. Thin
-    # scratches and cracks look like no good patch and land here; ||p - m||^2 is expanded
-    # into convolutions so the patches are never materialised.
-    k1 = stage1.weight.shape[-1]
-    ones = g.const("ones1", np.ones_like(stage1.mean))
-    conv_kw = {"pads": [k1 // 2] * 4, "strides": [2, 2]}
-    x2 = g.op("Mul", [x, x], "pixels_sq")
-    energy = g.op("Conv", [x2, ones], "patch_energy", **conv_kw)
-    cross = g.op("Conv", [x, g.const("mean1x2", 2 * stage1.mean)], "patch_cross", **conv_kw)
-    centred = g.op("Sub", [energy, cross], "patch_centred_part")
-    m2 = g.const(
-        "mean1_sq", np.array(float((stage1.mean.astype(np.float64) ** 2).sum()), np.float32)
-    )
-    centred = g.op("Add", [centred, m2], "patch_centred")
-    axis1 = g.const("axis1_f", np.array([1], np.int64))
-    explained = g.op("ReduceSum", [g.op("Mul", [f1, f1], "f1_sq"), axis1], "explained", keepdims=1)
+    # PCA residual (the "Q statistic"): patch energy the learned filters do not explain, per
+    # cell. Thin scratches and cracks look like no good patch and land here. The cell mean of
+    # ||p - m||^2 - ||W(p - m)||^2 is expanded into convolutions, so patches are never
+    # materialised; the difference is never negative, so the Relu only catches rounding.
+    energy_w, _ = _pooled([(np.ones((1, cin, k1, k1)) / 255**2, True)], k1, config.stride)
+    pixels_sq = g.op("Mul", [nchw, nchw], "pixels_sq")
+    energy = g.conv(pixels_sq, energy_w, np.zeros(1), "patch_energy", pads, config.stride)
+    cross = g.channels(linear, cin + out1, cin + out1 + 1, "patch_cross")
+    centred = g.op("Add", [energy, cross], "patch_centred")
+    explained = g.pool(g.op("Mul", [f1, f1], "f1_sq"), half, "explained", out1, summed=True)
     residual = g.op("Relu", [g.op("Sub", [centred, explained], "residual1_raw")], "residual1")
-    residual = g.pool(residual, half, "residual1_pool")
     log_res = g.op(
         "Log",
         [g.op("Add", [residual, g.const("eps_res", np.array(1e-5, np.float32))], "residual1_eps")],
         "residual1_log",
     )
-    # Mean colour per cell: chroma has little patch variance, so PCA alone would drop stains.
-    colour = g.pool(x, config.stride, "colour")
-    return h1, g.op("Concat", [colour, log_res, mean1, log1, log2], FEATURES, axis=1)
+    linear = g.channels(linear, 0, cin + out1, "pooled_linear_features")
+    return h1, g.op("Concat", [linear, log_res, log1, log2], FEATURES, axis=1)
+
+
+def _box(kernel: np.ndarray, size: int) -> np.ndarray:
+    """``kernel`` (1x1) spread over ``size`` x ``size`` and divided by its area: a mean."""
+    return np.tile(kernel, (1, 1, size, size)) / size**2
+
+
+def _pooled(
+    banks: list[tuple[np.ndarray, bool]], k1: int, stride: int
+) -> tuple[np.ndarray, list[int]]:
+    """One convolution kernel at the cell ``stride`` (and its pads) with the output channels of
+    ``banks``: each a ``k1`` x ``k1`` kernel at stride 2 (padding ``k1 // 2``) averaged over
+    ``stride / 2`` squared outputs when flagged, else a kernel applied as is at the cell
+    stride, aligned to the cell's first pixel."""
+    half, pad = stride // 2, k1 // 2
+    size = max(k1 + 2 * (half - 1), pad + stride)
+    parts = []
+    for weight, pooled in banks:
+        out = np.zeros((weight.shape[0], weight.shape[1], size, size))
+        if pooled:
+            for j in range(half):
+                for i in range(half):
+                    out[:, :, 2 * j : 2 * j + k1, 2 * i : 2 * i + k1] += weight / half**2
+        else:
+            k = weight.shape[-1]
+            out[:, :, pad : pad + k, pad : pad + k] = weight
+        parts.append(out)
+    end = max(0, size - stride - pad)
+    return np.concatenate(parts), [pad, pad, end, end]
 
 
 def _scoring(g: _Builder, features: str, good: GoodModel) -> None:

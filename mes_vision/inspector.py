@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import math
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -12,21 +16,27 @@ import onnxruntime as ort
 
 from mes_vision import graph
 from mes_vision.card import MODEL_FILE, ModelCard
-from mes_vision.errors import ModelFormatError, ModelNotFoundError
+from mes_vision.errors import ImageError, ModelFormatError, ModelNotFoundError
 from mes_vision.preprocess import ImageSource, open_image, to_tensor
 
 GOOD = "GOOD"
 DEFECT = "DEFECT"
+ERROR = "ERROR"
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """One image's result; ``verdict`` uses the values of ``mes_domain.contracts.Verdict``."""
+    """One image's result; ``verdict`` uses the values of ``mes_domain.contracts.Verdict``.
+
+    ``ERROR`` (only from ``score_stream``): the image could not be decoded, ``reason`` says
+    why and ``score`` is NaN.
+    """
 
     score: float
     verdict: str
     threshold: float
     anomaly_map: np.ndarray | None = None
+    reason: str | None = None
 
 
 class Inspector:
@@ -81,3 +91,63 @@ class Inspector:
             return []
         x = to_tensor([open_image(s, self.image_size) for s in sources])
         return self.score_tensor(x, with_map)
+
+    def score_stream(
+        self,
+        sources: Iterable[ImageSource],
+        batch_size: int = 4,
+        with_map: bool = False,
+        decode_threads: int = 1,
+    ) -> Iterator[Verdict]:
+        """Score a stream of images (a camera station's feed): one ``Verdict`` per source, in
+        input order, as soon as its batch is scored.
+
+        Decoding runs on ``decode_threads`` background threads (Pillow releases the GIL) up to
+        ``decode_threads + 1`` batches ahead, while the graph runs batches of ``batch_size`` on
+        the calling thread, so throughput approaches that of the slower stage instead of their
+        sum. For this overlap, load the inspector with fewer intra-op threads (1 on 2 cores).
+        A source that cannot be decoded gives an ``ERROR`` verdict in its place and the stream
+        goes on. ``sources`` is read lazily, a batch at a time, on the calling thread.
+        """
+        if batch_size < 1 or decode_threads < 1:
+            raise ValueError("batch_size and decode_threads must be at least 1")
+        items = iter(sources)
+        pending: deque[Future] = deque()
+        with ThreadPoolExecutor(decode_threads, thread_name_prefix="mes_vision-decode") as pool:
+
+            def submit() -> None:
+                chunk = list(islice(items, batch_size))
+                if chunk:
+                    pending.append(pool.submit(self._decode, chunk))
+
+            try:
+                for _ in range(decode_threads + 1):
+                    submit()
+                while pending:
+                    x, errors = pending.popleft().result()
+                    submit()
+                    yield from self._merge(x, errors, with_map)
+            finally:
+                for future in pending:
+                    future.cancel()
+
+    def _decode(self, chunk: list[ImageSource]) -> tuple[np.ndarray | None, list[str | None]]:
+        """The graph input of the decodable images of ``chunk`` and, per image, why not."""
+        images, errors = [], []
+        for source in chunk:
+            try:
+                images.append(open_image(source, self.image_size))
+                errors.append(None)
+            except ImageError as exc:
+                errors.append(str(exc))
+        return (to_tensor(images) if images else None), errors
+
+    def _merge(
+        self, x: np.ndarray | None, errors: list[str | None], with_map: bool
+    ) -> Iterator[Verdict]:
+        scored = iter(self.score_tensor(x, with_map) if x is not None else [])
+        for reason in errors:
+            if reason is None:
+                yield next(scored)
+            else:
+                yield Verdict(math.nan, ERROR, self.threshold, None, reason)
