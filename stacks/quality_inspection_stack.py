@@ -44,6 +44,7 @@ class QualityInspectionStack(Stack):
             queue=iiot.quality_results,
             storage=self.storage,
             event_bus=event_bus,
+            store=iiot.timeseries,
             packaging=packaging,
             logs_key=logs_key,
         )

@@ -8,8 +8,35 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.common.aws import client
+from mes_domain.contracts import PartCount, StateChange
+from mes_domain.topics import StationTopic
 
 MAX_RECORDS_PER_WRITE = 100  # Timestream WriteRecords accepts at most 100 records per call
+
+
+def event_record(topic: StationTopic, event: StateChange | PartCount) -> dict[str, Any]:
+    """The events table's record of a state change or part count: one multi-measure record
+    named after the topic's kind (``state`` or ``count``), at the event's time. Writing the
+    same record twice is idempotent in Timestream."""
+    if isinstance(event, StateChange):
+        measures = [("state", "VARCHAR", event.state.value)]
+        optional = [("reason_code", event.reason_code)]
+    else:
+        measures = [("good", "BIGINT", str(event.good)), ("bad", "BIGINT", str(event.bad))]
+        optional = [("order_id", event.order_id)]
+    measures += [(name, "VARCHAR", value) for name, value in optional if value is not None]
+    return {
+        "Dimensions": [
+            {"Name": "site", "Value": topic.site},
+            {"Name": "line", "Value": topic.line},
+            {"Name": "station", "Value": topic.station},
+        ],
+        "MeasureName": topic.kind.value,
+        "MeasureValueType": "MULTI",
+        "MeasureValues": [{"Name": n, "Value": v, "Type": t} for n, t, v in measures],
+        "Time": str(event.ts),
+        "TimeUnit": "MILLISECONDS",
+    }
 
 
 @dataclass(frozen=True, slots=True)

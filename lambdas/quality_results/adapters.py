@@ -1,10 +1,14 @@
-"""DynamoDB and EventBridge behind the quality-results logic.
+"""DynamoDB, EventBridge, Timestream and SiteWise behind the quality-results logic.
 
 One transaction writes the inspection record (conditional on the part being new at its
 station), adds the verdict to the window's counts and stores a DEFECT's non-conformance, so a
 redelivered message changes nothing. The report goes to EventBridge after the transaction and
 is flagged as published; a redelivery publishes a report whose flag is still unset, so a
 failure between the two loses no report (a consumer may see one twice, with the same ncr_id).
+
+The part count of a counted result goes to the KPI engine's events table and to the station's
+SiteWise count alias at the result's timestamp. Both keep one value per time, so sending the
+stored result's count again after a redelivery is idempotent: nothing is lost or doubled.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lambdas.common.aws import client
+from lambdas.common.timestream import TimestreamRecordWriter, event_record
 from lambdas.quality_results.results import StationResult, window_start_ms
-from mes_domain.contracts import Verdict
+from mes_domain.contracts import InspectionResult, Verdict
 from mes_domain.enterprise import NonConformanceReport
+from mes_domain.sitewise import BAD_COUNT, GOOD_COUNT, property_alias
 
 EVENT_SOURCE = "mes.quality"
 NONCONFORMANCE_DETAIL_TYPE = "NonConformance"
@@ -26,6 +32,10 @@ NONCONFORMANCE_DETAIL_TYPE = "NonConformance"
 
 class PublishFailed(RuntimeError):
     pass
+
+
+class CountFailed(RuntimeError):
+    """A part count the store or SiteWise refused; the message is retried, then dead-lettered."""
 
 
 def _attribute(value: Any) -> dict:
@@ -115,6 +125,22 @@ class QualityStore:
             raise
         return True
 
+    def stored_result(self, item: StationResult) -> StationResult:
+        """The result first recorded for the item's station and part."""
+        found = client("dynamodb").get_item(
+            TableName=self.records_table,
+            Key={"station": {"S": item.station_key}, "part_id": {"S": item.result.part_id}},
+            ConsistentRead=True,
+        )["Item"]
+        fields = {
+            name: (value["S"] if "S" in value else float(value["N"]))
+            for name, value in found.items()
+            if name != "station"
+        }
+        fields["ts"] = int(fields["ts"])
+        result = InspectionResult.model_validate({"v": 1, **fields})
+        return StationResult(item.topic, result)
+
     def unpublished_report(self, ncr_id: str) -> NonConformanceReport | None:
         found = client("dynamodb").get_item(
             TableName=self.nonconformances_table,
@@ -153,3 +179,36 @@ def publish_nonconformance(event_bus_name: str, report: NonConformanceReport) ->
         raise PublishFailed(
             f"{report.ncr_id}: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}"
         )
+
+
+class CountSinks:
+    """Where a counted result's part count goes: the KPI engine's events and SiteWise."""
+
+    def __init__(self, database: str, events_table: str) -> None:
+        self.events = TimestreamRecordWriter(database, events_table)
+
+    def add(self, item: StationResult) -> None:
+        count = item.part_count()
+        rejected = self.events.write([event_record(item.count_topic, count)])
+        if rejected:
+            raise CountFailed(f"events table refused {item.result.part_id}: {rejected[0].reason}")
+        topic = item.topic
+        seconds, millis = divmod(count.ts, 1000)
+        # Only the alias that counts: a GOOD and a DEFECT at one instant never overwrite.
+        name, value = (GOOD_COUNT, count.good) if count.good else (BAD_COUNT, count.bad)
+        entries = [
+            {
+                "entryId": name,
+                "propertyAlias": property_alias(topic.site, topic.line, topic.station, name),
+                "propertyValues": [
+                    {
+                        "value": {"integerValue": value},
+                        "timestamp": {"timeInSeconds": seconds, "offsetInNanos": millis * 10**6},
+                        "quality": "GOOD",
+                    }
+                ],
+            }
+        ]
+        response = client("iotsitewise").batch_put_asset_property_value(entries=entries)
+        if response.get("errorEntries"):
+            raise CountFailed(f"SiteWise refused {item.result.part_id}: {response['errorEntries']}")

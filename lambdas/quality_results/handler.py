@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from lambdas.quality_results.adapters import QualityStore, publish_nonconformance
+from lambdas.quality_results.adapters import CountSinks, QualityStore, publish_nonconformance
 from lambdas.quality_results.results import ncr_id, nonconformance, parse_message
 from lambdas.quality_results.settings import Settings
 from mes_domain.contracts import Verdict
@@ -38,15 +38,25 @@ def store() -> QualityStore:
     return QualityStore(config.records_table, config.counts_table, config.nonconformances_table)
 
 
+@cache
+def counts() -> CountSinks:
+    return CountSinks(settings().timestream_database, settings().events_table)
+
+
 def handle(record: SQSRecord) -> str:
     now_ms = int(time.time() * 1000)
     item = parse_message(record.body, now_ms=now_ms)
     defect = item.result.verdict is Verdict.DEFECT
     report = nonconformance(item, issued_at_ms=now_ms) if defect else None
+    counted = item
     if not store().record(item, settings().window_minutes, report):
         logger.info("duplicate result", extra={"station": item.station_key})
-        # A redelivery after a failed publish: the stored report is still unpublished.
-        report = store().unpublished_report(ncr_id(item)) if defect else None
+        # A redelivery, or another result for the same part: what was recorded first stands.
+        # Its count is sent again (idempotent) and its report if that is still unsent.
+        counted = store().stored_result(item)
+        report = store().unpublished_report(ncr_id(item))
+    if counted.counts:
+        counts().add(counted)
     if report is not None:
         publish_nonconformance(settings().event_bus_name, report)
         store().mark_published(report.ncr_id)

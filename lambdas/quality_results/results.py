@@ -2,9 +2,10 @@
 
 The quality rule adds the MQTT topic to the device's payload (``TOPIC_FIELD``), because the
 payload itself does not name its station. A GOOD or DEFECT result counts once per station and
-part (``part_id``), in the KPI window that holds its timestamp; a DEFECT also becomes a
-non-conformance report for PLM. An ERROR result reached no verdict: it is recorded, but counts
-neither way and raises no non-conformance.
+part (``part_id``), in the KPI window that holds its timestamp, and becomes a part count of one
+at its timestamp for the KPI engine and SiteWise; a DEFECT also becomes a non-conformance report
+for PLM. An ERROR result reached no verdict: it is recorded, but counts neither way and raises
+no non-conformance.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from mes_domain.contracts import InspectionResult, Verdict, parse_station_message
+from mes_domain.contracts import InspectionResult, PartCount, Verdict, parse_station_message
 from mes_domain.enterprise import DefectSource, NonConformanceReport, SourceSystem
 from mes_domain.topics import MessageKind, StationTopic, TopicError, parse_topic
 
@@ -37,6 +38,15 @@ class StationResult:
     @property
     def counts(self) -> bool:
         return self.result.verdict is not Verdict.ERROR
+
+    def part_count(self) -> PartCount:
+        """One good or one bad part at the result's time: the count the KPI engine reads."""
+        good = self.result.verdict is Verdict.GOOD
+        return PartCount(v=1, ts=self.result.ts, good=int(good), bad=int(not good))
+
+    @property
+    def count_topic(self) -> StationTopic:
+        return StationTopic(self.topic.site, self.topic.line, self.topic.station, MessageKind.COUNT)
 
 
 def parse_message(body: str, *, now_ms: int | None = None) -> StationResult:

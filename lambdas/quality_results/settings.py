@@ -17,6 +17,8 @@ class EnvVar(StrEnum):
     NONCONFORMANCES_TABLE = "NONCONFORMANCES_TABLE"
     EVENT_BUS_NAME = "EVENT_BUS_NAME"
     WINDOW_MINUTES = "WINDOW_MINUTES"
+    TIMESTREAM_DATABASE = "TIMESTREAM_DATABASE"
+    EVENTS_TABLE = "EVENTS_TABLE"
 
 
 class Settings(BaseModel):
@@ -27,6 +29,8 @@ class Settings(BaseModel):
     nonconformances_table: str = Field(min_length=3)
     event_bus_name: str = Field(min_length=1)
     window_minutes: int = Field(ge=1, le=7 * 24 * 60)
+    timestream_database: str = Field(min_length=3)
+    events_table: str = Field(min_length=3)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Settings:

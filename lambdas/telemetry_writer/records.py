@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from lambdas.common.timestream import MAX_RECORDS_PER_WRITE
+from lambdas.common.timestream import MAX_RECORDS_PER_WRITE, event_record
 from mes_domain.contracts import PartCount, Reading, StateChange, TelemetryBatch
 from mes_domain.topics import StationTopic
 
@@ -113,26 +113,7 @@ def event_to_record(
     topic: StationTopic, event: StateChange | PartCount, source_id: str
 ) -> SourcedRecord:
     """One multi-measure record named after the topic's kind (``state`` or ``count``)."""
-    if isinstance(event, StateChange):
-        measures = [("state", "VARCHAR", event.state.value)]
-        optional = [("reason_code", event.reason_code)]
-    else:
-        measures = [("good", "BIGINT", str(event.good)), ("bad", "BIGINT", str(event.bad))]
-        optional = [("order_id", event.order_id)]
-    measures += [(name, "VARCHAR", value) for name, value in optional if value is not None]
-    record = {
-        "Dimensions": [
-            {"Name": "site", "Value": topic.site},
-            {"Name": "line", "Value": topic.line},
-            {"Name": "station", "Value": topic.station},
-        ],
-        "MeasureName": topic.kind.value,
-        "MeasureValueType": "MULTI",
-        "MeasureValues": [{"Name": n, "Value": v, "Type": t} for n, t, v in measures],
-        "Time": str(event.ts),
-        "TimeUnit": "MILLISECONDS",
-    }
-    return SourcedRecord(source_id, record, readings=1, table=Table.EVENTS)
+    return SourcedRecord(source_id, event_record(topic, event), readings=1, table=Table.EVENTS)
 
 
 def write_groups(

@@ -3,8 +3,9 @@ records, good/bad counts per window and non-conformances (stored, and sent to th
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
@@ -17,6 +18,7 @@ from stacks.compliance import acknowledge
 from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.constructs.mes_function import TRACING_REASON, MesFunction
 from stacks.constructs.quality_storage import QualityStorage
+from stacks.constructs.timeseries_store import TimeSeriesStore
 
 BATCH_SIZE = 50
 BATCHING_WINDOW = Duration.seconds(5)  # SQS allows batches above 10 only with a window
@@ -32,6 +34,7 @@ class QualityResults(Construct):
         queue: sqs.IQueue,
         storage: QualityStorage,
         event_bus: events.IEventBus,
+        store: TimeSeriesStore,
         packaging: LambdaPackaging,
         logs_key: kms.IKey,
     ) -> None:
@@ -50,6 +53,8 @@ class QualityResults(Construct):
                 EnvVar.NONCONFORMANCES_TABLE.value: storage.nonconformances_table.table_name,
                 EnvVar.EVENT_BUS_NAME.value: event_bus.event_bus_name,
                 EnvVar.WINDOW_MINUTES.value: str(plant.kpi.window_minutes),
+                EnvVar.TIMESTREAM_DATABASE.value: store.database_name,
+                EnvVar.EVENTS_TABLE.value: store.events_table_name,
                 "POWERTOOLS_SERVICE_NAME": "quality_results",
             },
         )
@@ -74,9 +79,35 @@ class QualityResults(Construct):
             "dynamodb:UpdateItem",
         )
         event_bus.grant_put_events_to(role)
+        # Part counts for the KPI engine (events table) and SiteWise (the station's aliases).
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["timestream:WriteRecords"],
+                resources=[store.table_arns[store.events_table_name]],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["timestream:DescribeEndpoints"], resources=["*"])
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["iotsitewise:BatchPutAssetPropertyValue"],
+                resources=[
+                    Stack.of(self).format_arn(
+                        service="iotsitewise", resource="asset", resource_name="*"
+                    )
+                ],
+            )
+        )
         self._function.acknowledge_policy(
             {
-                "AwsSolutions-IAM5[Resource::*]": TRACING_REASON,
+                "AwsSolutions-IAM5[Resource::*]": TRACING_REASON
+                + " timestream:DescribeEndpoints has none either.",
+                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iotsitewise:<AWS::Region>:"
+                "<AWS::AccountId>:asset/*]": (
+                    "Counts go to every camera station's asset by property alias; the assets "
+                    "are generated from the config and resolved by SiteWise."
+                ),
                 "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]": (
                     "From the grants on the KMS-encrypted queue, tables and bus; scoped to the "
                     "platform data key only."

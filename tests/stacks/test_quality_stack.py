@@ -70,7 +70,11 @@ def test_the_consumer_may_only_write_what_it_writes(quality_template):
         "dynamodb:UpdateItem",
         "dynamodb:GetItem",
     }
-    assert "events:PutEvents" in actions
+    assert {
+        "events:PutEvents",
+        "timestream:WriteRecords",  # part counts for the KPI engine
+        "iotsitewise:BatchPutAssetPropertyValue",  # and for SiteWise
+    } <= actions
     assert not any(a.endswith("*") and not a.startswith("kms:") for a in actions), actions
     assert "dynamodb:Scan" not in json.dumps(policy)
 
