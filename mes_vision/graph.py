@@ -6,13 +6,11 @@ features it fits are exactly those the deployed model computes.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from mes_vision.features import FeatureConfig, FilterBank, GoodModel
+from mes_vision.features import BLUR_RADIUS, FeatureConfig, FilterBank, GoodModel, blur_taps
 
 # Opset 21 / IR 10 (onnx 1.16): every onnxruntime since 1.20 loads it, so older edge runtimes do.
 OPSET = 21
@@ -23,7 +21,12 @@ ANOMALY_MAP = "anomaly_map"
 STAGE1 = "stage1"
 FEATURES = "features"
 EPS = 1e-3
-BLUR_RADIUS = 2
+
+
+def feature_groups(config: FeatureConfig) -> tuple[int, ...]:
+    """Sizes of the feature groups in graph order: colour, mean stage-1 response, PCA
+    residual, stage-1 and stage-2 log energies."""
+    return (3, config.channels1, 1, config.channels1, config.channels2)
 
 
 class _Builder:
@@ -156,17 +159,21 @@ def _scoring(g: _Builder, features: str, good: GoodModel) -> None:
     r = g.op("Sub", [z, g.const("mean_whitened", mean_w)], "residual")
     sq = g.op("Mul", [r, r], "residual_sq")
     weighted = g.op("Mul", [sq, g.const("inv_var", good.inv_var[None])], "weighted")
-    axis1 = g.const("axis1", np.array([1], np.int64))
-    dist2 = g.op("ReduceSum", [weighted, axis1], "dist2", keepdims=1)
-    dist2 = g.op("Div", [dist2, g.const("dims", np.array(d, np.float32))], "dist2_mean")
+    # One mean squared distance map per feature group, scaled to its typical peak on good.
+    maps = len(good.map_weight)
+    dist2 = g.op(
+        "Conv", [weighted, g.const("map_weight", good.map_weight[:, :, None, None])], "dist2"
+    )
     # Blurring squared distances adds up evidence over neighbouring cells, which long thin
     # defects (scratches, cracks) need; edge padding keeps the border at its level.
     k = BLUR_RADIUS
     pads = g.const("pads", np.array([0, 0, k, k, 0, 0, k, k], np.int64))
     padded = g.op("Pad", [dist2, pads], "dist2_padded", mode="edge")
-    taps = np.array([math.comb(2 * k, i) for i in range(2 * k + 1)], np.float32)
-    blur = np.outer(taps, taps) / taps.sum() ** 2
-    blurred = g.op("Conv", [padded, g.const("blur", blur[None, None])], "blurred")
+    blur = np.tile(np.outer(blur_taps(), blur_taps()), (maps, 1, 1, 1)).astype(np.float32)
+    blurred = g.op("Conv", [padded, g.const("blur", blur)], "blurred", group=maps)
+    if maps > 1:
+        axis1 = g.const("axis1", np.array([1], np.int64))
+        blurred = g.op("ReduceMax", [blurred, axis1], "blurred_max", keepdims=1)
     g.op("Sqrt", [blurred], ANOMALY_MAP)
     axes = g.const("axes_map", np.array([1, 2, 3], np.int64))
     g.op("ReduceMax", [ANOMALY_MAP, axes], SCORE, keepdims=0)

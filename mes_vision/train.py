@@ -64,7 +64,8 @@ def fit(x: np.ndarray, config: TrainConfig) -> onnx.ModelProto:
         sample_patches(h1, fc.kernel2, fc.patches_per_stage, rng), fc.channels2, fc.channels1
     )
     (features,) = _run(graph.build_model(fc, stage1, stage2), x)
-    good = fit_good_model(features, shrinkage=config.shrinkage)
+    groups = graph.feature_groups(fc) if fc.score_groups else None
+    good = fit_good_model(features, shrinkage=config.shrinkage, groups=groups)
     return graph.build_model(fc, stage1, stage2, good)
 
 
