@@ -296,6 +296,33 @@ class KpiSettings(StrictModel):
         return f"{self.window_minutes}m"
 
 
+HTTPS_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:\d{1,5})?(/[^\s]*)?$")
+
+
+class OutboundEndpoint(StrictModel):
+    """An enterprise system's HTTPS endpoint for MES events (an EventBridge API destination).
+    Its API key lives in Secrets Manager, in a secret the stack creates for the operator."""
+
+    url: Annotated[str, Field(max_length=2048)]
+    api_key_header: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")] = "x-api-key"
+    rate_per_second: Annotated[int, Field(ge=1, le=300)] = 10
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, url: str) -> str:
+        if not HTTPS_URL.match(url):
+            raise ValueError(f"{url!r} is not an https:// URL")
+        return url
+
+
+class EnterpriseIntegration(StrictModel):
+    """Where MES events go: ERP and PLM over HTTPS, and files for systems that take files."""
+
+    erp: OutboundEndpoint | None = None
+    plm: OutboundEndpoint | None = None
+    export_files: bool = True
+
+
 AWS_TAG_KEY = re.compile(r"^(?!aws:)[\w\s.:/=+\-@]{1,128}$")
 AWS_TAG_VALUE = re.compile(r"^[\w\s.:/=+\-@]{0,256}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -350,6 +377,7 @@ class Plant(StrictModel):
     capabilities: Capabilities = Capabilities()
     iiot: IiotSettings = IiotSettings()
     kpi: KpiSettings = KpiSettings()
+    erp_plm: EnterpriseIntegration = EnterpriseIntegration()
     sites: Annotated[list[Site], Field(min_length=1), unique_by("id", "site id")]
 
     def stations(self) -> Iterator[StationRef]:

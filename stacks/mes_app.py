@@ -8,6 +8,7 @@ import aws_cdk as cdk
 
 from mes_domain.plant import Plant
 from stacks.constructs.lambda_packaging import LambdaPackaging
+from stacks.enterprise_stack import EnterpriseStack
 from stacks.iiot_stack import IiotStack
 from stacks.kpi_stack import KpiStack
 from stacks.platform_stack import PlatformStack
@@ -22,6 +23,7 @@ class MesStacks:
     sitewise: SiteWiseStack
     kpi: KpiStack
     quality: QualityInspectionStack
+    enterprise: EnterpriseStack
 
 
 def stack_name(plant: Plant, capability: str) -> str:
@@ -94,6 +96,26 @@ def compose_stacks(
         **common,
     )
 
+    enterprise = EnterpriseStack(
+        app,
+        stack_name(plant, "Enterprise"),
+        plant=plant,
+        data_key=platform.data_key,
+        logs_key=platform.logs_key,
+        access_logs=platform.access_logs,
+        event_bus=platform.event_bus,
+        packaging=packaging,
+        description=f"{plant.name}: ERP and PLM documents in, MES events out",
+        **common,
+    )
+
     for key, value in deployment.tags.items():
         cdk.Tags.of(app).add(key, value)
-    return MesStacks(platform=platform, iiot=iiot, sitewise=sitewise, kpi=kpi, quality=quality)
+    return MesStacks(
+        platform=platform,
+        iiot=iiot,
+        sitewise=sitewise,
+        kpi=kpi,
+        quality=quality,
+        enterprise=enterprise,
+    )

@@ -87,3 +87,8 @@ def kpi_template(synthesized):
 @pytest.fixture(scope="session")
 def quality_template(synthesized):
     return _template(synthesized, "quality")
+
+
+@pytest.fixture(scope="session")
+def enterprise_template(synthesized):
+    return _template(synthesized, "enterprise")

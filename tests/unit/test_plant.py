@@ -292,3 +292,21 @@ def test_an_incomplete_or_invalid_sitewise_monitor_is_rejected(change, message):
     monitor = {**MONITOR, **change}
     loc, msg = only_error(plant_with(lambda d: d.update(kpi={"sitewise_monitor": monitor})))
     assert loc[:2] == ("kpi", "sitewise_monitor") and message in msg
+
+
+@pytest.mark.parametrize(
+    "endpoint, message",
+    [
+        ({"url": "http://erp.example.com/events"}, "not an https:// URL"),
+        ({"url": "https://erp.example.com", "rate_per_second": 0}, "greater than or equal to 1"),
+        ({"url": "https://erp.example.com", "api_key_header": "x key"}, "should match pattern"),
+    ],
+)
+def test_an_outbound_endpoint_must_be_https_with_a_sane_rate_and_header(endpoint, message):
+    loc, msg = only_error(plant_with(lambda d: d.update(erp_plm={"erp": endpoint})))
+    assert loc[:2] == ("erp_plm", "erp") and message in msg
+
+
+def test_outbound_endpoints_are_optional_and_files_are_exported_by_default():
+    plant = Plant.model_validate(BASE)
+    assert plant.erp_plm.erp is None and plant.erp_plm.export_files is True
