@@ -1,5 +1,5 @@
-"""ERP and PLM documents: what comes in (orders, master data, BOM, routing) and what goes out
-(production confirmations, non-conformance reports).
+"""ERP and PLM documents: what comes in (orders, master data, BOM, routing, inventory) and what
+goes out (production confirmations, order status changes, non-conformance reports).
 
 Every document carries its ``document_id`` and a ``revision`` so the router can be idempotent
 and let a newer revision supersede an older one.
@@ -8,7 +8,7 @@ and let a newer revision supersede an older one.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import Field, FiniteFloat, model_validator
 
@@ -164,3 +164,70 @@ class NonConformanceReport(EnterpriseDocument):
     detected_at: EpochMillis
     source: DefectSource
     inspection: InspectionResult | None = None
+
+
+class InventoryAvailability(EnterpriseDocument):
+    """Inbound from ERP: unrestricted stock of a material at a site (and storage location).
+
+    ``revision`` counts the snapshots of one stock position, so a late snapshot never replaces
+    a newer one."""
+
+    material_id: ShortText
+    site: Identifier
+    storage_location: ShortText | None = None
+    available_quantity: NonNegativeQuantity
+    uom: UnitOfMeasure
+
+
+class ExecutionStatus(StrEnum):
+    """Where MES is with an order; reported back to ERP (``OrderStatus`` is what ERP sends)."""
+
+    RELEASED = "RELEASED"
+    IN_PROGRESS = "IN_PROGRESS"
+    ON_HOLD = "ON_HOLD"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+
+
+class OrderStatusChanged(EnterpriseDocument):
+    """Outbound to ERP: an order changed its execution status on the shop floor."""
+
+    order_id: ShortText
+    site: Identifier
+    line: Identifier | None = None
+    previous_status: ExecutionStatus | None = None
+    status: ExecutionStatus
+    changed_at: EpochMillis
+    reason: Description | None = None
+
+    @model_validator(mode="after")
+    def _is_a_change(self) -> OrderStatusChanged:
+        if self.previous_status == self.status:
+            raise ValueError(f"status {self.status.value} is not a change")
+        return self
+
+
+class EventSource(StrEnum):
+    """EventBridge ``Source`` of outbound events: rules match on it."""
+
+    ENTERPRISE = "mes.enterprise"
+    QUALITY = "mes.quality"
+
+
+class EventRoute(NamedTuple):
+    source: EventSource
+    detail_type: str
+
+
+# Outbound events: the model, its EventBridge source and detail type. The Detail is the model's
+# JSON plus ``schema_version`` (the contract version ``v``), as lambdas/quality_results sends.
+OUTBOUND_EVENTS: dict[type[EnterpriseDocument], EventRoute] = {
+    ProductionConfirmation: EventRoute(EventSource.ENTERPRISE, "ProductionConfirmation"),
+    OrderStatusChanged: EventRoute(EventSource.ENTERPRISE, "OrderStatusChanged"),
+    NonConformanceReport: EventRoute(EventSource.QUALITY, "NonConformance"),
+}
+
+
+def event_detail(event: EnterpriseDocument) -> dict[str, Any]:
+    """The EventBridge Detail of an outbound event: its fields and ``schema_version``."""
+    return {"schema_version": event.v, **event.model_dump(mode="json")}

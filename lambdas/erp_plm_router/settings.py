@@ -1,0 +1,46 @@
+"""Environment of the ERP/PLM router (both handlers): keys shared with its construct and tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lambdas.common.settings import from_environ
+
+
+class EnvVar(StrEnum):
+    LANDING_BUCKET = "LANDING_BUCKET"
+    ORDERS_TABLE = "ORDERS_TABLE"
+    PRODUCTS_TABLE = "PRODUCTS_TABLE"  # material master and BOMs
+    PROCESS_PLANS_TABLE = "PROCESS_PLANS_TABLE"  # routings with their work instructions
+    INVENTORY_TABLE = "INVENTORY_TABLE"
+    IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
+
+
+TableName = Annotated[str, Field(min_length=3, max_length=255)]
+
+
+class StoreSettings(BaseModel):
+    """What the API handler needs: the stores and the idempotency table."""
+
+    model_config = ConfigDict(frozen=True)
+
+    orders_table: TableName
+    products_table: TableName
+    process_plans_table: TableName
+    inventory_table: TableName
+    idempotency_table: TableName
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Self:
+        return from_environ(cls, EnvVar, environ)
+
+
+class Settings(StoreSettings):
+    """What the S3 handler needs: the stores and the landing bucket."""
+
+    landing_bucket: str = Field(min_length=3, max_length=63)
