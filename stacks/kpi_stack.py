@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from mes_domain.plant import Plant
@@ -28,8 +31,12 @@ class KpiStack(Stack):
         logs_key: kms.IKey,
         alarm_topic: sns.ITopic,
         packaging: LambdaPackaging,
+        watched_functions: Mapping[str, lambda_.IFunction] = {},
+        watched_dead_letters: Mapping[str, sqs.IQueue] = {},
         **kwargs: Any,
     ) -> None:
+        """``watched_*``: other capabilities' functions and dead-letter queues, shown on the
+        dashboard and alarmed like the pipeline's own."""
         super().__init__(scope, construct_id, **kwargs)
         store = iiot.timeseries
         self.kpi_calculator = KpiCalculator(
@@ -55,12 +62,14 @@ class KpiStack(Stack):
             functions={
                 "TelemetryWriter": writer.function,
                 "KpiCalculator": self.kpi_calculator.function,
+                **watched_functions,
             },
             dead_letter_queues={
                 "TelemetryDeadLetters": writer.dead_letter_queue,
                 "TelemetryFailedBatches": writer.failed_batches,
                 "QualityResultsDeadLetters": iiot.quality_results_dead_letters,
                 "KpiFailedRuns": self.kpi_calculator.failed_invocations,
+                **watched_dead_letters,
             },
             alarm_topic=alarm_topic,
         )

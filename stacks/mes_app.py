@@ -69,19 +69,6 @@ def compose_stacks(
         **common,
     )
 
-    kpi = KpiStack(
-        app,
-        stack_name(plant, "Kpi"),
-        plant=plant,
-        iiot=iiot,
-        data_key=platform.data_key,
-        logs_key=platform.logs_key,
-        alarm_topic=platform.alarm_topic,
-        packaging=packaging,
-        description=f"{plant.name}: KPI calculator, plant dashboard and pipeline alarms",
-        **common,
-    )
-
     quality = QualityInspectionStack(
         app,
         stack_name(plant, "Quality"),
@@ -106,6 +93,24 @@ def compose_stacks(
         event_bus=platform.event_bus,
         packaging=packaging,
         description=f"{plant.name}: ERP and PLM documents in, MES events out",
+        **common,
+    )
+
+    kpi = KpiStack(
+        app,
+        stack_name(plant, "Kpi"),
+        plant=plant,
+        iiot=iiot,
+        data_key=platform.data_key,
+        logs_key=platform.logs_key,
+        alarm_topic=platform.alarm_topic,
+        packaging=packaging,
+        watched_functions={"QualityResults": quality.results.function},
+        watched_dead_letters={
+            "EnterpriseArrivalsDeadLetters": enterprise.storage.arrivals_dead_letters,
+            "EnterpriseUndelivered": enterprise.outbound.dead_letters,
+        },
+        description=f"{plant.name}: KPI calculator, plant dashboard and pipeline alarms",
         **common,
     )
 

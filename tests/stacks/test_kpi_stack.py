@@ -101,7 +101,16 @@ def test_alarms_on_iterator_age_and_every_dead_letter_queue_go_to_the_alarm_topi
         for a in alarms.values()
     }
     assert names == {"GetRecords.IteratorAgeMilliseconds", "ApproximateNumberOfMessagesVisible"}
-    assert len(alarms) == 5  # iterator age and four dead-letter queues
+    dead_letter_alarms = sorted(
+        key.removeprefix("PlantDashboard").split("Alarm")[0]
+        for key in alarms
+        if "IteratorAge" not in key
+    )
+    assert dead_letter_alarms == [
+        "EnterpriseArrivalsDeadLetters", "EnterpriseUndelivered", "KpiFailedRuns",
+        "QualityResultsDeadLetters", "TelemetryDeadLetters", "TelemetryFailedBatches",
+    ]  # fmt: skip
+    assert len(alarms) == 1 + len(dead_letter_alarms)
     for alarm in alarms.values():
         properties = alarm["Properties"]
         assert "AlarmsTopic" in json.dumps(properties["AlarmActions"])
