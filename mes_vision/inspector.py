@@ -95,59 +95,56 @@ class Inspector:
     def score_stream(
         self,
         sources: Iterable[ImageSource],
-        batch_size: int = 4,
+        batch_size: int = 8,
         with_map: bool = False,
-        decode_threads: int = 1,
+        workers: int = 2,
     ) -> Iterator[Verdict]:
         """Score a stream of images (a camera station's feed): one ``Verdict`` per source, in
-        input order, as soon as its batch is scored.
+        input order, as soon as its batch is done.
 
-        Decoding runs on ``decode_threads`` background threads (Pillow releases the GIL) up to
-        ``decode_threads + 1`` batches ahead, while the graph runs batches of ``batch_size`` on
-        the calling thread, so throughput approaches that of the slower stage instead of their
-        sum. For this overlap, load the inspector with fewer intra-op threads (1 on 2 cores).
-        A source that cannot be decoded gives an ``ERROR`` verdict in its place and the stream
-        goes on. ``sources`` is read lazily, a batch at a time, on the calling thread.
+        ``workers`` threads each decode a batch of ``batch_size`` and run the graph on it,
+        up to ``workers + 1`` batches ahead of the consumer. Pillow's decoder and onnxruntime
+        release the GIL, so the workers overlap decoding with the graph and throughput nears
+        ``workers`` / (decode + graph time per image), with the graph's per-call overhead
+        shared by the batch. Load the inspector with ``intra_op_threads=1`` and use one
+        worker per core. A source that cannot be decoded gives an ``ERROR`` verdict in its
+        place and the stream goes on. ``sources`` is read lazily on the calling thread.
         """
-        if batch_size < 1 or decode_threads < 1:
-            raise ValueError("batch_size and decode_threads must be at least 1")
+        if batch_size < 1 or workers < 1:
+            raise ValueError("batch_size and workers must be at least 1")
         items = iter(sources)
         pending: deque[Future] = deque()
-        with ThreadPoolExecutor(decode_threads, thread_name_prefix="mes_vision-decode") as pool:
+        with ThreadPoolExecutor(workers, thread_name_prefix="mes_vision-score") as pool:
 
             def submit() -> None:
                 chunk = list(islice(items, batch_size))
                 if chunk:
-                    pending.append(pool.submit(self._decode, chunk))
+                    pending.append(pool.submit(self._score_chunk, chunk, with_map))
 
             try:
-                for _ in range(decode_threads + 1):
+                for _ in range(workers + 1):
                     submit()
                 while pending:
-                    x, errors = pending.popleft().result()
+                    verdicts = pending.popleft().result()
                     submit()
-                    yield from self._merge(x, errors, with_map)
+                    yield from verdicts
             finally:
                 for future in pending:
                     future.cancel()
 
-    def _decode(self, chunk: list[ImageSource]) -> tuple[np.ndarray | None, list[str | None]]:
-        """The graph input of the decodable images of ``chunk`` and, per image, why not."""
-        images, errors = [], []
+    def _score_chunk(self, chunk: list[ImageSource], with_map: bool) -> list[Verdict]:
+        """Verdicts of ``chunk`` in order, ``ERROR`` for a source that cannot be decoded."""
+        images, reasons = [], []
         for source in chunk:
             try:
                 images.append(open_image(source, self.image_size))
-                errors.append(None)
+                reasons.append(None)
             except ImageError as exc:
-                errors.append(str(exc))
-        return (to_tensor(images) if images else None), errors
-
-    def _merge(
-        self, x: np.ndarray | None, errors: list[str | None], with_map: bool
-    ) -> Iterator[Verdict]:
-        scored = iter(self.score_tensor(x, with_map) if x is not None else [])
-        for reason in errors:
-            if reason is None:
-                yield next(scored)
-            else:
-                yield Verdict(math.nan, ERROR, self.threshold, None, reason)
+                reasons.append(str(exc))
+        scored = iter(self.score_tensor(to_tensor(images), with_map) if images else [])
+        return [
+            next(scored)
+            if reason is None
+            else Verdict(math.nan, ERROR, self.threshold, None, reason)
+            for reason in reasons
+        ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 
 import pytest
 
@@ -32,17 +33,15 @@ def _sources(count: int) -> list[bytes]:
     return [_jpeg(image) for image in images]
 
 
-@pytest.mark.parametrize(("batch_size", "decode_threads"), [(1, 1), (4, 1), (3, 2)])
+@pytest.mark.parametrize(("batch_size", "workers"), [(1, 1), (4, 1), (3, 2)])
 def test_stream_gives_one_verdict_per_source_in_order_equal_to_score_image(
-    inspector, batch_size, decode_threads
+    inspector, batch_size, workers
 ):
     sources = _sources(10)
     expected = [inspector.score_image(s) for s in sources]
     # A generator: the stream reads its sources lazily
     results = list(
-        inspector.score_stream(
-            (s for s in sources), batch_size=batch_size, decode_threads=decode_threads
-        )
+        inspector.score_stream((s for s in sources), batch_size=batch_size, workers=workers)
     )
     assert [r.verdict for r in results] == [e.verdict for e in expected]
     assert [r.score for r in results] == pytest.approx([e.score for e in expected], rel=1e-5)
@@ -77,8 +76,9 @@ def test_stream_maps_match_score_image_and_bad_settings_are_refused(inspector):
         list(inspector.score_stream([source], batch_size=0))
 
 
-def test_stopping_early_leaves_no_decoder_running(inspector):
+def test_stopping_early_leaves_no_worker_running(inspector):
     stream = inspector.score_stream(_sources(12), batch_size=2)
     first = next(stream)
     stream.close()
     assert first.verdict in {"GOOD", "DEFECT"}
+    assert not [t for t in threading.enumerate() if t.name.startswith("mes_vision-score")]
