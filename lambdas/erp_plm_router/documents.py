@@ -52,7 +52,11 @@ class Source(StrEnum):
 
     @property
     def system(self) -> SourceSystem:
-        return SourceSystem(self.value.upper())
+        return _SYSTEMS[self]
+
+
+_SYSTEMS = {source: SourceSystem(source.value.upper()) for source in Source}
+_decimal_json = json.JSONDecoder(parse_float=Decimal)  # DynamoDB numbers: Decimal, never float
 
 
 class DocType(StrEnum):
@@ -208,7 +212,7 @@ def prepare(doc_type: DocType, document: EnterpriseDocument, raw: RawDocument, n
         "doc_type": doc_type.value,
         "content_hash": content_hash,
         "stored_at": now_ms,
-        **json.loads(body, parse_float=Decimal),
+        **_decimal_json.decode(body),
     }
     return Prepared(raw, doc_type, document, key, content_hash, item)
 

@@ -96,7 +96,12 @@ def error_report(
     reason: str | None = None,
 ) -> dict[str, Any]:
     """The ``.error.json`` beside quarantined documents."""
-    summary: dict[str, Any] = report.summary() if report is not None else {"errors": []}
+    if report is not None:
+        summary = report.summary()
+    else:  # never read: the file is the one rejected unit
+        summary = {"source": source.source, "type": source.doc_type, "errors": []}
+        summary |= dict.fromkeys(("received", "stored", "duplicates", "superseded"), 0)
+        summary |= {"rejected": 1, "conflicts": 0, "withheld": 0, "superseded_ids": []}
     if reason is not None:
         summary["errors"].append(
             {"index": None, "line": None, "document_id": None, "field": "(file)", "reason": reason}
