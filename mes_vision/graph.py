@@ -83,8 +83,8 @@ def _features(
     half = config.stride // 2
     # Every purely linear per-cell feature is one convolution of the pixels at the cell
     # stride, the pooling folded into its kernels: the mean colour (chroma has little patch
-    # variance, so PCA alone would drop stains), the mean stage-1 response and m.p, the cross
-    # term of the PCA residual below.
+    # variance, so PCA alone would drop stains), the mean stage-1 response and the part of
+    # ||p - m||^2 linear in the pixels (-2 m.p + ||m||^2) for the PCA residual below.
     mean = stage1.mean.astype(np.float64)
     colour = np.zeros((cin, cin, 1, 1))
     colour[np.arange(cin), np.arange(cin)] = 1 / 255
