@@ -21,7 +21,7 @@ export CDK_DISABLE_CLI_TELEMETRY := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: synth test benchmark clean mosquitto
+.PHONY: synth test benchmark clean mosquitto schemas
 
 synth: $(RUNTIME_STAMP) $(NODE_STAMP) $(LAYER_STAMP) $(VISION_LAYER_STAMP)
 	npx --no-install cdk synth --quiet
@@ -30,11 +30,16 @@ synth: $(RUNTIME_STAMP) $(NODE_STAMP) $(LAYER_STAMP) $(VISION_LAYER_STAMP)
 test: $(DEV_STAMP) $(NODE_STAMP) $(LAYER_STAMP) $(VISION_LAYER_STAMP) mosquitto
 	$(VENV_PYTHON) -m pytest
 
+# The JSON schemas of the ERP/PLM documents and MES events; a test checks they are current.
+schemas: $(RUNTIME_STAMP)
+	$(VENV_PYTHON) -m mes_domain.schemas export docs/schemas
+
 benchmark: $(DEV_STAMP)
 	$(VENV_PYTHON) benchmarks/synth_time.py
 	$(VENV_PYTHON) benchmarks/ingest.py
 	$(VENV_PYTHON) benchmarks/kpi.py
 	$(VENV_PYTHON) benchmarks/vision.py
+	$(VENV_PYTHON) benchmarks/erp_import.py
 	$(VENV_PYTHON) benchmarks/quality_edge.py
 
 $(VENV_PYTHON):

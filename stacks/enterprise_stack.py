@@ -12,6 +12,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from mes_domain.plant import Plant
+from stacks.constructs.document_router import DocumentRouter
 from stacks.constructs.enterprise_outbound import EnterpriseOutbound
 from stacks.constructs.enterprise_storage import EnterpriseStorage
 from stacks.constructs.lambda_packaging import LambdaPackaging
@@ -45,4 +46,13 @@ class EnterpriseStack(Stack):
             queue_key=self.storage.queue_key,
         )
         self.storage.acknowledge_notifications_handler()
+        self.router = DocumentRouter(
+            self,
+            "Router",
+            plant=plant,
+            storage=self.storage,
+            packaging=packaging,
+            logs_key=logs_key,
+        )
+        CfnOutput(self, "DocumentsApiUrl", value=self.router.api.url)
         CfnOutput(self, "ExchangeBucketName", value=self.storage.exchange_bucket.bucket_name)

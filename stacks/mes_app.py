@@ -105,7 +105,10 @@ def compose_stacks(
         logs_key=platform.logs_key,
         alarm_topic=platform.alarm_topic,
         packaging=packaging,
-        watched_functions={"QualityResults": quality.results.function},
+        watched_functions={
+            "QualityResults": quality.results.function,
+            "DocumentRouter": enterprise.router.s3_function,
+        },
         watched_dead_letters={
             "EnterpriseArrivalsDeadLetters": enterprise.storage.arrivals_dead_letters,
             "EnterpriseUndelivered": enterprise.outbound.dead_letters,

@@ -71,8 +71,9 @@ class EnterpriseStorage(Construct):
             encryption_key=self.queue_key,
             dead_letter_queue=self.arrivals_dead_letters,
         )
-        # A large file may take minutes to route: the message stays hidden meanwhile.
-        self.arrivals.node.default_child.visibility_timeout = 960
+        # A large file may take the router's 15 minutes: the message stays hidden meanwhile
+        # (six times the function's timeout, as Lambda advises for SQS sources).
+        self.arrivals.node.default_child.visibility_timeout = 6 * 900
         self.exchange_bucket.add_event_notification(
             s3.EventType.OBJECT_CREATED,
             notifications.SqsDestination(self.arrivals),

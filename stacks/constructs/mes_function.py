@@ -12,6 +12,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -89,6 +90,35 @@ class MesFunction(Construct):
         function.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
         acknowledge(function, "AwsSolutions-L1", RUNTIME_REASON)
         acknowledge(function, "Serverless-LambdaLatestVersion", RUNTIME_REASON)
+
+    def consume(
+        self,
+        queue: sqs.IQueue,
+        *,
+        batch_size: int,
+        batching_window: Duration | None = None,
+    ) -> None:
+        """Read ``queue`` with partial batch failures. A message that fails its receives moves
+        to the queue's own dead-letter queue, so the function needs neither a DLQ nor an
+        on-failure destination (SQS mappings take none)."""
+        source = sources.SqsEventSource(
+            queue,
+            batch_size=batch_size,
+            max_batching_window=batching_window,
+            report_batch_item_failures=True,
+        )
+        self.function.add_event_source(source)
+        (mapping,) = [
+            child.node.default_child
+            for child in self.function.node.children
+            if isinstance(child, lambda_.EventSourceMapping)
+        ]
+        reason = (
+            "Queue-invoked, never async: a message that fails its receives moves to the "
+            "queue's own dead-letter queue, which is alarmed."
+        )
+        acknowledge(mapping, "Serverless-LambdaEventSourceMappingDestination", reason)
+        acknowledge(self.function.node.default_child, "Serverless-LambdaDLQ", reason)
 
     def acknowledge_policy(self, reasons: Mapping[str, str]) -> None:
         """Acknowledge findings on the role's policy, one rule and reason each."""

@@ -25,6 +25,7 @@ from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.constructs.mes_function import TRACING_REASON, MesFunction
 from stacks.constructs.plant_config_layer import PlantConfigLayer
 from stacks.constructs.quality_storage import QualityStorage
+from stacks.constructs.tables import grant_table
 
 # Caught by class name: retrying cannot mend these.
 DATASET_INVALID = "DatasetInvalid"
@@ -90,17 +91,17 @@ class ModelPipeline(Construct):
         evaluate = step("evaluate_model", (EnvVar.MIN_AUROC, EnvVar.MIN_DEFECT_RECALL))
 
         register = step("register_model", (EnvVar.MODEL_BUCKET, EnvVar.MODELS_TABLE))
-        storage.grant_table(table, register.role, "dynamodb:PutItem", "dynamodb:GetItem")
+        grant_table(table, register.role, "dynamodb:PutItem", "dynamodb:GetItem")
 
         approval = step("request_approval", (EnvVar.MODELS_TABLE,))
-        storage.grant_table(table, approval.role, "dynamodb:UpdateItem", "dynamodb:GetItem")
+        grant_table(table, approval.role, "dynamodb:UpdateItem", "dynamodb:GetItem")
 
         publish = step(
             "publish_component",
             (EnvVar.MODELS_TABLE, EnvVar.THING_GROUP_ARN_PREFIX),
             plant_layer=True,
         )
-        storage.grant_table(table, publish.role, "dynamodb:GetItem")
+        grant_table(table, publish.role, "dynamodb:GetItem")
         # Greengrass checks that the caller can read the artifacts it names.
         models.grant_read(publish.role, "models/*")
         components = stack.format_arn(
@@ -114,7 +115,7 @@ class ModelPipeline(Construct):
         )
 
         deploy = step("deploy_model", (EnvVar.MODELS_TABLE, EnvVar.THING_GROUP_ARN_PREFIX))
-        storage.grant_table(table, deploy.role, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        grant_table(table, deploy.role, "dynamodb:GetItem", "dynamodb:UpdateItem")
         thing_group_pattern = f"{thing_groups}*"
         deploy.role.add_to_policy(
             iam.PolicyStatement(

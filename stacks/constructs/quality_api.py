@@ -24,6 +24,7 @@ from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.constructs.mes_function import TRACING_REASON, MesFunction
 from stacks.constructs.plant_config_layer import PlantConfigLayer
 from stacks.constructs.quality_storage import QualityStorage
+from stacks.constructs.tables import grant_table
 
 THROTTLE_RATE = 20  # requests per second: a handful of experts and their upload tools
 THROTTLE_BURST = 40
@@ -91,7 +92,7 @@ class QualityApi(Construct):
         role = self.handler.role
         # Pre-signed URLs carry this role's permission to put images, nothing else.
         storage.dataset_bucket.grant_put(role, "datasets/*")
-        storage.grant_table(
+        grant_table(
             storage.models_table, role, "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"
         )
         state_machine.grant_start_execution(role)

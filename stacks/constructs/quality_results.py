@@ -7,17 +7,15 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from lambdas.quality_results.settings import EnvVar
 from mes_domain.plant import Plant
-from stacks.compliance import acknowledge
 from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.constructs.mes_function import TRACING_REASON, MesFunction
 from stacks.constructs.quality_storage import QualityStorage
+from stacks.constructs.tables import grant_table
 from stacks.constructs.timeseries_store import TimeSeriesStore
 
 BATCH_SIZE = 50
@@ -60,15 +58,8 @@ class QualityResults(Construct):
         )
         self.function = self._function.function
         role = self._function.role
-        self.function.add_event_source(
-            sources.SqsEventSource(
-                queue,
-                batch_size=BATCH_SIZE,
-                max_batching_window=BATCHING_WINDOW,
-                report_batch_item_failures=True,
-            )
-        )
-        grant = storage.grant_table
+        self._function.consume(queue, batch_size=BATCH_SIZE, batching_window=BATCHING_WINDOW)
+        grant = grant_table
         grant(storage.records_table, role, "dynamodb:PutItem", "dynamodb:ConditionCheckItem")
         grant(storage.counts_table, role, "dynamodb:UpdateItem")
         grant(
@@ -117,21 +108,4 @@ class QualityResults(Construct):
                     "platform data key only."
                 ),
             }
-        )
-        (mapping,) = [
-            child.node.default_child
-            for child in self.function.node.children
-            if isinstance(child, lambda_.EventSourceMapping)
-        ]
-        acknowledge(
-            mapping,
-            "Serverless-LambdaEventSourceMappingDestination",
-            "SQS mappings take no on-failure destination; a result that fails five receives "
-            "moves to the quality queue's own dead-letter queue, which is alarmed.",
-        )
-        acknowledge(
-            self.function.node.default_child,
-            "Serverless-LambdaDLQ",
-            "Queue-invoked, never async: a result that fails five receives moves to the "
-            "quality queue's own dead-letter queue.",
         )

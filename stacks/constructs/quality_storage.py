@@ -88,12 +88,3 @@ class QualityStorage(Construct):
                 f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{prefix}/*]",
                 f"{use}, under {prefix}/ of this bucket only; the keys are per model or image.",
             )
-
-    @staticmethod
-    def grant_table(table: dynamodb.Table, grantee: iam.IGrantable, *actions: str) -> None:
-        """Exactly ``actions`` on ``table``, and the use of its key that they need."""
-        table.grant(grantee, *actions)
-        if table.encryption_key is not None:
-            table.encryption_key.grant(
-                grantee, "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"
-            )

@@ -16,7 +16,7 @@ def test_files_dropped_under_inbound_reach_an_encrypted_queue_with_a_dlq(enterpr
     queues = enterprise_template.find_resources("AWS::SQS::Queue")
     arrivals = queues[queue_config["QueueArn"]["Fn::GetAtt"][0]]["Properties"]
     assert "KmsMasterKeyId" in arrivals and arrivals["RedrivePolicy"]["maxReceiveCount"] == 5
-    assert arrivals["VisibilityTimeout"] == 960
+    assert arrivals["VisibilityTimeout"] == 6 * 900  # six times the router's timeout
 
 
 def test_the_exchange_bucket_is_versioned_encrypted_and_kept(enterprise_template):
@@ -74,3 +74,50 @@ def test_every_outbound_target_retries_for_a_day_then_dead_letters(enterprise_te
             )
         },
     )
+
+
+def test_every_inbox_is_a_signed_keyed_and_validated_api_method(enterprise_template):
+    from lambdas.erp_plm_router.documents import INBOXES
+
+    methods = [
+        m["Properties"]
+        for m in enterprise_template.find_resources("AWS::ApiGateway::Method").values()
+        if m["Properties"]["HttpMethod"] != "OPTIONS"
+    ]
+    assert len(methods) == sum(len(types) for types in INBOXES.values())
+    for method in methods:
+        assert method["HttpMethod"] == "POST"
+        assert method["AuthorizationType"] == "AWS_IAM" and method["ApiKeyRequired"] is True
+        assert "RequestValidatorId" in method and "application/json" in method["RequestModels"]
+    schemas = {
+        m["Properties"]["Name"]: m["Properties"]["Schema"]
+        for m in enterprise_template.find_resources("AWS::ApiGateway::Model").values()
+    }
+    assert len(schemas) == len(methods)
+    assert "ErpProductionOrder" in schemas and "PlmRouting" in schemas
+    enterprise_template.has_resource_properties(
+        "AWS::ApiGateway::UsagePlan", {"Throttle": {"RateLimit": 50, "BurstLimit": 100}}
+    )
+    enterprise_template.resource_count_is("AWS::ApiGateway::ApiKey", 2)
+
+
+def _actions(template, prefix):
+    policies = template.find_resources("AWS::IAM::Policy")
+    (policy,) = [p for key, p in policies.items() if key.startswith(prefix)]
+    actions = set()
+    for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+        found = statement["Action"]
+        actions.update([found] if isinstance(found, str) else found)
+    return actions, json.dumps(policy)
+
+
+def test_the_file_router_reads_inbound_and_writes_only_archive_and_quarantine(enterprise_template):
+    (mapping,) = enterprise_template.find_resources("AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["Properties"]["BatchSize"] == 5
+    actions, text = _actions(enterprise_template, "RouterFilesRole")
+    assert {"s3:PutObject", "dynamodb:BatchGetItem", "dynamodb:PutItem"} <= actions
+    assert not {"dynamodb:Scan", "dynamodb:DeleteTable", "s3:DeleteObject"} & actions
+    assert "/inbound/*" in text and "/archive/*" in text and "/quarantine/*" in text
+    api_actions, api_text = _actions(enterprise_template, "RouterDocumentsRole")
+    assert not any(a.startswith("s3:") for a in api_actions)  # the API never touches files

@@ -1,0 +1,235 @@
+"""The ERP/PLM document router, twice over one code path: on files arriving in the exchange
+bucket (through the arrivals queue) and behind ``POST /documents/{source}/{type}``.
+
+The API is for ERP and PLM middleware, not people: callers sign with IAM (SigV4) and carry an
+API key, whose usage plan throttles them. Each inbox is its own resource, so API Gateway checks
+the body against that document type's JSON schema before the function runs.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from lambdas.erp_plm_router.documents import INBOXES, request_schema
+from lambdas.erp_plm_router.settings import EnvVar
+from mes_domain.plant import Plant
+from stacks.compliance import acknowledge
+from stacks.constructs.enterprise_storage import EnterpriseStorage
+from stacks.constructs.lambda_packaging import LambdaPackaging
+from stacks.constructs.mes_function import TRACING_REASON, MesFunction
+from stacks.constructs.tables import grant_table
+
+ROUTER_TIMEOUT_S = 900  # a 100,000-row file is routed in one invocation
+ARRIVALS_BATCH = 5
+THROTTLE_RATE = 50  # documents requests per second across ERP and PLM
+THROTTLE_BURST = 100
+STORE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem")
+IDEMPOTENCY_ACTIONS = (
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+)
+
+
+class DocumentRouter(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        plant: Plant,
+        storage: EnterpriseStorage,
+        packaging: LambdaPackaging,
+        logs_key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stores = {
+            EnvVar.ORDERS_TABLE: storage.orders_table,
+            EnvVar.PRODUCTS_TABLE: storage.products_table,
+            EnvVar.PROCESS_PLANS_TABLE: storage.process_plans_table,
+            EnvVar.INVENTORY_TABLE: storage.inventory_table,
+        }
+        environment = {
+            **{key.value: table.table_name for key, table in stores.items()},
+            EnvVar.IDEMPOTENCY_TABLE.value: storage.idempotency_table.table_name,
+            "POWERTOOLS_SERVICE_NAME": "erp_plm_router",
+        }
+
+        def router(construct_id_: str, handler: str, description: str, **options) -> MesFunction:
+            function = MesFunction(
+                self,
+                construct_id_,
+                handler=f"lambdas.erp_plm_router.{handler}.lambda_handler",
+                description=description,
+                packaging=packaging,
+                logs_key=logs_key,
+                log_retention_days=plant.retention.log_days,
+                **options,
+            )
+            for table in stores.values():
+                grant_table(table, function.role, *STORE_ACTIONS)
+            grant_table(storage.idempotency_table, function.role, *IDEMPOTENCY_ACTIONS)
+            return function
+
+        bucket = storage.exchange_bucket
+        self.files = router(
+            "Files",
+            "s3_handler",
+            "ERP/PLM files from the exchange bucket -> the MES stores, or quarantine",
+            memory_size=1024,
+            timeout_seconds=ROUTER_TIMEOUT_S,
+            environment={**environment, EnvVar.LANDING_BUCKET.value: bucket.bucket_name},
+        )
+        self.s3_function = self.files.function
+        bucket.grant_read(self.files.role, "inbound/*")
+        bucket.grant_put(self.files.role, "archive/*")
+        bucket.grant_put(self.files.role, "quarantine/*")
+        self.files.consume(storage.arrivals, batch_size=ARRIVALS_BATCH)
+
+        self.documents = router(
+            "Documents",
+            "api_handler",
+            "ERP/PLM documents posted to the API -> the MES stores",
+            environment=environment,
+        )
+        self.api = self._api(plant, logs_key)
+        self._acknowledge(storage)
+
+    def _api(self, plant: Plant, logs_key: kms.IKey) -> apigw.RestApi:
+        prefix = plant.deployment.stack_prefix
+        access_logs = logs.LogGroup(
+            self, "AccessLogs", encryption_key=logs_key, removal_policy=RemovalPolicy.RETAIN
+        )
+        access_logs.node.default_child.retention_in_days = plant.retention.log_days
+        api = apigw.RestApi(
+            self,
+            "Api",
+            rest_api_name=f"{prefix}-documents",
+            description="ERP and PLM documents in: production orders, material master, BOMs, "
+            "inventory, routings",
+            cloud_watch_role=True,
+            deploy_options=apigw.StageOptions(
+                stage_name="v1",
+                tracing_enabled=True,
+                metrics_enabled=True,
+                logging_level=apigw.MethodLoggingLevel.INFO,
+                data_trace_enabled=False,
+                throttling_rate_limit=THROTTLE_RATE,
+                throttling_burst_limit=THROTTLE_BURST,
+                access_log_destination=apigw.LogGroupLogDestination(access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+            ),
+        )
+        validator = api.add_request_validator(
+            "Validator", validate_request_body=True, validate_request_parameters=True
+        )
+        integration = apigw.LambdaIntegration(self.documents.function)
+        documents = api.root.add_resource("documents")
+        for source, doc_types in INBOXES.items():
+            source_resource = documents.add_resource(source.value)
+            for doc_type in doc_types:
+                name = f"{source.value.title()}{doc_type.value.title().replace('-', '')}"
+                model = apigw.CfnModel(
+                    self,
+                    f"{name}Model",
+                    rest_api_id=api.rest_api_id,
+                    content_type="application/json",
+                    name=name,
+                    schema=request_schema(doc_type),
+                )
+                source_resource.add_resource(doc_type.value).add_method(
+                    "POST",
+                    integration,
+                    authorization_type=apigw.AuthorizationType.IAM,
+                    api_key_required=True,
+                    request_validator=validator,
+                    request_models={
+                        "application/json": apigw.Model.from_model_name(self, name, model.ref)
+                    },
+                )
+        plan = api.add_usage_plan(
+            "UsagePlan",
+            name=f"{prefix}-documents",
+            throttle=apigw.ThrottleSettings(rate_limit=THROTTLE_RATE, burst_limit=THROTTLE_BURST),
+            api_stages=[apigw.UsagePlanPerApiStage(api=api, stage=api.deployment_stage)],
+        )
+        for system in ("erp", "plm"):
+            plan.add_api_key(
+                api.add_api_key(f"{system.title()}Key", api_key_name=f"{prefix}-{system}")
+            )
+        return api
+
+    def _acknowledge(self, storage: EnterpriseStorage) -> None:
+        stack = Stack.of(self)
+        acknowledge(
+            self.api.deployment_stage.node.default_child,
+            "AwsSolutions-APIG3",
+            "A regional API for two enterprise systems that sign with IAM and carry API keys, "
+            "throttled by a usage plan; a WAF web ACL can be associated without code changes.",
+        )
+        acknowledge(
+            self.api.node.find_child("CloudWatchRole"),
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonAPIGatewayPushToCloudWatchLogs]",
+            "API Gateway's account-level logging role; AWS maintains the exact log actions it "
+            "needs to write execution logs.",
+        )
+        for method in self.api.methods:
+            acknowledge(
+                method.node.default_child,
+                "AwsSolutions-COG4",
+                "Machine-to-machine: ERP and PLM middleware sign requests with IAM (SigV4), "
+                "which API Gateway authorizes; there are no user sign-ins to pool.",
+            )
+        bucket = f"<{stack.get_logical_id(storage.exchange_bucket.node.default_child)}.Arn>"
+        findings = {
+            "AwsSolutions-IAM5[Resource::*]": TRACING_REASON,
+            "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]": (
+                "From the grants on the KMS-encrypted bucket and queue; the platform and queue "
+                "keys only."
+            ),
+            "AwsSolutions-IAM5[Action::kms:ReEncrypt*]": (
+                "From the grants on the KMS-encrypted bucket; the platform data key only."
+            ),
+            "AwsSolutions-IAM5[Action::s3:GetBucket*]": "From grant_read on inbound/ only.",
+            "AwsSolutions-IAM5[Action::s3:GetObject*]": (
+                "From grant_read: the arriving files (and their versions) under inbound/."
+            ),
+            "AwsSolutions-IAM5[Action::s3:List*]": "From grant_read on inbound/ only.",
+            "AwsSolutions-IAM5[Action::s3:Abort*]": (
+                "From grant_put: a failed multipart copy into archive/ or quarantine/."
+            ),
+            f"AwsSolutions-IAM5[Resource::{bucket}/inbound/*]": (
+                "Files arrive under inbound/{source}/{type}/ with names chosen by ERP and PLM."
+            ),
+            f"AwsSolutions-IAM5[Resource::{bucket}/archive/*]": (
+                "Every original is copied to archive/ before it is routed."
+            ),
+            f"AwsSolutions-IAM5[Resource::{bucket}/quarantine/*]": (
+                "Rejected documents and their error reports go to quarantine/."
+            ),
+        }
+        files_policy = self.files.role.node.find_child("DefaultPolicy")
+        for finding, reason in findings.items():
+            acknowledge(files_policy, finding, reason)
+        self.documents.acknowledge_policy({"AwsSolutions-IAM5[Resource::*]": TRACING_REASON})
+        acknowledge(
+            self.documents.function.node.default_child,
+            "Serverless-LambdaDLQ",
+            "Invoked synchronously by API Gateway, which returns its errors to the caller.",
+        )
