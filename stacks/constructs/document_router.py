@@ -8,10 +8,9 @@ the body against that document type's JSON schema before the function runs.
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from lambdas.erp_plm_router.documents import INBOXES, request_schema
@@ -21,6 +20,7 @@ from stacks.compliance import acknowledge
 from stacks.constructs.enterprise_storage import EnterpriseStorage
 from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.constructs.mes_function import TRACING_REASON, MesFunction
+from stacks.constructs.rest_api import PlatformRestApi
 from stacks.constructs.tables import grant_table
 
 ROUTER_TIMEOUT_S = 900  # a 100,000-row file is routed in one invocation
@@ -102,65 +102,36 @@ class DocumentRouter(Construct):
 
     def _api(self, plant: Plant, logs_key: kms.IKey) -> apigw.RestApi:
         prefix = plant.deployment.stack_prefix
-        access_logs = logs.LogGroup(
-            self, "AccessLogs", encryption_key=logs_key, removal_policy=RemovalPolicy.RETAIN
-        )
-        access_logs.node.default_child.retention_in_days = plant.retention.log_days
-        api = apigw.RestApi(
+        rest = PlatformRestApi(
             self,
-            "Api",
-            rest_api_name=f"{prefix}-documents",
+            "Rest",
+            plant=plant,
+            name="documents",
             description="ERP and PLM documents in: production orders, material master, BOMs, "
             "inventory, routings",
-            cloud_watch_role=True,
-            deploy_options=apigw.StageOptions(
-                stage_name="v1",
-                tracing_enabled=True,
-                metrics_enabled=True,
-                logging_level=apigw.MethodLoggingLevel.INFO,
-                data_trace_enabled=False,
-                throttling_rate_limit=THROTTLE_RATE,
-                throttling_burst_limit=THROTTLE_BURST,
-                access_log_destination=apigw.LogGroupLogDestination(access_logs),
-                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
-                    caller=True,
-                    http_method=True,
-                    ip=True,
-                    protocol=True,
-                    request_time=True,
-                    resource_path=True,
-                    response_length=True,
-                    status=True,
-                    user=True,
-                ),
+            logs_key=logs_key,
+            throttle_rate=THROTTLE_RATE,
+            throttle_burst=THROTTLE_BURST,
+            firewall_reason=(
+                "A regional API for two enterprise systems that sign with IAM and carry API "
+                "keys, throttled by a usage plan; a WAF web ACL can be associated without code "
+                "changes."
             ),
         )
-        validator = api.add_request_validator(
-            "Validator", validate_request_body=True, validate_request_parameters=True
-        )
+        api = rest.api
         integration = apigw.LambdaIntegration(self.documents.function)
         documents = api.root.add_resource("documents")
         for source, doc_types in INBOXES.items():
             source_resource = documents.add_resource(source.value)
             for doc_type in doc_types:
                 name = f"{source.value.title()}{doc_type.value.title().replace('-', '')}"
-                model = apigw.CfnModel(
-                    self,
-                    f"{name}Model",
-                    rest_api_id=api.rest_api_id,
-                    content_type="application/json",
-                    name=name,
-                    schema=request_schema(doc_type),
-                )
                 source_resource.add_resource(doc_type.value).add_method(
                     "POST",
                     integration,
                     authorization_type=apigw.AuthorizationType.IAM,
                     api_key_required=True,
-                    request_validator=validator,
-                    request_models={
-                        "application/json": apigw.Model.from_model_name(self, name, model.ref)
-                    },
+                    request_validator=rest.validator,
+                    request_models=rest.body_model(name, request_schema(doc_type)),
                 )
         plan = api.add_usage_plan(
             "UsagePlan",
@@ -176,19 +147,6 @@ class DocumentRouter(Construct):
 
     def _acknowledge(self, storage: EnterpriseStorage) -> None:
         stack = Stack.of(self)
-        acknowledge(
-            self.api.deployment_stage.node.default_child,
-            "AwsSolutions-APIG3",
-            "A regional API for two enterprise systems that sign with IAM and carry API keys, "
-            "throttled by a usage plan; a WAF web ACL can be associated without code changes.",
-        )
-        acknowledge(
-            self.api.node.find_child("CloudWatchRole"),
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-            "AmazonAPIGatewayPushToCloudWatchLogs]",
-            "API Gateway's account-level logging role; AWS maintains the exact log actions it "
-            "needs to write execution logs.",
-        )
         for method in self.api.methods:
             acknowledge(
                 method.node.default_child,

@@ -14,23 +14,9 @@ from constructs import Construct
 from stacks.compliance import acknowledge
 from stacks.constructs.buckets import DataBucket
 from stacks.constructs.queues import dead_letter_queue, encrypted_queue
+from stacks.constructs.tables import S, data_table
 
 INBOUND_PREFIX = "inbound/"  # inbound/{erp|plm}/{document type}/<file>
-
-
-def _store(scope: Construct, construct_id: str, data_key: kms.IKey, **keys) -> dynamodb.Table:
-    return dynamodb.Table(
-        scope,
-        construct_id,
-        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-        encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
-        encryption_key=data_key,
-        point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-            point_in_time_recovery_enabled=True
-        ),
-        removal_policy=RemovalPolicy.RETAIN,
-        **keys,
-    )
 
 
 class EnterpriseStorage(Construct):
@@ -81,12 +67,8 @@ class EnterpriseStorage(Construct):
         )
 
         def keyed(construct_id_: str) -> dynamodb.Table:
-            return _store(
-                self,
-                construct_id_,
-                data_key,
-                partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-                sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            return data_table(
+                self, construct_id_, data_key=data_key, partition=("pk", S), sort=("sk", S)
             )
 
         # One store per bounded context of the MES microservices.
@@ -95,12 +77,8 @@ class EnterpriseStorage(Construct):
         self.process_plans_table = keyed("ProcessPlans")  # routings and work instructions
         self.inventory_table = keyed("Inventory")
         # Which documents were already routed (Powertools idempotency).
-        self.idempotency_table = _store(
-            self,
-            "Idempotency",
-            data_key,
-            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
-            time_to_live_attribute="expiration",
+        self.idempotency_table = data_table(
+            self, "Idempotency", data_key=data_key, partition=("id", S), time_to_live="expiration"
         )
 
     def acknowledge_notifications_handler(self) -> None:

@@ -12,7 +12,6 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -24,6 +23,7 @@ from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.constructs.mes_function import TRACING_REASON, MesFunction
 from stacks.constructs.plant_config_layer import PlantConfigLayer
 from stacks.constructs.quality_storage import QualityStorage
+from stacks.constructs.rest_api import PlatformRestApi
 from stacks.constructs.tables import grant_table
 
 THROTTLE_RATE = 20  # requests per second: a handful of experts and their upload tools
@@ -108,61 +108,34 @@ class QualityApi(Construct):
             )
         )
 
-        access_logs = logs.LogGroup(
-            self, "AccessLogs", encryption_key=logs_key, removal_policy=RemovalPolicy.RETAIN
-        )
-        access_logs.node.default_child.retention_in_days = plant.retention.log_days
-        self.api = apigw.RestApi(
+        rest = PlatformRestApi(
             self,
-            "Api",
-            rest_api_name=f"{prefix}-quality",
+            "Rest",
+            plant=plant,
+            name="quality",
             description="Quality inspection: datasets, model training and approval",
-            cloud_watch_role=True,
-            deploy_options=apigw.StageOptions(
-                stage_name="v1",
-                tracing_enabled=True,
-                metrics_enabled=True,
-                logging_level=apigw.MethodLoggingLevel.INFO,
-                data_trace_enabled=False,  # bodies hold upload URLs and comments
-                throttling_rate_limit=THROTTLE_RATE,
-                throttling_burst_limit=THROTTLE_BURST,
-                access_log_destination=apigw.LogGroupLogDestination(access_logs),
-                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
-                    caller=False,
-                    http_method=True,
-                    ip=True,
-                    protocol=True,
-                    request_time=True,
-                    resource_path=True,
-                    response_length=True,
-                    status=True,
-                    user=True,
-                ),
+            logs_key=logs_key,
+            throttle_rate=THROTTLE_RATE,
+            throttle_burst=THROTTLE_BURST,
+            firewall_reason=(
+                "A regional API for a few signed-in experts, throttled per stage; a WAF web ACL "
+                "is the account's perimeter choice and can be associated without code changes."
             ),
         )
+        self.api = rest.api
         authorizer = apigw.CognitoUserPoolsAuthorizer(
             self, "Authorizer", cognito_user_pools=[self.user_pool]
-        )
-        validator = self.api.add_request_validator(
-            "Validator", validate_request_body=True, validate_request_parameters=True
         )
         integration = apigw.LambdaIntegration(self.handler.function)
         options = {
             "authorizer": authorizer,
             "authorization_type": apigw.AuthorizationType.COGNITO,
-            "request_validator": validator,
+            "request_validator": rest.validator,
         }
 
         def body_of(model, name: str) -> dict:
-            schema = apigw.CfnModel(
-                self,
-                f"{name}Model",
-                rest_api_id=self.api.rest_api_id,
-                content_type="application/json",
-                name=name,
-                schema={"$schema": "http://json-schema.org/draft-04/schema#", **_schema(model)},
-            )
-            return {"application/json": apigw.Model.from_model_name(self, name, schema.ref)}
+            draft4 = {"$schema": "http://json-schema.org/draft-04/schema#", **_schema(model)}
+            return rest.body_model(name, draft4)
 
         station = (
             self.api.root.add_resource("stations")
@@ -189,19 +162,6 @@ class QualityApi(Construct):
 
     def _acknowledge(self, storage: QualityStorage) -> None:
         stack = Stack.of(self)
-        acknowledge(
-            self.api.deployment_stage.node.default_child,
-            "AwsSolutions-APIG3",
-            "A regional API for a few signed-in experts, throttled per stage; a WAF web ACL "
-            "is the account's perimeter choice and can be associated without code changes.",
-        )
-        acknowledge(
-            self.api.node.find_child("CloudWatchRole"),
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-            "AmazonAPIGatewayPushToCloudWatchLogs]",
-            "API Gateway's account-level logging role; AWS maintains the exact log actions it "
-            "needs to write execution logs.",
-        )
         policy = self.handler.role.node.find_child("DefaultPolicy")
         bucket = stack.get_logical_id(storage.dataset_bucket.node.default_child)
         for finding, reason in {

@@ -3,7 +3,7 @@ registry, and the inspection records, counts and non-conformances."""
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -12,9 +12,7 @@ from constructs import Construct
 
 from stacks.compliance import acknowledge
 from stacks.constructs.buckets import DataBucket
-
-S = dynamodb.AttributeType.STRING
-N = dynamodb.AttributeType.NUMBER
+from stacks.constructs.tables import N, S, data_table
 
 
 class QualityStorage(Construct):
@@ -36,19 +34,9 @@ class QualityStorage(Construct):
             self, "Models", encryption_key=data_key, access_logs=access_logs
         ).bucket
 
-        def table(construct_id_: str, key: tuple[str, dynamodb.AttributeType], sort=None):
-            return dynamodb.Table(
-                self,
-                construct_id_,
-                partition_key=dynamodb.Attribute(name=key[0], type=key[1]),
-                sort_key=dynamodb.Attribute(name=sort[0], type=sort[1]) if sort else None,
-                billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-                encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
-                encryption_key=data_key,
-                point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                    point_in_time_recovery_enabled=True
-                ),
-                removal_policy=RemovalPolicy.RETAIN,
+        def table(construct_id_: str, partition, sort=None) -> dynamodb.Table:
+            return data_table(
+                self, construct_id_, data_key=data_key, partition=partition, sort=sort
             )
 
         # The model registry: status, metrics, lineage and the approval token per model.
