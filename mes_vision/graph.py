@@ -56,14 +56,16 @@ class _Builder:
         ]
         return self.op("Slice", [x, *bounds], output)
 
-    def pool(self, x: str, size: int, output: str, channels: int, summed: bool = False) -> str:
-        """Average pooling of ``channels`` (or their sum) as a convolution: onnxruntime runs it
-        in its blocked layout beside the other convolutions, where AveragePool-19+ on fewer
+    def pool(self, x: str, size: int, output: str, channels: int, bias: float | None = None) -> str:
+        """Average pooling of ``channels`` (plus ``bias``) as a convolution: onnxruntime runs
+        it in its blocked layout beside the other convolutions, where AveragePool-19+ on fewer
         than 16 channels takes a much slower generic path."""
-        kernel = np.zeros((1 if summed else channels, channels, size, size), np.float32)
-        kernel[0 if summed else np.arange(channels), np.arange(channels)] = 1 / size**2
-        w = self.const(f"{output}_w", kernel)
-        return self.op("Conv", [x, w], output, kernel_shape=[size, size], strides=[size, size])
+        kernel = np.zeros((channels, channels, size, size), np.float32)
+        kernel[np.arange(channels), np.arange(channels)] = 1 / size**2
+        inputs = [x, self.const(f"{output}_w", kernel)]
+        if bias is not None:
+            inputs.append(self.const(f"{output}_b", np.full(channels, bias, np.float32)))
+        return self.op("Conv", inputs, output, kernel_shape=[size, size], strides=[size, size])
 
 
 def _features(
@@ -95,13 +97,13 @@ def _features(
     )
     linear_b = np.concatenate([np.zeros(cin), stage1.bias, [(mean**2).sum()]])
     linear = g.conv(nchw, linear_w, linear_b, "pooled_linear", pads, config.stride)
-    energy1 = g.pool(h1, half, "f1_energy", out1)
+    # Logs make the skewed energies closer to Gaussian; the pooling adds their epsilon.
+    energy1 = g.pool(h1, half, "f1_energy_eps", out1, bias=EPS)
     f2 = g.conv(h1, stage2.weight, stage2.bias, "f2", pads=[stage2.weight.shape[-1] // 2] * 4)
-    energy2 = g.pool(g.op("Abs", [f2], "f2_abs"), half, "f2_energy", len(stage2.bias))
-    # Logs make the skewed energies closer to Gaussian.
-    eps = g.const("eps", np.array(EPS, np.float32))
-    log1 = g.op("Log", [g.op("Add", [energy1, eps], "f1_energy_eps")], "f1_log")
-    log2 = g.op("Log", [g.op("Add", [energy2, eps], "f2_energy_eps")], "f2_log")
+    f2_abs = g.op("Abs", [f2], "f2_abs")
+    energy2 = g.pool(f2_abs, half, "f2_energy_eps", len(stage2.bias), bias=EPS)
+    log1 = g.op("Log", [energy1], "f1_log")
+    log2 = g.op("Log", [energy2], "f2_log")
     # PCA residual (the "Q statistic"): patch energy the learned filters do not explain, per
     # cell. Thin scratches and cracks look like no good patch and land here. The cell mean of
     # ||p - m||^2 - ||W(p - m)||^2 is expanded into convolutions, so patches are never
@@ -111,7 +113,10 @@ def _features(
     energy = g.conv(pixels_sq, energy_w, np.zeros(1), "patch_energy", pads, config.stride)
     cross = g.channels(linear, cin + out1, cin + out1 + 1, "patch_cross")
     centred = g.op("Add", [energy, cross], "patch_centred")
-    explained = g.pool(g.op("Mul", [f1, f1], "f1_sq"), half, "explained", out1, summed=True)
+    # ||W(p - m)||^2 summed over the filters before pooling: one channel to pool.
+    axis1 = g.const("axis1_f1", np.array([1], np.int64))
+    f1_sq = g.op("ReduceSumSquare", [f1, axis1], "f1_sq", keepdims=1)
+    explained = g.pool(f1_sq, half, "explained", 1)
     residual = g.op("Relu", [g.op("Sub", [centred, explained], "residual1_raw")], "residual1")
     log_res = g.op(
         "Log",
@@ -169,8 +174,13 @@ def _scoring(g: _Builder, features: str, good: GoodModel) -> None:
     k = BLUR_RADIUS
     pads = g.const("pads", np.array([0, 0, k, k, 0, 0, k, k], np.int64))
     padded = g.op("Pad", [dist2, pads], "dist2_padded", mode="edge")
-    blur = np.tile(np.outer(blur_taps(), blur_taps()), (maps, 1, 1, 1)).astype(np.float32)
-    blurred = g.op("Conv", [padded, g.const("blur", blur)], "blurred", group=maps)
+    # The binomial blur is separable: a column pass then a row pass, 2 * (2k + 1) taps per
+    # cell instead of (2k + 1)^2.
+    taps = blur_taps().astype(np.float32)
+    column = g.const("blur_column", np.tile(taps[:, None], (maps, 1, 1, 1)))
+    row = g.const("blur_row", np.tile(taps[None, :], (maps, 1, 1, 1)))
+    blurred = g.op("Conv", [padded, column], "blurred_columns", group=maps)
+    blurred = g.op("Conv", [blurred, row], "blurred", group=maps)
     if maps > 1:
         axis1 = g.const("axis1", np.array([1], np.int64))
         blurred = g.op("ReduceMax", [blurred, axis1], "blurred_max", keepdims=1)
