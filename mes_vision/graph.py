@@ -21,6 +21,8 @@ ANOMALY_MAP = "anomaly_map"
 STAGE1 = "stage1"
 FEATURES = "features"
 EPS = 1e-3
+# onnxruntime's blocked (NCHWc) convolutions work on channel blocks of this size (AVX-512).
+CHANNEL_BLOCK = 16
 
 
 def feature_groups(config: FeatureConfig) -> tuple[int, ...]:
@@ -56,16 +58,25 @@ class _Builder:
         ]
         return self.op("Slice", [x, *bounds], output)
 
-    def pool(self, x: str, size: int, output: str, channels: int, bias: float | None = None) -> str:
-        """Average pooling of ``channels`` (plus ``bias``) as a convolution: onnxruntime runs
-        it in its blocked layout beside the other convolutions, where AveragePool-19+ on fewer
-        than 16 channels takes a much slower generic path."""
-        kernel = np.zeros((channels, channels, size, size), np.float32)
+    def pool(
+        self,
+        x: str,
+        size: int,
+        output: str,
+        channels: int,
+        bias: float | None = None,
+        inputs: int | None = None,
+    ) -> str:
+        """Average pooling of the first ``channels`` of ``inputs`` channels (plus ``bias``) as
+        a convolution: onnxruntime runs it in its blocked layout beside the other
+        convolutions, where AveragePool-19+ on fewer than 16 channels takes a much slower
+        generic path."""
+        kernel = np.zeros((channels, inputs or channels, size, size), np.float32)
         kernel[np.arange(channels), np.arange(channels)] = 1 / size**2
-        inputs = [x, self.const(f"{output}_w", kernel)]
+        operands = [x, self.const(f"{output}_w", kernel)]
         if bias is not None:
-            inputs.append(self.const(f"{output}_b", np.full(channels, bias, np.float32)))
-        return self.op("Conv", inputs, output, kernel_shape=[size, size], strides=[size, size])
+            operands.append(self.const(f"{output}_b", np.full(channels, bias, np.float32)))
+        return self.op("Conv", operands, output, kernel_shape=[size, size], strides=[size, size])
 
 
 def _features(
@@ -76,8 +87,15 @@ def _features(
     # Pixel values stay 0..255: the 1/255 scaling is folded into every kernel that reads them.
     w1 = stage1.weight.astype(np.float64) / 255
     out1, cin, k1, _ = w1.shape
+    # The scorer pads stage 1 with zero filters to a multiple of onnxruntime's channel block
+    # (16 with AVX-512, 8 with AVX2): the stage-2 convolution then reads a blocked input, much
+    # faster than its plain path for an odd channel count. The padded responses are exactly
+    # 0, so every result is the same; training reads the unpadded stage 1.
+    pad1 = (-out1) % CHANNEL_BLOCK if stage2 is not None else 0
+    w1_padded = np.concatenate([w1, np.zeros((pad1, cin, k1, k1))])
+    bias1 = np.concatenate([stage1.bias, np.zeros(pad1)])
     # Stride 2 with 5x5 kernels still sees every pixel, at a quarter of the later work.
-    f1 = g.conv(nchw, w1, stage1.bias, "f1", pads=[k1 // 2] * 4, stride=2)
+    f1 = g.conv(nchw, w1_padded, bias1, "f1", pads=[k1 // 2] * 4, stride=2)
     # Rectified stage-1 responses: the local energy of each learned filter.
     h1 = g.op("Abs", [f1], STAGE1)
     if stage2 is None:
@@ -98,8 +116,11 @@ def _features(
     linear_b = np.concatenate([np.zeros(cin), stage1.bias, [(mean**2).sum()]])
     linear = g.conv(nchw, linear_w, linear_b, "pooled_linear", pads, config.stride)
     # Logs make the skewed energies closer to Gaussian; the pooling adds their epsilon.
-    energy1 = g.pool(h1, half, "f1_energy_eps", out1, bias=EPS)
-    f2 = g.conv(h1, stage2.weight, stage2.bias, "f2", pads=[stage2.weight.shape[-1] // 2] * 4)
+    energy1 = g.pool(h1, half, "f1_energy_eps", out1, bias=EPS, inputs=out1 + pad1)
+    w2 = np.concatenate(
+        [stage2.weight, np.zeros((len(stage2.bias), pad1, *stage2.weight.shape[2:]))], axis=1
+    )
+    f2 = g.conv(h1, w2, stage2.bias, "f2", pads=[stage2.weight.shape[-1] // 2] * 4)
     f2_abs = g.op("Abs", [f2], "f2_abs")
     energy2 = g.pool(f2_abs, half, "f2_energy_eps", len(stage2.bias), bias=EPS)
     log1 = g.op("Log", [energy1], "f1_log")
