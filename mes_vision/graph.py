@@ -134,10 +134,17 @@ def _features(
     energy = g.conv(pixels_sq, energy_w, np.zeros(1), "patch_energy", pads, config.stride)
     cross = g.channels(linear, cin + out1, cin + out1 + 1, "patch_cross")
     centred = g.op("Add", [energy, cross], "patch_centred")
-    # ||W(p - m)||^2 summed over the filters before pooling: one channel to pool.
-    axis1 = g.const("axis1_f1", np.array([1], np.int64))
-    f1_sq = g.op("ReduceSumSquare", [f1, axis1], "f1_sq", keepdims=1)
-    explained = g.pool(f1_sq, half, "explained", 1)
+    # ||W(p - m)||^2: the squared responses summed over the filters and pooled by one
+    # convolution, which reads them in the blocked layout (stage 1 is padded to a block).
+    f1_sq = g.op("Mul", [f1, f1], "f1_sq")
+    summed = np.full((1, out1 + pad1, half, half), 1 / half**2, np.float32)
+    explained = g.op(
+        "Conv",
+        [f1_sq, g.const("explained_w", summed)],
+        "explained",
+        kernel_shape=[half, half],
+        strides=[half, half],
+    )
     residual = g.op("Relu", [g.op("Sub", [centred, explained], "residual1_raw")], "residual1")
     log_res = g.op(
         "Log",
