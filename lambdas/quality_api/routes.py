@@ -24,6 +24,7 @@ from lambdas.model_pipeline.registry import (
     ApprovalNotPending,
     InvalidTransition,
     ModelNotFound,
+    ModelRecord,
     ModelRegistry,
 )
 from lambdas.model_pipeline.requests import TrainingRequest
@@ -137,12 +138,16 @@ def list_models(site: str, line: str, station: str) -> dict:
     return {"models": [record.redacted().model_dump(mode="json") for record in records]}
 
 
-@app.get(f"{STATION}/models/<version>")
-def get_model(site: str, line: str, station: str, version: str) -> dict:
+def _record(site: str, line: str, station: str, version: str) -> ModelRecord:
     try:
-        record = registry().get(station_key(site, line, station), version)
+        return registry().get(station_key(site, line, station), version)
     except ModelNotFound as err:
         raise NotFoundError(str(err)) from None
+
+
+@app.get(f"{STATION}/models/<version>")
+def get_model(site: str, line: str, station: str, version: str) -> dict:
+    record = _record(site, line, station, version)
     return record.redacted().model_dump(mode="json")
 
 
@@ -166,10 +171,7 @@ def decide_model(site: str, line: str, station: str, version: str) -> Response |
 
 @app.get(f"{STATION}/models/<version>/deployment")
 def deployment_status(site: str, line: str, station: str, version: str) -> dict:
-    try:
-        record = registry().get(station_key(site, line, station), version)
-    except ModelNotFound as err:
-        raise NotFoundError(str(err)) from None
+    record = _record(site, line, station, version)
     if record.deployment_id is None:
         return {"model_version": version, "status": record.status.value, "deployment": None}
     deployment = client("greengrassv2").get_deployment(deploymentId=record.deployment_id)

@@ -18,6 +18,7 @@ from constructs import Construct
 from lambdas.quality_api.routes import DecisionRequest, UploadRequest
 from lambdas.quality_api.settings import EnvVar
 from mes_domain.plant import Plant
+from mes_domain.schemas import draft04
 from stacks.compliance import acknowledge
 from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.constructs.mes_function import TRACING_REASON, MesFunction
@@ -134,8 +135,7 @@ class QualityApi(Construct):
         }
 
         def body_of(model, name: str) -> dict:
-            draft4 = {"$schema": "http://json-schema.org/draft-04/schema#", **_schema(model)}
-            return rest.body_model(name, draft4)
+            return rest.body_model(name, draft04(model.model_json_schema()))
 
         station = (
             self.api.root.add_resource("stations")
@@ -190,14 +190,3 @@ class QualityApi(Construct):
             "Serverless-LambdaDLQ",
             "Invoked synchronously by API Gateway, which returns its errors to the caller.",
         )
-
-
-def _schema(model) -> dict:
-    """The pydantic model's JSON schema in the draft-04 subset API Gateway reads."""
-    schema = model.model_json_schema()
-    schema.pop("title", None)
-    for prop in schema.get("properties", {}).values():
-        prop.pop("title", None)
-        if "const" in prop:
-            prop["enum"] = [prop.pop("const")]
-    return schema
