@@ -5,7 +5,7 @@ A recording stub stands in for Timestream. The baseline, in the same run, is the
 writer: it validates the same payloads but sends one single-measure record per reading.
 Prints readings/s in-process and WriteRecords calls per 1,000 readings for both.
 
-    .venv/bin/python benchmarks/ingest.py [--readings N] [--tags K]
+    .venv/bin/python benchmarks/ingest.py [--readings N] [--tags K] [--quick]
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from lambdas.common.timestream import MAX_RECORDS_PER_WRITE  # noqa: E402
 from lambdas.telemetry_writer.ingest import ingest  # noqa: E402
-from lambdas.telemetry_writer.records import write_groups  # noqa: E402
 from mes_domain.contracts import TelemetryBatch  # noqa: E402
 
 
@@ -39,15 +39,19 @@ class NoDeadLetters:
         raise AssertionError(f"benchmark payloads are valid, got {letters[0].reason}")
 
 
-def payloads(readings: int, tags: int, per_batch: int = 100) -> list[tuple[str, bytes]]:
+QUICK_READINGS = 5_000  # --quick: seconds, not minutes, with the same figure lines
+
+
+def payloads(readings: int, tags: int, per_batch: int = 100) -> list[tuple[str, bytes, str]]:
     start = int(time.time() * 1000) - 3_600_000
     items = []
     for b in range(readings // per_batch):
+        station = f"st-{b % 50:02d}"
         batch = {
             "v": 1,
             "site": "berlin",
             "line": "body-line-1",
-            "station": f"st-{b % 50:02d}",
+            "station": station,
             "batch_id": f"b-{b}",
             "readings": [
                 {
@@ -60,28 +64,34 @@ def payloads(readings: int, tags: int, per_batch: int = 100) -> list[tuple[str, 
                 for i in range(per_batch)
             ],
         }
-        items.append((f"seq-{b}", json.dumps(batch).encode()))
+        # The partition key the telemetry rule writes: the topic's site/line/station.
+        items.append((f"seq-{b}", json.dumps(batch).encode(), f"berlin/body-line-1/{station}"))
     return items
 
 
 def naive_ingest(items, writer) -> None:
     """Baseline: the same validation, then one single-measure record per reading."""
     records = []
-    for _, data in items:
+    for _, data, _ in items:
         batch = TelemetryBatch.model_validate_json(data)
         for r in batch.readings:
             records.append({"MeasureName": r.tag, "MeasureValue": str(r.value), "Time": str(r.ts)})
-    for group in write_groups(records):
-        writer.write(list(group))
+    for start in range(0, len(records), MAX_RECORDS_PER_WRITE):
+        writer.write(records[start : start + MAX_RECORDS_PER_WRITE])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readings", type=int, default=100_000)
     parser.add_argument("--tags", type=int, default=5, help="tags sampled together per timestamp")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"{QUICK_READINGS:,} readings: a smoke run"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.readings = min(args.readings, QUICK_READINGS)
     items = payloads(args.readings, args.tags)
-    total = sum(len(json.loads(d)["readings"]) for _, d in items)
+    total = sum(len(json.loads(d)["readings"]) for _, d, _ in items)
 
     results = {}
     for name in ("baseline", "multi-measure", "baseline", "multi-measure"):  # alternate for noise
