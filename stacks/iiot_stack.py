@@ -17,6 +17,9 @@ from stacks.constructs.buckets import DataBucket
 from stacks.constructs.gateway_policy import GatewayPolicy
 from stacks.constructs.ingest_rules import IngestRules, rule_name
 from stacks.constructs.lambda_packaging import LambdaPackaging
+from stacks.constructs.quality_results import (
+    QUEUE_VISIBILITY_TIMEOUT as QUALITY_RESULTS_VISIBILITY,
+)
 from stacks.constructs.queues import dead_letter_queue, encrypted_queue
 from stacks.constructs.telemetry_writer import TelemetryWriter
 from stacks.constructs.timeseries_store import TimeSeriesStore
@@ -121,6 +124,7 @@ class IiotStack(Stack):
             "QualityResults",
             encryption_key=data_key,
             dead_letter_queue=self.quality_results_dead_letters,
+            visibility_timeout=QUALITY_RESULTS_VISIBILITY,
         )
         self.ingest_errors = DataBucket(
             self, "IngestErrors", encryption_key=data_key, access_logs=access_logs

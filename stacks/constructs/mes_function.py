@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -24,6 +24,7 @@ from stacks.constructs.lambda_packaging import (
     VISION_RUNTIME,
     LambdaPackaging,
 )
+from stacks.constructs.queues import DEFAULT_VISIBILITY_S, consumer_visibility_timeout
 
 RUNTIME_REASON = (
     "Pinned to the Python its layer's compiled wheels are built for (3.11; 3.12 for model "
@@ -63,6 +64,7 @@ class MesFunction(Construct):
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
         log_group.grant_write(self.role)
 
+        self.timeout = Duration.seconds(timeout_seconds)
         self.function = lambda_.Function(
             self,
             "Function",
@@ -79,7 +81,7 @@ class MesFunction(Construct):
             ],
             role=self.role,
             memory_size=memory_size,
-            timeout=Duration.seconds(timeout_seconds),
+            timeout=self.timeout,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             dead_letter_queue=dead_letter_queue,
@@ -100,7 +102,12 @@ class MesFunction(Construct):
     ) -> None:
         """Read ``queue`` with partial batch failures. A message that fails its receives moves
         to the queue's own dead-letter queue, so the function needs neither a DLQ nor an
-        on-failure destination (SQS mappings take none)."""
+        on-failure destination (SQS mappings take none).
+
+        Raises ``ValueError`` if the queue is one of this app's and hides a message for less
+        than ``consumer_visibility_timeout`` of this function (Lambda refuses a mapping whose
+        function outlives the visibility timeout)."""
+        self._check_visibility(queue, batching_window)
         source = sources.SqsEventSource(
             queue,
             batch_size=batch_size,
@@ -119,6 +126,21 @@ class MesFunction(Construct):
         )
         acknowledge(mapping, "Serverless-LambdaEventSourceMappingDestination", reason)
         acknowledge(self.function.node.default_child, "Serverless-LambdaDLQ", reason)
+
+    def _check_visibility(self, queue: sqs.IQueue, batching_window: Duration | None) -> None:
+        if not isinstance(queue, sqs.Queue):
+            return  # imported by ARN: its settings are not ours to see
+        declared = queue.node.default_child.visibility_timeout
+        if declared is not None and Token.is_unresolved(declared):
+            return
+        seconds = DEFAULT_VISIBILITY_S if declared is None else int(declared)
+        needed = consumer_visibility_timeout(self.timeout, batching_window).to_seconds()
+        if seconds < needed:
+            raise ValueError(
+                f"queue {queue.node.path} hides a message for {seconds} s, but its consumer "
+                f"{self.node.path} ({self.timeout.to_seconds()} s timeout) needs at least "
+                f"{needed} s: six times the timeout plus the batching window"
+            )
 
     def acknowledge_policy(self, reasons: Mapping[str, str]) -> None:
         """Acknowledge findings on the role's policy, one rule and reason each."""

@@ -10,16 +10,20 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from lambdas.quality_results.settings import EnvVar
+from lambdas.quality_results.contract import EnvVar
 from mes_domain.plant import Plant
 from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.constructs.mes_function import TRACING_REASON, MesFunction
 from stacks.constructs.quality_storage import QualityStorage
+from stacks.constructs.queues import consumer_visibility_timeout
 from stacks.constructs.tables import grant_table
 from stacks.constructs.timeseries_store import TimeSeriesStore
 
 BATCH_SIZE = 50
 BATCHING_WINDOW = Duration.seconds(5)  # SQS allows batches above 10 only with a window
+TIMEOUT = Duration.seconds(120)
+# The IIoT stack declares the queue before this consumer exists: it takes the timeout from here.
+QUEUE_VISIBILITY_TIMEOUT = consumer_visibility_timeout(TIMEOUT, BATCHING_WINDOW)
 
 
 class QualityResults(Construct):
@@ -45,6 +49,7 @@ class QualityResults(Construct):
             packaging=packaging,
             logs_key=logs_key,
             log_retention_days=plant.retention.log_days,
+            timeout_seconds=int(TIMEOUT.to_seconds()),
             environment={
                 EnvVar.RECORDS_TABLE.value: storage.records_table.table_name,
                 EnvVar.COUNTS_TABLE.value: storage.counts_table.table_name,

@@ -11,6 +11,26 @@ from stacks.compliance import acknowledge
 
 RETENTION = Duration.days(14)  # the SQS maximum: time to notice, fix and replay
 MAX_RECEIVES = 5
+DEFAULT_VISIBILITY_S = 30  # what SQS uses when a queue sets none
+MAX_VISIBILITY_S = 12 * 60 * 60  # SQS's maximum visibility timeout
+# Lambda's SQS guidance: visibility at least six times the function timeout, plus the batching
+# window, so a throttled batch can be retried before the message reappears
+# (docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html).
+CONSUMER_TIMEOUT_FACTOR = 6
+
+
+def consumer_visibility_timeout(
+    function_timeout: Duration, batching_window: Duration | None = None
+) -> Duration:
+    """The least visibility timeout a queue read by a function of ``function_timeout`` needs."""
+    window = batching_window.to_seconds() if batching_window is not None else 0
+    seconds = CONSUMER_TIMEOUT_FACTOR * function_timeout.to_seconds() + window
+    if seconds > MAX_VISIBILITY_S:
+        raise ValueError(
+            f"a consumer of {function_timeout.to_seconds()} s needs a visibility timeout of "
+            f"{seconds} s, above SQS's {MAX_VISIBILITY_S} s"
+        )
+    return Duration.seconds(seconds)
 
 
 def encrypted_queue(
@@ -19,8 +39,10 @@ def encrypted_queue(
     *,
     encryption_key: kms.IKey,
     dead_letter_queue: sqs.IQueue | None = None,
+    visibility_timeout: Duration | None = None,
 ) -> sqs.Queue:
-    """A KMS queue; give ``dead_letter_queue`` unless this is a last-stop queue (see below)."""
+    """A KMS queue; give ``dead_letter_queue`` unless this is a last-stop queue (see below), and
+    ``visibility_timeout`` (``consumer_visibility_timeout``) if a function reads it."""
     return sqs.Queue(
         scope,
         construct_id,
@@ -28,6 +50,7 @@ def encrypted_queue(
         encryption_master_key=encryption_key,
         enforce_ssl=True,
         retention_period=RETENTION,
+        visibility_timeout=visibility_timeout,
         dead_letter_queue=(
             sqs.DeadLetterQueue(max_receive_count=MAX_RECEIVES, queue=dead_letter_queue)
             if dead_letter_queue is not None
