@@ -28,57 +28,21 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
-from lambdas.erp_plm_router.settings import EnvVar
-from mes_domain.enterprise import (
-    BillOfMaterials,
-    EnterpriseDocument,
-    InventoryAvailability,
-    MaterialMaster,
-    ProductionOrder,
-    Routing,
-    SourceSystem,
+from lambdas.erp_plm_router.contract import (  # noqa: F401 - re-exported for the handlers
+    INBOXES,
+    MODELS,
+    DocType,
+    EnvVar,
+    Source,
+    request_schema,
 )
-from mes_domain.schemas import one_or_many
+from mes_domain.enterprise import EnterpriseDocument
 
 MAX_ITEM_BYTES = 380_000  # DynamoDB's 400 KB item limit, less room for attribute names and keys
-
-
-class Source(StrEnum):
-    ERP = "erp"
-    PLM = "plm"
-
-    @property
-    def system(self) -> SourceSystem:
-        return _SYSTEMS[self]
-
-
-_SYSTEMS = {source: SourceSystem(source.value.upper()) for source in Source}
 _decimal_json = json.JSONDecoder(parse_float=Decimal)  # DynamoDB numbers: Decimal, never float
 
-
-class DocType(StrEnum):
-    PRODUCTION_ORDER = "production-order"
-    MATERIAL_MASTER = "material-master"
-    BOM = "bom"
-    INVENTORY = "inventory"
-    ROUTING = "routing"
-
-
-INBOXES: dict[Source, tuple[DocType, ...]] = {
-    Source.ERP: (DocType.PRODUCTION_ORDER, DocType.MATERIAL_MASTER, DocType.BOM, DocType.INVENTORY),
-    Source.PLM: (DocType.ROUTING, DocType.BOM),
-}
-
-MODELS: dict[DocType, type[EnterpriseDocument]] = {
-    DocType.PRODUCTION_ORDER: ProductionOrder,
-    DocType.MATERIAL_MASTER: MaterialMaster,
-    DocType.BOM: BillOfMaterials,
-    DocType.INVENTORY: InventoryAvailability,
-    DocType.ROUTING: Routing,
-}
 
 TABLES: dict[DocType, EnvVar] = {
     DocType.PRODUCTION_ORDER: EnvVar.ORDERS_TABLE,
@@ -225,9 +189,3 @@ class UnreadableFile(ValueError):
         super().__init__(reason)
         self.reason = reason
         self.line = line
-
-
-def request_schema(doc_type: str) -> dict[str, Any]:
-    """Draft-04 JSON schema of a ``POST /documents/{source}/{doc_type}`` body: one document or a
-    non-empty list (for API Gateway request validation)."""
-    return one_or_many(MODELS[DocType(doc_type)])

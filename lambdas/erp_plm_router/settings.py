@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from enum import StrEnum
 from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.common.settings import from_environ
-
-
-class EnvVar(StrEnum):
-    LANDING_BUCKET = "LANDING_BUCKET"
-    ORDERS_TABLE = "ORDERS_TABLE"
-    PRODUCTS_TABLE = "PRODUCTS_TABLE"  # material master and BOMs
-    PROCESS_PLANS_TABLE = "PROCESS_PLANS_TABLE"  # routings with their work instructions
-    INVENTORY_TABLE = "INVENTORY_TABLE"
-    IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
-
+from lambdas.erp_plm_router.contract import EnvVar
 
 TableName = Annotated[str, Field(min_length=3, max_length=255)]
 

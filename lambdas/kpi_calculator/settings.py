@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.common.plant import PLANT_LAYER_FILE
 from lambdas.common.settings import from_environ
-
-
-class EnvVar(StrEnum):
-    TIMESTREAM_DATABASE = "TIMESTREAM_DATABASE"
-    EVENTS_TABLE = "EVENTS_TABLE"
-    KPI_TABLE = "KPI_TABLE"
-    IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
-    METRICS_NAMESPACE = "METRICS_NAMESPACE"
-    PLANT_FILE = "PLANT_FILE"
+from lambdas.kpi_calculator.contract import EnvVar
 
 
 class Settings(BaseModel):

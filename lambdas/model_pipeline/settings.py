@@ -9,28 +9,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.common.plant import PLANT_LAYER_FILE
 from lambdas.common.settings import from_environ
+from lambdas.model_pipeline.contract import EnvVar
 
 THING_GROUP_ARN_PREFIX_PATTERN = (
     r"^arn:aws[a-z-]*:iot:[a-z]{2}(-[a-z]+)+-\d:\d{12}:thinggroup/[A-Za-z0-9_:-]*$"
 )
-
-
-class EnvVar(StrEnum):
-    DATASET_BUCKET = "DATASET_BUCKET"
-    MODEL_BUCKET = "MODEL_BUCKET"
-    MODELS_TABLE = "MODELS_TABLE"
-    MIN_AUROC = "MIN_AUROC"
-    MIN_DEFECT_RECALL = "MIN_DEFECT_RECALL"
-    MIN_GOOD_IMAGES = "MIN_GOOD_IMAGES"
-    THING_GROUP_ARN_PREFIX = "THING_GROUP_ARN_PREFIX"
-    PLANT_FILE = "PLANT_FILE"
 
 
 Fraction = Annotated[float, Field(ge=0, le=1)]

@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 import uuid
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from lambdas.common.aws import client
 from lambdas.common.plant import load_plant
@@ -29,11 +29,11 @@ from lambdas.model_pipeline.registry import (
 )
 from lambdas.model_pipeline.requests import TrainingRequest
 from lambdas.model_pipeline.stations import NotACameraStation, camera_station
+from lambdas.quality_api.contract import DecisionRequest, UploadRequest
 from lambdas.quality_api.settings import Settings
 from mes_domain.plant import Plant
 
 IMAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.(png|jpe?g)$", re.IGNORECASE)
-MAX_FILES_PER_REQUEST = 100
 STATION = "/stations/<site>/<line>/<station>"
 
 app = APIGatewayRestResolver()
@@ -52,20 +52,6 @@ def plant() -> Plant:
 @cache
 def registry() -> ModelRegistry:
     return ModelRegistry(settings().models_table)
-
-
-class UploadRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["good", "defect"]
-    files: Annotated[list[str], Field(min_length=1, max_length=MAX_FILES_PER_REQUEST)]
-
-
-class DecisionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    decision: Literal["approve", "reject"]
-    comment: Annotated[str, Field(max_length=2000)] = ""
 
 
 def _body(model: type[BaseModel]) -> Any:

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.common.plant import PLANT_LAYER_FILE
 from lambdas.common.settings import from_environ
-
-
-class EnvVar(StrEnum):
-    DATASET_BUCKET = "DATASET_BUCKET"
-    MODELS_TABLE = "MODELS_TABLE"
-    STATE_MACHINE_ARN = "STATE_MACHINE_ARN"
-    UPLOAD_URL_SECONDS = "UPLOAD_URL_SECONDS"
-    PLANT_FILE = "PLANT_FILE"
+from lambdas.quality_api.contract import EnvVar
 
 
 class Settings(BaseModel):

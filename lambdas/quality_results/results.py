@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from lambdas.quality_results.contract import TOPIC_FIELD
 from mes_domain.contracts import InspectionResult, PartCount, Verdict, parse_station_message
 from mes_domain.enterprise import DefectSource, NonConformanceReport, SourceSystem
 from mes_domain.topics import MessageKind, StationTopic, TopicError, parse_topic
 
-TOPIC_FIELD = "mqtt_topic"  # added by the quality rule's SQL: SELECT *, topic() AS mqtt_topic
 VISION_DEFECT_CODE = "VISION_ANOMALY"
 MINUTE_MS = 60_000
 

@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.common.settings import from_environ
-
-
-class EnvVar(StrEnum):
-    RECORDS_TABLE = "RECORDS_TABLE"
-    COUNTS_TABLE = "COUNTS_TABLE"
-    NONCONFORMANCES_TABLE = "NONCONFORMANCES_TABLE"
-    EVENT_BUS_NAME = "EVENT_BUS_NAME"
-    WINDOW_MINUTES = "WINDOW_MINUTES"
-    TIMESTREAM_DATABASE = "TIMESTREAM_DATABASE"
-    EVENTS_TABLE = "EVENTS_TABLE"
+from lambdas.quality_results.contract import EnvVar
 
 
 class Settings(BaseModel):

@@ -17,10 +17,8 @@ from lambdas.common.cfn_response import (
     Status,
     send_response,
 )
+from lambdas.sitewise_property_ids.contract import MODEL_ID, PROPERTY_NAMES
 from lambdas.sitewise_property_ids.resolve import property_ids
-
-MODEL_ID = "AssetModelId"
-PROPERTY_NAMES = "PropertyNames"
 
 logger = Logger(service="sitewise_property_ids")
 

@@ -13,8 +13,7 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from lambdas.erp_plm_router.documents import INBOXES, request_schema
-from lambdas.erp_plm_router.settings import EnvVar
+from lambdas.erp_plm_router.contract import INBOXES, EnvVar, request_schema
 from mes_domain.plant import Plant
 from stacks.compliance import acknowledge
 from stacks.constructs.enterprise_storage import EnterpriseStorage

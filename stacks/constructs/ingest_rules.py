@@ -16,7 +16,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from lambdas.quality_results.results import TOPIC_FIELD as QUALITY_TOPIC_FIELD
+from lambdas.quality_results.contract import TOPIC_FIELD as QUALITY_TOPIC_FIELD
 from mes_domain.sitewise import BAD_COUNT, EQUIPMENT_STATE, GOOD_COUNT, property_alias
 from mes_domain.topics import MessageKind, topic_filter
 from stacks.compliance import acknowledge

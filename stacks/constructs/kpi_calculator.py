@@ -11,7 +11,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from lambdas.kpi_calculator.settings import EnvVar
+from lambdas.kpi_calculator.contract import EnvVar
 from mes_domain.plant import Plant
 from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.constructs.mes_function import MesFunction

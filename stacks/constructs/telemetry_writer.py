@@ -10,7 +10,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from constructs import Construct
 
-from lambdas.telemetry_writer.settings import EnvVar
+from lambdas.telemetry_writer.contract import EnvVar
 from stacks.compliance import acknowledge
 from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.constructs.mes_function import MesFunction
