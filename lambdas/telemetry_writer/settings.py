@@ -5,18 +5,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.common.settings import from_environ
-
-
-class EnvVar(StrEnum):
-    TIMESTREAM_DATABASE = "TIMESTREAM_DATABASE"
-    TIMESTREAM_TABLE = "TIMESTREAM_TABLE"
-    EVENTS_TABLE = "EVENTS_TABLE"
-    DEAD_LETTER_QUEUE_URL = "DEAD_LETTER_QUEUE_URL"
+from lambdas.telemetry_writer.contract import EnvVar
 
 
 class Settings(BaseModel):

@@ -18,7 +18,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from lambdas.model_pipeline.settings import EnvVar
+from lambdas.model_pipeline.contract import EnvVar
 from mes_domain.plant import Plant
 from stacks.compliance import acknowledge
 from stacks.constructs.lambda_packaging import LambdaPackaging

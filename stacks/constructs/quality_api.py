@@ -15,8 +15,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from lambdas.quality_api.routes import DecisionRequest, UploadRequest
-from lambdas.quality_api.settings import EnvVar
+from lambdas.quality_api.contract import DecisionRequest, EnvVar, UploadRequest
 from mes_domain.plant import Plant
 from mes_domain.schemas import draft04
 from stacks.compliance import acknowledge

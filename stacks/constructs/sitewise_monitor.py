@@ -21,7 +21,7 @@ from aws_cdk import aws_iotsitewise as sitewise
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from lambdas.sitewise_property_ids.handler import MODEL_ID, PROPERTY_NAMES
+from lambdas.sitewise_property_ids.contract import MODEL_ID, PROPERTY_NAMES
 from mes_domain.plant import Plant
 from mes_domain.sitewise import (
     AVAILABILITY,
