@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -37,6 +37,58 @@ APPROVAL_TIMEOUT = Duration.days(APPROVAL_DAYS)
 KMS_REASON = (
     "From the grants on the KMS-encrypted buckets and tables; scoped to the platform data key."
 )
+
+
+def model_components(plant: Plant) -> list[str]:
+    """The Greengrass component names of the plant's camera stations' models."""
+    return sorted(
+        {ref.station.camera.model_component for ref in plant.stations() if ref.station.camera}
+    )
+
+
+def component_arn(stack: Stack, name: str, *, version: str | None = None) -> str:
+    """``arn:...:greengrass:REGION:ACCOUNT:components:NAME[:versions:VERSION]``."""
+    suffix = f"{name}:versions:{version}" if version is not None else name
+    return stack.format_arn(
+        service="greengrass",
+        resource="components",
+        resource_name=suffix,
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
+def deployment_statements(
+    stack: Stack, thing_group_prefix: str, *, write: bool = False
+) -> list[iam.PolicyStatement]:
+    """GetDeployment (on ``deployments:ID``) and the IoT actions Greengrass takes for the
+    caller on the line thing groups' jobs: the Service Authorization Reference lists
+    iot:DescribeJob and iot:DescribeThingGroup for GetDeployment, and for CreateDeployment also
+    iot:CreateJob, iot:UpdateJob and iot:CancelJob (``write``). Its thing and shadow actions
+    serve deployments to a single core device, which the pipeline never targets."""
+    thing_groups = f"{thing_group_prefix}*"
+    jobs = stack.format_arn(service="iot", resource="job", resource_name="*")
+    statements = [
+        iam.PolicyStatement(
+            actions=["greengrass:GetDeployment"],
+            resources=[
+                stack.format_arn(
+                    service="greengrass",
+                    resource="deployments",
+                    resource_name="*",
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+            ],
+        ),
+        iam.PolicyStatement(actions=["iot:DescribeThingGroup"], resources=[thing_groups]),
+        iam.PolicyStatement(actions=["iot:DescribeJob"], resources=[jobs]),
+    ]
+    if write:
+        statements += [
+            # A job for a thing group is authorized on the job and on its target group.
+            iam.PolicyStatement(actions=["iot:CreateJob"], resources=[jobs, thing_groups]),
+            iam.PolicyStatement(actions=["iot:UpdateJob", "iot:CancelJob"], resources=[jobs]),
+        ]
+    return statements
 
 
 class ModelPipeline(Construct):
@@ -104,54 +156,34 @@ class ModelPipeline(Construct):
         grant_table(table, publish.role, "dynamodb:GetItem")
         # Greengrass checks that the caller can read the artifacts it names.
         models.grant_read(publish.role, "models/*")
-        components = stack.format_arn(
-            service="greengrass", resource="components", resource_name="*"
-        )
-        publish.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["greengrass:CreateComponentVersion", "greengrass:DescribeComponent"],
-                resources=[components],
+        names = model_components(plant)
+        if names:
+            # Per the Service Authorization Reference, CreateComponentVersion acts on a
+            # component and DescribeComponent on a component version.
+            publish.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["greengrass:CreateComponentVersion"],
+                    resources=[component_arn(stack, name) for name in names],
+                )
             )
-        )
+            publish.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["greengrass:DescribeComponent"],
+                    resources=[component_arn(stack, name, version="*") for name in names],
+                )
+            )
 
         deploy = step("deploy_model", (EnvVar.MODELS_TABLE, EnvVar.THING_GROUP_ARN_PREFIX))
         grant_table(table, deploy.role, "dynamodb:GetItem", "dynamodb:UpdateItem")
-        thing_group_pattern = f"{thing_groups}*"
         deploy.role.add_to_policy(
             iam.PolicyStatement(
-                # ListDeployments has no resource-level permissions.
-                actions=["greengrass:ListDeployments"],
+                # Neither takes a resource type in the Service Authorization Reference.
+                actions=["greengrass:ListDeployments", "greengrass:CreateDeployment"],
                 resources=["*"],
             )
         )
-        deploy.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["greengrass:GetDeployment", "greengrass:CreateDeployment"],
-                resources=[
-                    stack.format_arn(
-                        service="greengrass", resource="deployments", resource_name="*"
-                    ),
-                    thing_group_pattern,
-                    components,
-                ],
-            )
-        )
-        # A Greengrass deployment to a thing group runs as an IoT job on that group.
-        deploy.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "iot:CreateJob",
-                    "iot:DescribeJob",
-                    "iot:UpdateJob",
-                    "iot:CancelJob",
-                    "iot:DescribeThingGroup",
-                ],
-                resources=[
-                    thing_group_pattern,
-                    stack.format_arn(service="iot", resource="job", resource_name="*"),
-                ],
-            )
-        )
+        for statement in deployment_statements(stack, thing_groups, write=True):
+            deploy.role.add_to_policy(statement)
 
         self.functions = {
             "validate_dataset": validate,
@@ -246,7 +278,9 @@ class ModelPipeline(Construct):
                     "site": sfn.JsonPath.string_at("$.site"),
                     "line": sfn.JsonPath.string_at("$.line"),
                     "station": sfn.JsonPath.string_at("$.station"),
-                    "model_version": sfn.JsonPath.string_at("$.training.model_version"),
+                    # Bracket notation: CDK's path scanner rejects "_" in dot notation (Step
+                    # Functions allows it) and writes InvalidJsonPathExpression to error.txt.
+                    "model_version": sfn.JsonPath.string_at("$.training['model_version']"),
                 }
             ),
             task_timeout=sfn.Timeout.duration(APPROVAL_TIMEOUT),
@@ -316,9 +350,15 @@ class ModelPipeline(Construct):
             f"{iam5}[Resource::{arn(storage.model_bucket)}/models/*]": "Trained models, "
             "under models/ of the model bucket only; a version's key is known only at run time."
         }
-        components = {
-            f"{iam5}[Resource::arn:{account.format('greengrass')}:components/*]": "Component "
-            "versions are named after the model version, which exists only at run time."
+        greengrass = f"arn:{account.format('greengrass')}"
+        component_versions = {
+            f"{iam5}[Resource::{greengrass}:components:{name}:versions:*]": "Versions of the "
+            f"configured model component {name}: a version is the model's, known at run time."
+            for name in model_components(self._plant)
+        }
+        jobs = {
+            f"{iam5}[Resource::arn:{account.format('iot')}:job/*]": "Greengrass runs a "
+            "thing-group deployment as an IoT job whose id it chooses at run time.",
         }
         findings = {
             "validate_dataset": {**read, **datasets},
@@ -334,15 +374,13 @@ class ModelPipeline(Construct):
             "evaluate_model": {},
             "register_model": {},
             "request_approval": {},
-            "publish_component": {**read, **models, **components},
+            "publish_component": {**read, **models, **component_versions},
             "deploy_model": {
-                **components,
-                f"{iam5}[Resource::arn:{account.format('greengrass')}:deployments/*]": "The "
-                "line's current deployment, found at run time by its target.",
+                **jobs,
+                f"{iam5}[Resource::{greengrass}:deployments:*]": "Reads the line's current "
+                "deployment, whose id is found at run time by its target thing group.",
                 f"{iam5}[Resource::arn:{account.format('iot')}:thinggroup/{prefix}-*]": "The "
                 "platform's own line thing groups, named <prefix>-<site>-<line>.",
-                f"{iam5}[Resource::arn:{account.format('iot')}:job/*]": "A deployment runs as "
-                "an IoT job whose id Greengrass chooses at run time.",
             },
         }
         state_machine_policy = self.state_machine.role.node.find_child("DefaultPolicy")
@@ -350,7 +388,10 @@ class ModelPipeline(Construct):
             policy = function.role.node.find_child("DefaultPolicy")
             reasons = {f"{iam5}[Resource::*]": TRACING_REASON, **findings[name]}
             if name == "deploy_model":
-                reasons[f"{iam5}[Resource::*]"] += " greengrass:ListDeployments has none either."
+                reasons[f"{iam5}[Resource::*]"] += (
+                    " greengrass:ListDeployments and greengrass:CreateDeployment take no "
+                    "resource type either (Service Authorization Reference)."
+                )
             for finding, reason in reasons.items():
                 acknowledge(policy, finding, reason)
             acknowledge(

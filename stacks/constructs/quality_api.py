@@ -10,7 +10,6 @@ from __future__ import annotations
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cognito as cognito
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -21,6 +20,7 @@ from mes_domain.schemas import draft04
 from stacks.compliance import acknowledge
 from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.constructs.mes_function import TRACING_REASON, MesFunction
+from stacks.constructs.model_pipeline import deployment_statements
 from stacks.constructs.plant_config_layer import PlantConfigLayer
 from stacks.constructs.quality_storage import QualityStorage
 from stacks.constructs.rest_api import PlatformRestApi
@@ -43,7 +43,7 @@ class QualityApi(Construct):
         logs_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
-        prefix = plant.deployment.stack_prefix
+        prefix = self._prefix = plant.deployment.stack_prefix
         self.user_pool = cognito.UserPool(
             self,
             "Experts",
@@ -97,16 +97,11 @@ class QualityApi(Construct):
         )
         state_machine.grant_start_execution(role)
         state_machine.grant_task_response(role)
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["greengrass:GetDeployment"],
-                resources=[
-                    Stack.of(self).format_arn(
-                        service="greengrass", resource="deployments", resource_name="*"
-                    )
-                ],
-            )
+        thing_groups = Stack.of(self).format_arn(
+            service="iot", resource="thinggroup", resource_name=f"{prefix}-"
         )
+        for statement in deployment_statements(Stack.of(self), thing_groups):
+            role.add_to_policy(statement)
 
         rest = PlatformRestApi(
             self,
@@ -179,8 +174,16 @@ class QualityApi(Construct):
                 "the keys are made per upload."
             ),
             "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:greengrass:<AWS::Region>:"
-            "<AWS::AccountId>:deployments/*]": (
+            "<AWS::AccountId>:deployments:*]": (
                 "Read-only status of the deployment a model record names, known at run time."
+            ),
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:<AWS::Region>:"
+            "<AWS::AccountId>:job/*]": (
+                "GetDeployment reads the deployment's IoT job, whose id Greengrass chose."
+            ),
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:<AWS::Region>:"
+            f"<AWS::AccountId>:thinggroup/{self._prefix}-*]": (
+                "GetDeployment describes its target, one of the platform's line thing groups."
             ),
         }.items():
             acknowledge(policy, finding, reason)
