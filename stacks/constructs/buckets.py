@@ -25,17 +25,30 @@ def _baseline() -> dict[str, Any]:
 class AccessLogBucket(Construct):
     """Destination of S3 server access logs for every other bucket of the platform."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, expire_after_days: int) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        expire_after_days: int,
+        noncurrent_version_days: int = 30,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.bucket = s3.Bucket(
             self,
             "Bucket",
             # S3 server access logging delivers only to SSE-S3 buckets, never SSE-KMS.
             encryption=s3.BucketEncryption.S3_MANAGED,
+            # Versioned (checkov CKV_AWS_21): a log deleted or overwritten stays recoverable for
+            # noncurrent_version_days. S3 removes the delete marker an expiry leaves once no
+            # version remains, when the rule also expires current versions (S3 user guide,
+            # "Managing delete markers").
+            versioned=True,
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="ExpireAccessLogs",
                     expiration=Duration.days(expire_after_days),
+                    noncurrent_version_expiration=Duration.days(noncurrent_version_days),
                     abort_incomplete_multipart_upload_after=Duration.days(7),
                 )
             ],

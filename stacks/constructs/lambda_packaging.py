@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from aws_cdk import Stack
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
@@ -47,13 +48,16 @@ class LambdaPackaging:
         excludes = _code_excludes(_CODE_PACKAGES + extra_packages)
         return lambda_.Code.from_asset(str(self.project_root), exclude=excludes)
 
-    def dependencies_layer(self, scope: Construct, construct_id: str) -> lambda_.LayerVersion:
-        return self._layer(scope, construct_id, self.layer_dir, RUNTIME, "of the MES functions")
+    def dependencies_layer(self, scope: Construct) -> lambda_.ILayerVersion:
+        """The stack's one dependencies layer, shared by all its functions."""
+        return self._layer(
+            scope, "DependenciesLayer", self.layer_dir, RUNTIME, "of the MES functions"
+        )
 
-    def vision_layer(self, scope: Construct, construct_id: str) -> lambda_.LayerVersion:
+    def vision_layer(self, scope: Construct) -> lambda_.ILayerVersion:
         """The same runtime plus onnx, onnxruntime and Pillow, for Python 3.12."""
         return self._layer(
-            scope, construct_id, self.vision_layer_dir, VISION_RUNTIME, "with mes_vision's"
+            scope, "VisionLayer", self.vision_layer_dir, VISION_RUNTIME, "with mes_vision's"
         )
 
     def _layer(
@@ -63,14 +67,20 @@ class LambdaPackaging:
         directory: Path,
         runtime: lambda_.Runtime,
         what: str,
-    ) -> lambda_.LayerVersion:
+    ) -> lambda_.ILayerVersion:
+        # One LayerVersion per stack and kind: a copy per function would upload and store the
+        # same tens of MB once per function.
+        stack = Stack.of(scope)
+        existing = stack.node.try_find_child(construct_id)
+        if existing is not None:
+            return existing
         if not (directory / "python").is_dir():
             raise FileNotFoundError(
-                f"{directory} is missing: `make synth` or `make test` builds it from the pinned "
+                f"{directory} is missing: `make synth` or `make test` builds it from the locked "
                 "requirements"
             )
         return lambda_.LayerVersion(
-            scope,
+            stack,
             construct_id,
             code=lambda_.Code.from_asset(str(directory)),
             compatible_runtimes=[runtime],

@@ -74,9 +74,7 @@ class MesFunction(Construct):
             handler=handler,
             code=packaging.code("mes_vision") if vision else packaging.code(),
             layers=[
-                packaging.vision_layer(self, "Dependencies")
-                if vision
-                else packaging.dependencies_layer(self, "Dependencies"),
+                packaging.vision_layer(self) if vision else packaging.dependencies_layer(self),
                 *extra_layers,
             ],
             role=self.role,

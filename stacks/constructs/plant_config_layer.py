@@ -6,6 +6,8 @@ it is too large for environment variables, and a layer keeps it versioned with t
 
 from __future__ import annotations
 
+import hashlib
+import os
 import tempfile
 from pathlib import Path
 
@@ -13,20 +15,42 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from mes_domain.plant import Plant
-from stacks.constructs.lambda_packaging import ARCHITECTURE, RUNTIME, VISION_RUNTIME
+from stacks.constructs.lambda_packaging import (
+    ARCHITECTURE,
+    PROJECT_ROOT,
+    RUNTIME,
+    VISION_RUNTIME,
+)
+
+# Staged beside the dependency layers (git-ignored, removed by `make clean`), never in the
+# system temporary directory, where every synth would leave a folder behind.
+STAGING_ROOT = PROJECT_ROOT / "build" / "plant-config-layer"
+
+
+def stage_plant(plant: Plant, root: Path = STAGING_ROOT) -> Path:
+    """``root/<content hash>/plant/plant.json``: one folder per distinct configuration, so
+    repeated synths reuse it and concurrent synths of other plants never share a file."""
+    document = plant.model_dump_json(indent=1)
+    folder = root / hashlib.sha256(document.encode()).hexdigest()[:16]
+    target = folder / "plant" / "plant.json"
+    if not target.is_file() or target.read_text() != document:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Written whole, then renamed in: a concurrent synth never hashes half a file.
+        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=".plant-", suffix=".tmp")
+        with os.fdopen(fd, "w") as out:
+            out.write(document)
+        os.chmod(partial, 0o644)
+        os.replace(partial, target)
+    return folder
 
 
 class PlantConfigLayer(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, plant: Plant) -> None:
         super().__init__(scope, construct_id)
-        # The asset hash depends on the content only, so the temporary path keeps synth stable.
-        staging = Path(tempfile.mkdtemp(prefix="mes-plant-layer-"))
-        (staging / "plant").mkdir()
-        (staging / "plant" / "plant.json").write_text(plant.model_dump_json(indent=1))
         self.layer = lambda_.LayerVersion(
             self,
             "Layer",
-            code=lambda_.Code.from_asset(str(staging)),
+            code=lambda_.Code.from_asset(str(stage_plant(plant))),
             compatible_runtimes=[RUNTIME, VISION_RUNTIME],
             compatible_architectures=[ARCHITECTURE],
             description=f"Plant configuration of {plant.name}",

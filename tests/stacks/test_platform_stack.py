@@ -153,3 +153,25 @@ def test_stack_name_and_tags_come_from_the_config(synthesized, demo_plant, platf
 def test_outputs_expose_what_later_stacks_and_operators_need(platform_template):
     outputs = platform_template.find_outputs("*")
     assert {"DataKeyArn", "LogsKeyArn", "AccessLogBucketName", "AlarmTopicArn"} <= set(outputs)
+
+
+def test_access_log_bucket_is_versioned_and_expires_old_versions(platform_template):
+    """checkov CKV_AWS_21: a deleted or overwritten access log stays recoverable a while."""
+    platform_template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "VersioningConfiguration": {"Status": "Enabled"},
+            "LifecycleConfiguration": {
+                "Rules": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "ExpirationInDays": 365,
+                                "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
