@@ -125,6 +125,17 @@ def test_smoke_test_looks_where_the_stack_puts_things(iiot_template):
     assert all(tag in SMOKE.split("--query-string", 1)[1] for tag in tags)
 
 
+def test_the_writer_logs_the_fields_the_smoke_test_reads():
+    from dataclasses import fields
+
+    from lambdas.telemetry_writer.ingest import IngestOutcome
+
+    handler = (PROJECT_ROOT / "lambdas" / "telemetry_writer" / "handler.py").read_text()
+    assert 'logger.info("ingested"' in handler and "One `ingested` line" in SMOKE
+    named = set(re.findall(r"`(readings_\w+)`", SMOKE))
+    assert named and named <= {f.name for f in fields(IngestOutcome)}
+
+
 # --- architecture and deployment ---------------------------------------------------------------
 
 
