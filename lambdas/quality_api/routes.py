@@ -30,6 +30,7 @@ from lambdas.model_pipeline.registry import (
 from lambdas.model_pipeline.requests import TrainingRequest
 from lambdas.model_pipeline.stations import NotACameraStation, camera_station
 from lambdas.quality_api.contract import DecisionRequest, UploadRequest
+from lambdas.quality_api.errors import MAX_MESSAGE_CHARS, names_excerpt, validation_details
 from lambdas.quality_api.settings import Settings
 from mes_domain.plant import Plant
 
@@ -58,9 +59,9 @@ def _body(model: type[BaseModel]) -> Any:
     try:
         return model.model_validate(app.current_event.json_body or {})
     except ValidationError as err:
-        raise BadRequestError(err.errors(include_url=False, include_context=False)) from None
+        raise BadRequestError(validation_details(err)) from None
     except ValueError as err:  # a body that is not JSON
-        raise BadRequestError(f"the body is not JSON: {err}") from None
+        raise BadRequestError(f"the body is not JSON: {str(err)[:MAX_MESSAGE_CHARS]}") from None
 
 
 def _camera_station(site: str, line: str, station: str) -> None:
@@ -89,7 +90,7 @@ def upload_urls(site: str, line: str, station: str) -> dict:
     request = _body(UploadRequest)
     bad = [name for name in request.files if not IMAGE_NAME.match(name)]
     if bad:
-        raise BadRequestError(f"not PNG or JPEG file names: {', '.join(bad[:10])}")
+        raise BadRequestError(f"not PNG or JPEG file names: {names_excerpt(bad)}")
     kind = GOOD if request.kind == "good" else DEFECT
     prefix = dataset_prefix(site, line, station) + f"{kind}/"
     expires = settings().upload_url_seconds

@@ -52,8 +52,8 @@ def api(fake_credentials, monkeypatch, tmp_path, demo_plant):
     aws.client.cache_clear()
 
 
-def call(method, path, body=None, user=EXPERT):
-    event = {
+def _event(method, path, body=None, user=EXPERT):
+    return {
         "resource": path,
         "path": path,
         "httpMethod": method,
@@ -70,7 +70,10 @@ def call(method, path, body=None, user=EXPERT):
             "authorizer": {"claims": {"email": user} if user else {}},
         },
     }
-    response = handler.lambda_handler(event, LambdaContext())
+
+
+def call(method, path, body=None, user=EXPERT):
+    response = handler.lambda_handler(_event(method, path, body, user), LambdaContext())
     return response["statusCode"], json.loads(response["body"]) if response["body"] else None
 
 
@@ -193,3 +196,37 @@ def test_deployment_status_follows_the_recorded_deployment(api, monkeypatch):
         status, body = call("GET", f"{STATION}/models/{VERSION}/deployment")
     assert status == 200 and body["status"] == "DEPLOYED"
     assert body["deployment"]["status"] == "COMPLETED" and body["deployment"]["revision_id"] == "3"
+
+
+HUGE = 9_500_000  # characters: a body API Gateway accepts (10 MB), far over a response's 6 MB
+SMALL_RESPONSE = 16_384
+
+
+@pytest.mark.parametrize(
+    "body, says",
+    [
+        ({"kind": "x" * HUGE, "files": ["a.png"]}, "literal_error"),  # one huge bad value
+        ({"kind": "good", "files": ["a.png"] * (HUGE // 9)}, "too_long"),  # a huge list
+        ({"kind": "good", "files": [7] * 99, "extra": "y" * HUGE}, "string_type"),
+    ],
+)
+def test_a_huge_invalid_body_gets_a_small_400_that_says_what_is_wrong(api, body, says):
+    text = json.dumps(body)
+    assert len(text) >= HUGE
+    response = handler.lambda_handler(_event("POST", f"{STATION}/uploads", text), LambdaContext())
+    assert response["statusCode"] == 400
+    assert len(response["body"]) < SMALL_RESPONSE
+    details = json.loads(response["body"])["message"]
+    assert says in {error["type"] for error in details["errors"]}
+    assert len(details["errors"]) <= 10 and details["error_count"] >= len(details["errors"])
+    for error in details["errors"]:
+        assert len(error["input"]) < 200  # an excerpt, with the full length said
+    if says == "string_type":  # 99 wrong file types and one unknown key: 100, 10 shown
+        assert details["error_count"] == 100
+
+
+def test_huge_file_names_are_named_by_excerpt(api):
+    names = ["n" * (HUGE // 100) + ".exe"] * 100
+    status, body = call("POST", f"{STATION}/uploads", {"kind": "good", "files": names})
+    assert status == 400 and "not PNG or JPEG file names" in body["message"]
+    assert len(json.dumps(body)) < SMALL_RESPONSE and "and 90 more" in body["message"]
