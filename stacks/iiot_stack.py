@@ -110,6 +110,7 @@ class IiotStack(Stack):
             data_key=data_key,
             logs_key=logs_key,
             log_retention_days=plant.retention.log_days,
+            access_logs=access_logs,
         )
 
         # Inspection results wait here for the quality capability; poison messages move aside.

@@ -11,7 +11,18 @@ from lambdas.common.aws import client
 from mes_domain.contracts import PartCount, StateChange
 from mes_domain.topics import StationTopic
 
-MAX_RECORDS_PER_WRITE = 100  # Timestream WriteRecords accepts at most 100 records per call
+# Timestream for LiveAnalytics service limits (Developer Guide, "Quotas", "Service limits"):
+MAX_RECORDS_PER_WRITE = 100  # records per WriteRecords request
+MAX_MEASURES_PER_RECORD = 256  # measures per multi-measure record
+MAX_MEASURE_VALUE_BYTES = 2048  # size of the measure values of one multi-measure record
+
+# Size of a measure value (Developer Guide, "Metering and pricing", "Writes").
+_FIXED_VALUE_BYTES = {"BOOLEAN": 1, "BIGINT": 8, "DOUBLE": 8, "TIMESTAMP": 8}
+
+
+def measure_value_bytes(value_type: str, value: str) -> int:
+    """1 byte for a boolean, 8 for bigint, double and timestamp, UTF-8 length for varchar."""
+    return _FIXED_VALUE_BYTES.get(value_type) or len(value.encode())
 
 
 def event_record(topic: StationTopic, event: StateChange | PartCount) -> dict[str, Any]:

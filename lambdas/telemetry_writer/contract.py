@@ -10,3 +10,8 @@ class EnvVar(StrEnum):
     TIMESTREAM_TABLE = "TIMESTREAM_TABLE"
     EVENTS_TABLE = "EVENTS_TABLE"
     DEAD_LETTER_QUEUE_URL = "DEAD_LETTER_QUEUE_URL"
+    DEAD_LETTER_BUCKET = "DEAD_LETTER_BUCKET"  # dead letters too large for a queue message
+
+
+# Dead letters too large for a queue message are stored whole under this prefix of the bucket.
+DEAD_LETTER_PREFIX = "dead-letters"

@@ -2,8 +2,11 @@
 
 Readings of one station that share a timestamp and quality become one multi-measure record,
 so a batch of N readings costs far fewer than N records, and records are sent in groups of at
-most ``MAX_RECORDS_PER_WRITE`` (the WriteRecords limit). State changes and part counts become
-one record each in the events table, which the KPI engine reads.
+most ``MAX_RECORDS_PER_WRITE`` (the WriteRecords limit). A record holds at most
+``MAX_MEASURES_PER_RECORD`` measures and ``MAX_MEASURE_VALUE_BYTES`` of values; more readings at
+one timestamp become several records, the first named ``telemetry``, the next ``telemetry_2`` and
+so on (Timestream keys a record by dimensions, time and measure name, so parts must differ).
+State changes and part counts become one record each in the events table.
 """
 
 from __future__ import annotations
@@ -13,7 +16,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from lambdas.common.timestream import MAX_RECORDS_PER_WRITE, event_record
+from lambdas.common.timestream import (
+    MAX_MEASURE_VALUE_BYTES,
+    MAX_MEASURES_PER_RECORD,
+    MAX_RECORDS_PER_WRITE,
+    event_record,
+    measure_value_bytes,
+)
 from mes_domain.contracts import PartCount, Reading, StateChange, TelemetryBatch
 from mes_domain.topics import StationTopic
 
@@ -35,6 +44,8 @@ class SourcedRecord:
     record: dict[str, Any]
     readings: int
     table: Table = Table.TELEMETRY
+    item: int = 0  # position of its stream item in the batch
+    slot: int = 0  # position among its stream item's records
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +56,7 @@ class DeadLetter:
     reason: str
     body: dict[str, Any] = field(default_factory=dict)
     readings: int = 0
+    letter_id: str = ""  # stable across retries: shard, sequence number and place in the item
 
 
 def _measure_value(value: bool | int | float | str) -> tuple[str, str]:
@@ -58,6 +70,30 @@ def _measure_value(value: bool | int | float | str) -> tuple[str, str]:
     return "VARCHAR", value
 
 
+def measure_name(part: int) -> str:
+    """``telemetry`` for a timestamp's first record, ``telemetry_2`` for its second, ..."""
+    return MEASURE_NAME if part == 0 else f"{MEASURE_NAME}_{part + 1}"
+
+
+def _parts(measures: list[dict[str, str]]) -> list[list[dict[str, str]]]:
+    """Consecutive parts within both per-record limits; a value too large for any record goes
+    alone, and Timestream's rejection of it is dead-lettered."""
+    parts: list[list[dict[str, str]]] = []
+    size = 0
+    for measure in measures:
+        value_size = measure_value_bytes(measure["Type"], measure["Value"])
+        if (
+            not parts
+            or len(parts[-1]) == MAX_MEASURES_PER_RECORD
+            or size + value_size > MAX_MEASURE_VALUE_BYTES
+        ):
+            parts.append([])
+            size = 0
+        parts[-1].append(measure)
+        size += value_size
+    return parts
+
+
 def batch_to_records(
     batch: TelemetryBatch, source_id: str
 ) -> tuple[list[SourcedRecord], list[DeadLetter]]:
@@ -67,7 +103,7 @@ def batch_to_records(
     timestamp is dead-lettered rather than silently overwriting the first.
     """
     groups: dict[tuple[int, str], dict[str, Reading]] = {}
-    held: dict[tuple[int, str], int] = {}  # readings per record, exact duplicates included
+    held: dict[tuple[int, str], dict[str, int]] = {}  # readings per tag, exact duplicates too
     dead: list[DeadLetter] = []
     for reading in batch.readings:
         key = (reading.ts, reading.quality.value)
@@ -75,7 +111,8 @@ def batch_to_records(
         earlier = group.get(reading.tag)
         if earlier is None or earlier == reading:
             group[reading.tag] = reading
-            held[key] = held.get(key, 0) + 1
+            counts = held.setdefault(key, {})
+            counts[reading.tag] = counts.get(reading.tag, 0) + 1
         else:
             dead.append(
                 DeadLetter(
@@ -92,20 +129,22 @@ def batch_to_records(
         for tag, reading in readings.items():
             value_type, value = _measure_value(reading.value)
             measures.append({"Name": tag, "Value": value, "Type": value_type})
-        record = {
-            "Dimensions": [
-                {"Name": "site", "Value": batch.site},
-                {"Name": "line", "Value": batch.line},
-                {"Name": "station", "Value": batch.station},
-                {"Name": "quality", "Value": quality},
-            ],
-            "MeasureName": MEASURE_NAME,
-            "MeasureValueType": "MULTI",
-            "MeasureValues": measures,
-            "Time": str(ts),
-            "TimeUnit": "MILLISECONDS",
-        }
-        records.append(SourcedRecord(source_id, record, readings=held[(ts, quality)]))
+        for part, part_measures in enumerate(_parts(measures)):
+            record = {
+                "Dimensions": [
+                    {"Name": "site", "Value": batch.site},
+                    {"Name": "line", "Value": batch.line},
+                    {"Name": "station", "Value": batch.station},
+                    {"Name": "quality", "Value": quality},
+                ],
+                "MeasureName": measure_name(part),
+                "MeasureValueType": "MULTI",
+                "MeasureValues": part_measures,
+                "Time": str(ts),
+                "TimeUnit": "MILLISECONDS",
+            }
+            count = sum(held[(ts, quality)][m["Name"]] for m in part_measures)
+            records.append(SourcedRecord(source_id, record, readings=count))
     return records, dead
 
 

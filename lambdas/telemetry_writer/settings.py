@@ -19,6 +19,7 @@ class Settings(BaseModel):
     timestream_table: str = Field(min_length=3)
     events_table: str = Field(min_length=3)
     dead_letter_queue_url: str = Field(pattern=r"^https://")
+    dead_letter_bucket: str = Field(min_length=3)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Settings:

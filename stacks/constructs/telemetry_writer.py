@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from lambdas.telemetry_writer.contract import EnvVar
+from lambdas.telemetry_writer.contract import DEAD_LETTER_PREFIX, EnvVar
 from stacks.compliance import acknowledge
+from stacks.constructs.buckets import DataBucket
 from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.constructs.mes_function import MesFunction
 from stacks.constructs.queues import dead_letter_queue
@@ -34,6 +36,7 @@ class TelemetryWriter(Construct):
         data_key: kms.IKey,
         logs_key: kms.IKey,
         log_retention_days: int,
+        access_logs: s3.IBucket,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -45,6 +48,10 @@ class TelemetryWriter(Construct):
         self.failed_batches = dead_letter_queue(
             self, "FailedBatches", encryption_key=data_key, holds="stream batches out of retries"
         )
+        # A dead letter too large for a queue message is kept whole here; its message points to it.
+        self.dead_letter_payloads = DataBucket(
+            self, "DeadLetterPayloads", encryption_key=data_key, access_logs=access_logs
+        ).bucket
 
         self._function = MesFunction(
             self,
@@ -59,6 +66,7 @@ class TelemetryWriter(Construct):
                 EnvVar.TIMESTREAM_TABLE.value: store.table_name,
                 EnvVar.EVENTS_TABLE.value: store.events_table_name,
                 EnvVar.DEAD_LETTER_QUEUE_URL.value: self.dead_letter_queue.queue_url,
+                EnvVar.DEAD_LETTER_BUCKET.value: self.dead_letter_payloads.bucket_name,
                 "POWERTOOLS_SERVICE_NAME": "telemetry_writer",
             },
         )
@@ -77,6 +85,12 @@ class TelemetryWriter(Construct):
             )
         )
         self.dead_letter_queue.grant_send_messages(role)
+        payload_objects = self.dead_letter_payloads.arn_for_objects(f"{DEAD_LETTER_PREFIX}/*")
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[payload_objects])
+        )
+        data_key.grant(role, "kms:GenerateDataKey")  # SSE-KMS on a single-part PutObject
+        bucket_id = Stack.of(self).resolve(self.dead_letter_payloads.node.default_child.logical_id)
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["timestream:WriteRecords"],
@@ -89,6 +103,10 @@ class TelemetryWriter(Construct):
         )
         self._function.acknowledge_policy(
             {
+                f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{DEAD_LETTER_PREFIX}/*]": (
+                    "Only PutObject, under the dead-letter prefix: one object per oversized dead "
+                    "letter, keyed by its shard, sequence number and place in the stream item."
+                ),
                 "AwsSolutions-IAM5[Resource::*]": (
                     "timestream:DescribeEndpoints and the X-Ray trace writes support no "
                     "resource-level permissions."

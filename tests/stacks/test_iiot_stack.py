@@ -1,5 +1,7 @@
 """IiotStack: thing groups from the config, encrypted stream, Timestream retention from config."""
 
+import json
+
 import pytest
 from aws_cdk.assertions import Match
 
@@ -145,3 +147,90 @@ def test_writer_logs_are_kms_encrypted_with_configured_retention(iiot_template, 
         "AWS::Logs::LogGroup",
         {"KmsKeyId": Match.any_value(), "RetentionInDays": demo_plant.retention.log_days},
     )
+
+
+def _writer_dead_letter_bucket(iiot_template):
+    buckets = iiot_template.find_resources(
+        "AWS::S3::Bucket",
+        {"Properties": {"LoggingConfiguration": {"LogFilePrefix": "DeadLetterPayloads/"}}},
+    )
+    ((logical_id, bucket),) = buckets.items()
+    return logical_id, bucket["Properties"]
+
+
+def test_oversized_dead_letters_go_to_an_encrypted_tls_only_logged_bucket(iiot_template):
+    from lambdas.telemetry_writer.contract import EnvVar
+
+    logical_id, props = _writer_dead_letter_bucket(iiot_template)
+    (encryption,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    rejected = iiot_template.find_resources(
+        "AWS::S3::Bucket",
+        {"Properties": {"LoggingConfiguration": {"LogFilePrefix": "TimeseriesRejected/"}}},
+    )
+    (other,) = rejected.values()  # the same data key and access-log bucket as its neighbour
+    (other_encryption,) = other["Properties"]["BucketEncryption"][
+        "ServerSideEncryptionConfiguration"
+    ]
+    assert encryption == other_encryption
+    destination = props["LoggingConfiguration"]["DestinationBucketName"]
+    assert destination == other["Properties"]["LoggingConfiguration"]["DestinationBucketName"]
+    assert props["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"] is True
+    iiot_template.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "Bucket": {"Ref": logical_id},
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+    (function,) = iiot_template.find_resources("AWS::Lambda::Function").values()
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert variables[EnvVar.DEAD_LETTER_BUCKET.value] == {"Ref": logical_id}
+
+
+def test_writer_may_only_put_objects_under_the_dead_letter_prefix(iiot_template):
+    from lambdas.telemetry_writer.contract import DEAD_LETTER_PREFIX
+
+    logical_id, _ = _writer_dead_letter_bucket(iiot_template)
+    grants = [
+        statement
+        for policy in iiot_template.find_resources("AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if logical_id in json.dumps(statement["Resource"])
+    ]
+    assert grants == [
+        {
+            "Action": "s3:PutObject",
+            "Effect": "Allow",
+            "Resource": {
+                "Fn::Join": [
+                    "",
+                    [{"Fn::GetAtt": [logical_id, "Arn"]}, f"/{DEAD_LETTER_PREFIX}/*"],
+                ]
+            },
+        }
+    ]
+
+
+def test_the_dead_letter_queue_takes_every_message_the_writer_sends_inline(iiot_template):
+    from lambdas.telemetry_writer.adapters import SQS_MAX_BYTES
+
+    # MaximumMessageSize defaults to 262,144 bytes (SQS SetQueueAttributes); 1 MiB is the most.
+    default_maximum = 262_144
+    queues = iiot_template.find_resources("AWS::SQS::Queue")
+    writer_queue = [q for q in queues if q.startswith("TelemetryWriterDeadLetters")]
+    assert writer_queue, "the writer's dead-letter queue"
+    for logical_id in writer_queue:
+        props = queues[logical_id]["Properties"]
+        assert props.get("MaximumMessageSize", default_maximum) >= SQS_MAX_BYTES

@@ -8,13 +8,20 @@ from moto import mock_aws
 
 from lambdas.common.aws import client as aws_clients
 from lambdas.telemetry_writer import handler
-from lambdas.telemetry_writer.settings import EnvVar
+from lambdas.telemetry_writer.contract import EnvVar
 
 DATABASE, TABLE, EVENTS_TABLE = "mes_demo", "telemetry", "events"
+BUCKET = "dead-letter-payloads"
+STATION_KEY = "berlin/body-line-1/press-01"  # the telemetry rule's key for press-01's topic
 
 
 def now_ms():
     return int(time.time() * 1000)
+
+
+def station_key(payload):
+    """The partition key of a batch published on its own station's topic."""
+    return "/".join(str(payload.get(level)) for level in ("site", "line", "station"))
 
 
 def telemetry_batch(batch_id="b-1", readings=3, station="press-01", ts=None):
@@ -34,15 +41,16 @@ def telemetry_batch(batch_id="b-1", readings=3, station="press-01", ts=None):
 
 def kinesis_event(payloads, partition_keys=None):
     """Stream records as Lambda receives them; a payload's partition key defaults to what the
-    telemetry rule sets (site/line/station)."""
+    telemetry rule sets for its own station's topic (site/line/station)."""
     records = []
     for i, payload in enumerate(payloads):
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        key = (partition_keys or {}).get(i, "berlin/body-line-1/press-01")
+        default = station_key(payload) if isinstance(payload, dict) else STATION_KEY
+        key = (partition_keys or {}).get(i, default)
         records.append(
             {
                 "eventSource": "aws:kinesis",
-                "eventID": f"shardId-000000000000:{i}",
+                "eventID": f"shardId-000000000000:4959{i:020d}",
                 "awsRegion": "eu-central-1",
                 "kinesis": {
                     "kinesisSchemaVersion": "1.0",
@@ -58,21 +66,25 @@ def kinesis_event(payloads, partition_keys=None):
 
 @pytest.fixture
 def aws(monkeypatch, fake_credentials):
-    """Credentials -> mock_aws -> Timestream table and DLQ -> handler environment."""
+    """Credentials -> mock_aws -> Timestream tables, DLQ and its bucket -> handler environment."""
     with mock_aws():
         timestream = boto3.client("timestream-write")
         timestream.create_database(DatabaseName=DATABASE)
         timestream.create_table(DatabaseName=DATABASE, TableName=TABLE)
         timestream.create_table(DatabaseName=DATABASE, TableName=EVENTS_TABLE)
         queue_url = boto3.client("sqs").create_queue(QueueName="telemetry-dlq")["QueueUrl"]
+        boto3.client("s3").create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-central-1"}
+        )
         monkeypatch.setenv(EnvVar.TIMESTREAM_DATABASE, DATABASE)
         monkeypatch.setenv(EnvVar.TIMESTREAM_TABLE, TABLE)
         monkeypatch.setenv(EnvVar.EVENTS_TABLE, EVENTS_TABLE)
         monkeypatch.setenv(EnvVar.DEAD_LETTER_QUEUE_URL, queue_url)
+        monkeypatch.setenv(EnvVar.DEAD_LETTER_BUCKET, BUCKET)
         ports = handler.ports  # tests may monkeypatch it; clear the real cache either way
         aws_clients.cache_clear()
         ports.cache_clear()
-        yield {"queue_url": queue_url}
+        yield {"queue_url": queue_url, "bucket": BUCKET}
         aws_clients.cache_clear()
         ports.cache_clear()
 
@@ -94,3 +106,14 @@ def dead_letters(queue_url):
         for message in messages:
             letters.append(json.loads(message["Body"]))
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def recovered(letter):
+    """The whole dead letter: itself, or the S3 object its pointer names."""
+    if "payload" not in letter:
+        return letter
+    pointer = letter["payload"]
+    body = boto3.client("s3").get_object(Bucket=pointer["bucket"], Key=pointer["key"])["Body"]
+    data = body.read()
+    assert len(data) == pointer["bytes"]
+    return json.loads(data)

@@ -9,12 +9,15 @@ from lambdas.telemetry_writer.adapters import TimestreamRecordWriter
 from lambdas.telemetry_writer.ingest import ingest
 from tests.lambdas.conftest import LambdaContext
 from tests.lambdas.telemetry_writer.conftest import (
+    BUCKET,
     DATABASE,
     EVENTS_TABLE,
+    STATION_KEY,
     TABLE,
     dead_letters,
     kinesis_event,
     now_ms,
+    recovered,
     telemetry_batch,
     written_records,
 )
@@ -75,13 +78,12 @@ class RejectingTimestream:
 
 
 def test_rejected_records_and_only_those_reach_the_dlq(aws):
-    from lambdas.telemetry_writer.adapters import SqsDeadLetterSink
-
     timestream = RejectingTimestream(reject_indices=[1])
     writer = TimestreamRecordWriter(DATABASE, TABLE, timestream=timestream)
+    _, _, sink = handler.ports()
     payload = json.dumps(telemetry_batch("b-1", 3)).encode()
 
-    outcome = ingest([("seq-1", payload)], writer, SqsDeadLetterSink(aws["queue_url"]))
+    outcome = ingest([("seq-1", payload, STATION_KEY)], writer, sink)
 
     (letter,) = dead_letters(aws["queue_url"])
     assert letter["reason"] == "Timestream rejected the record: Measure value type mismatch"
@@ -95,22 +97,22 @@ class UnavailableTimestream:
         raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "W")
 
 
-def test_items_whose_write_failed_are_reported_for_retry(aws, monkeypatch):
+def test_items_whose_write_failed_are_reported_for_retry_with_nothing_after_them(aws, monkeypatch):
     writer = TimestreamRecordWriter(DATABASE, TABLE, timestream=UnavailableTimestream())
     _, event_writer, sink = handler.ports()
     monkeypatch.setattr(handler, "ports", lambda: (writer, event_writer, sink))
-    event = kinesis_event([telemetry_batch("b-1"), b"garbage"])
+    event = kinesis_event([b"garbage", telemetry_batch("b-1"), b"more garbage"])
 
     response = handler.lambda_handler(event, LambdaContext())
 
-    first = event["Records"][0]["kinesis"]["sequenceNumber"]
-    assert response == {"batchItemFailures": [{"itemIdentifier": first}]}
-    assert [letter["reason"][:9] for letter in dead_letters(aws["queue_url"])] == ["malformed"]
+    second = event["Records"][1]["kinesis"]["sequenceNumber"]
+    assert response == {"batchItemFailures": [{"itemIdentifier": second}]}
+    # Kinesis delivers the second item and all after it again: only the first is settled now.
+    (letter,) = dead_letters(aws["queue_url"])
+    assert letter["source_id"] == event["Records"][0]["kinesis"]["sequenceNumber"]
 
 
 def test_readings_in_equal_readings_written_plus_dead_lettered(aws):
-    from lambdas.telemetry_writer.adapters import SqsDeadLetterSink
-
     conflicting = telemetry_batch("b-3", 2)
     conflicting["readings"][1] = {**conflicting["readings"][0], "value": 99.0}
     duplicate = telemetry_batch("b-4", 2)
@@ -121,12 +123,12 @@ def test_readings_in_equal_readings_written_plus_dead_lettered(aws):
         conflicting,
         duplicate,
     ]
-    writer = TimestreamRecordWriter(DATABASE, TABLE)
+    writer, _, sink = handler.ports()
 
     outcome = ingest(
-        [(str(i), json.dumps(p).encode()) for i, p in enumerate(payloads)],
+        [(str(i), json.dumps(p).encode(), STATION_KEY) for i, p in enumerate(payloads)],
         writer,
-        SqsDeadLetterSink(aws["queue_url"]),
+        sink,
     )
 
     assert outcome.readings_in == 250 + 7 + 2 + 2
@@ -135,8 +137,8 @@ def test_readings_in_equal_readings_written_plus_dead_lettered(aws):
     assert outcome.write_calls == 3  # 250 + 1 + 1 records -> ceil(252 / 100)
 
 
-def test_large_dead_letters_are_sent_within_the_sqs_request_limit(aws):
-    from lambdas.telemetry_writer.adapters import SQS_MAX_BYTES, SqsDeadLetterSink
+def test_large_dead_letters_are_sent_within_the_sqs_request_limit_and_never_cut(aws):
+    from lambdas.telemetry_writer.adapters import SQS_MAX_BYTES, DeadLetterStore, SqsDeadLetterSink
     from lambdas.telemetry_writer.records import DeadLetter
 
     class RecordingSqs:
@@ -148,19 +150,27 @@ def test_large_dead_letters_are_sent_within_the_sqs_request_limit(aws):
             return {"Successful": [{"Id": e["Id"]} for e in Entries]}
 
     sqs = RecordingSqs()
-    letters = [DeadLetter(f"seq-{i}", "malformed", {"data": "x" * 100_000}, 1) for i in range(10)]
-    letters.append(DeadLetter("seq-huge", "malformed", {"data": "y" * 400_000}, 1))
+    letters = [
+        DeadLetter(f"seq-{i}", "malformed", {"data": "x" * 100_000}, 1, f"shard:seq-{i}:p0")
+        for i in range(10)
+    ]
+    huge = "y" * 400_000
+    letters.append(DeadLetter("seq-huge", "malformed", {"data": huge}, 7, "shard:seq-huge:p0"))
 
-    SqsDeadLetterSink(aws["queue_url"], sqs=sqs).send(letters)
+    delivered = SqsDeadLetterSink(aws["queue_url"], DeadLetterStore(BUCKET), sqs=sqs).send(letters)
 
+    assert delivered == len(letters)
     sent = [json.loads(e["MessageBody"]) for request in sqs.requests for e in request]
     assert [m["source_id"] for m in sent] == [f"seq-{i}" for i in range(10)] + ["seq-huge"]
     for request in sqs.requests:
         assert len(request) <= 10
         assert sum(len(e["MessageBody"].encode()) for e in request) <= SQS_MAX_BYTES
-    huge = sent[-1]
-    assert huge["truncated"] is True and huge["original_bytes"] > 400_000
-    assert huge["reason"] == "malformed"
+    pointer = sent[-1]
+    assert pointer["reason"] == "malformed" and pointer["readings"] == 7
+    assert pointer["payload"]["bucket"] == BUCKET
+    assert pointer["payload"]["key"] == "dead-letters/shard/seq-huge/p0.json"
+    assert recovered(pointer)["data"] == huge  # whole, not truncated
+    assert recovered(pointer)["letter_id"] == pointer["letter_id"] == "shard:seq-huge:p0"
 
 
 STATE_TOPIC = "mes/v1/berlin/body-line-1/press-01/state"
