@@ -3,7 +3,7 @@ gates, registers, approves, publishes and deploys a station's inspection model (
 
 The state machine passes its whole state to each step and stores the result under a key:
 
-    {site, line, station, requested_by}          execution input (``TrainingRequest``)
+    {site, line, station, requested_by[_sub]}    execution input (``TrainingRequest``)
     dataset       <- validate_dataset            bucket, prefix, image counts, content hash
     training      <- train_model                 model_version, s3_prefix, card
     evaluation    <- evaluate_model              passed, reasons, unmeasured

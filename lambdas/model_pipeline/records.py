@@ -37,6 +37,7 @@ def new_record(event: RegisterEvent, model_bucket: str) -> ModelRecord:
         model_version=event.training.model_version,
         status=ModelStatus.TRAINED if passed else ModelStatus.REJECTED,
         requested_by=event.requested_by,
+        requested_by_sub=event.requested_by_sub,
         metrics=metrics(card),
         gate=Gate(**event.evaluation.model_dump()),
         lineage=Lineage(

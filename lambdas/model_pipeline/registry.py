@@ -127,6 +127,7 @@ class ModelRecord(BaseModel):
     model_version: str
     status: ModelStatus
     requested_by: str | None = None
+    requested_by_sub: str | None = None  # the requester's Cognito sub
     metrics: dict[str, float | None] = {}
     gate: Gate | None = None
     lineage: Lineage | None = None

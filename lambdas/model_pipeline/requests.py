@@ -35,6 +35,8 @@ class TrainingRequest(StationPath):
     """The execution input: train a model for one camera station."""
 
     requested_by: Annotated[str, Field(min_length=1, max_length=256)]
+    # The requester's Cognito ``sub``: stable, unlike an e-mail, so an approver can be told apart.
+    requested_by_sub: Annotated[str, Field(min_length=1, max_length=128)] | None = None
 
 
 class DatasetSummary(_Model):

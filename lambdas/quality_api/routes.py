@@ -2,7 +2,8 @@
 cards, approve or reject one, and follow its deployment.
 
 Every route is for one camera station of the plant (``/stations/{site}/{line}/{station}``); the
-reviewer of a decision is the signed-in Cognito user, never a field of the request.
+reviewer of a decision is the signed-in Cognito user, never a field of the request, and must be
+in the site's approvers group and, to approve, not the expert who requested the training.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError
+from aws_lambda_powertools.event_handler.exceptions import (
+    BadRequestError,
+    ForbiddenError,
+    NotFoundError,
+)
 from pydantic import BaseModel, ValidationError
 
 from lambdas.common.aws import client
@@ -29,6 +34,7 @@ from lambdas.model_pipeline.registry import (
 )
 from lambdas.model_pipeline.requests import TrainingRequest
 from lambdas.model_pipeline.stations import NotACameraStation, camera_station
+from lambdas.quality_api.access import NotAllowed, check_decision
 from lambdas.quality_api.contract import DecisionRequest, UploadRequest
 from lambdas.quality_api.errors import MAX_MESSAGE_CHARS, names_excerpt, validation_details
 from lambdas.quality_api.settings import Settings
@@ -71,12 +77,24 @@ def _camera_station(site: str, line: str, station: str) -> None:
         raise NotFoundError(str(err)) from None
 
 
+def _claims() -> dict[str, Any]:
+    return app.current_event.request_context.authorizer.claims or {}
+
+
 def _user() -> str:
-    claims = app.current_event.request_context.authorizer.claims or {}
+    claims = _claims()
     user = claims.get("email") or claims.get("cognito:username")
     if not user:
         raise BadRequestError("the request carries no signed-in user")
     return user
+
+
+def _user_id() -> str:
+    """The signed-in user's Cognito ``sub``: it names the same person for good."""
+    sub = _claims().get("sub")
+    if not sub:
+        raise BadRequestError("the request carries no signed-in user id (sub)")
+    return sub
 
 
 def _conflict(message: str) -> Response:
@@ -110,7 +128,9 @@ def upload_urls(site: str, line: str, station: str) -> dict:
 @app.post(f"{STATION}/trainings")
 def start_training(site: str, line: str, station: str) -> Response:
     _camera_station(site, line, station)
-    request = TrainingRequest(site=site, line=line, station=station, requested_by=_user())
+    request = TrainingRequest(
+        site=site, line=line, station=station, requested_by=_user(), requested_by_sub=_user_id()
+    )
     execution = client("stepfunctions").start_execution(
         stateMachineArn=settings().state_machine_arn, input=request.model_dump_json()
     )
@@ -142,6 +162,10 @@ def get_model(site: str, line: str, station: str, version: str) -> dict:
 def decide_model(site: str, line: str, station: str, version: str) -> Response | dict:
     request = _body(DecisionRequest)
     key = station_key(site, line, station)
+    try:
+        check_decision(_claims(), site, _record(site, line, station, version), request.decision)
+    except NotAllowed as err:
+        raise ForbiddenError(str(err)) from None
     try:
         record = decide(
             registry(), client("stepfunctions"), key, version,

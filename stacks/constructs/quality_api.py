@@ -14,7 +14,12 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from lambdas.quality_api.contract import DecisionRequest, EnvVar, UploadRequest
+from lambdas.quality_api.contract import (
+    DecisionRequest,
+    EnvVar,
+    UploadRequest,
+    approvers_group,
+)
 from mes_domain.plant import Plant
 from mes_domain.schemas import draft04
 from stacks.compliance import acknowledge
@@ -69,6 +74,18 @@ class QualityApi(Construct):
                 "Threat protection needs Cognito's Plus plan; a pool of invited experts with "
                 "required TOTP MFA and a 12-character policy covers this API's risk.",
             )
+        # Who may decide on a site's models: the members of its approvers group (the API also
+        # refuses an approval by the expert who requested the training).
+        self.approver_groups = {
+            site: cognito.CfnUserPoolGroup(
+                self,
+                f"Approvers-{site}",
+                user_pool_id=self.user_pool.user_pool_id,
+                group_name=approvers_group(site),
+                description=f"Quality experts who may approve or reject models of site {site}",
+            )
+            for site in sorted({ref.site.id for ref in plant.stations() if ref.station.camera})
+        }
         self.client = self.user_pool.add_client(
             "Console", auth_flows=cognito.AuthFlow(user_srp=True), generate_secret=False
         )

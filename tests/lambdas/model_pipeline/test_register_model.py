@@ -20,6 +20,7 @@ def test_a_model_that_passed_the_gate_is_registered_trained_with_its_lineage(reg
     record = registry.get(STATION_KEY, state["training"]["model_version"])
     assert record.status is ModelStatus.TRAINED
     assert record.requested_by == "quality.expert"
+    assert record.requested_by_sub == "0a1b2c3d-requester"  # who may not approve it
     assert record.metrics == {
         "threshold": 14.25,
         "auroc": 0.97,

@@ -21,6 +21,10 @@ STATION = "/stations/berlin/body-line-1/vision-01"
 KEY = "berlin/body-line-1/vision-01"
 VERSION = "1.0.1795169220"
 EXPERT = "jane@example.com"
+EXPERT_SUB = "5f0c-jane"
+APPROVER = "omar@example.com"
+APPROVER_SUB = "91d2-omar"
+APPROVERS = "approvers-berlin"  # the demo plant's site of the station under test
 THING_GROUPS = "arn:aws:iot:eu-central-1:123456789012:thinggroup/"
 
 
@@ -52,7 +56,10 @@ def api(fake_credentials, monkeypatch, tmp_path, demo_plant):
     aws.client.cache_clear()
 
 
-def _event(method, path, body=None, user=EXPERT):
+def _event(method, path, body=None, user=EXPERT, sub=EXPERT_SUB, groups=None):
+    claims = {"email": user, "sub": sub} if user else {}
+    if user and groups is not None:
+        claims["cognito:groups"] = groups  # as API Gateway passes it: one string
     return {
         "resource": path,
         "path": path,
@@ -67,13 +74,14 @@ def _event(method, path, body=None, user=EXPERT):
             "httpMethod": method,
             "path": path,
             "requestId": "r1",
-            "authorizer": {"claims": {"email": user} if user else {}},
+            "authorizer": {"claims": claims},
         },
     }
 
 
-def call(method, path, body=None, user=EXPERT):
-    response = handler.lambda_handler(_event(method, path, body, user), LambdaContext())
+def call(method, path, body=None, user=EXPERT, sub=EXPERT_SUB, groups=None):
+    event = _event(method, path, body, user, sub, groups)
+    response = handler.lambda_handler(event, LambdaContext())
     return response["statusCode"], json.loads(response["body"]) if response["body"] else None
 
 
@@ -118,6 +126,7 @@ def test_a_training_starts_an_execution_for_the_signed_in_expert(api):
         "line": "body-line-1",
         "station": "vision-01",
         "requested_by": EXPERT,
+        "requested_by_sub": EXPERT_SUB,  # so the requester can be told from an approver
     }
 
 
@@ -145,9 +154,23 @@ def test_models_are_listed_with_their_cards_and_never_their_task_token(api):
     assert call("GET", f"{STATION}/models/1.0.1")[0] == 404
 
 
+TRAINED = ModelRecord(
+    station=KEY,
+    model_version=VERSION,
+    status=ModelStatus.TRAINED,
+    requested_by=EXPERT,
+    requested_by_sub=EXPERT_SUB,
+)
+
+
+def decide(body, user=APPROVER, sub=APPROVER_SUB, groups=APPROVERS):
+    """A decision on VERSION, by default from an approver of the site who did not request it."""
+    return call("POST", f"{STATION}/models/{VERSION}/decision", body, user, sub, groups)
+
+
 def test_an_approval_releases_the_pipeline_and_a_second_decision_conflicts(api, monkeypatch):
     registry = api["registry"]
-    registry.register(ModelRecord(station=KEY, model_version=VERSION, status=ModelStatus.TRAINED))
+    registry.register(TRAINED)
     registry.store_approval_token(KEY, VERSION, "task-token-1")
     sfn = boto3.client("stepfunctions")
     monkeypatch.setattr(routes, "client", lambda service: sfn)
@@ -155,24 +178,20 @@ def test_an_approval_releases_the_pipeline_and_a_second_decision_conflicts(api, 
         stubber.add_response(
             "send_task_success",
             {},
-            {"taskToken": "task-token-1", "output": json.dumps({"approved_by": EXPERT})},
+            {"taskToken": "task-token-1", "output": json.dumps({"approved_by": APPROVER})},
         )
-        status, body = call("POST", f"{STATION}/models/{VERSION}/decision",
-                            {"decision": "approve", "comment": "scratches caught"})  # fmt: skip
-        assert status == 200 and body["status"] == "APPROVED" and body["approved_by"] == EXPERT
+        status, body = decide({"decision": "approve", "comment": "scratches caught"})
+        assert status == 200 and body["status"] == "APPROVED" and body["approved_by"] == APPROVER
 
-        again = call("POST", f"{STATION}/models/{VERSION}/decision",
-                     {"decision": "reject", "comment": "changed my mind"})  # fmt: skip
+        again = decide({"decision": "reject", "comment": "changed my mind"})
         assert again[0] == 409
         stubber.assert_no_pending_responses()  # the second decision sent nothing
     assert registry.get(KEY, VERSION).status is ModelStatus.APPROVED
 
 
 def test_a_rejection_needs_a_reason(api):
-    api["registry"].register(
-        ModelRecord(station=KEY, model_version=VERSION, status=ModelStatus.TRAINED)
-    )
-    status, body = call("POST", f"{STATION}/models/{VERSION}/decision", {"decision": "reject"})
+    api["registry"].register(TRAINED)
+    status, body = decide({"decision": "reject"})
     assert status == 400 and "comment" in body["message"]
     assert api["registry"].get(KEY, VERSION).status is ModelStatus.TRAINED
 
@@ -230,3 +249,57 @@ def test_huge_file_names_are_named_by_excerpt(api):
     status, body = call("POST", f"{STATION}/uploads", {"kind": "good", "files": names})
     assert status == 400 and "not PNG or JPEG file names" in body["message"]
     assert len(json.dumps(body)) < SMALL_RESPONSE and "and 90 more" in body["message"]
+
+
+@pytest.mark.parametrize(
+    "caller, decision, reason",
+    [
+        # The requester, even as an approver of the site, may not approve their own model.
+        ({"user": EXPERT, "sub": EXPERT_SUB}, "approve", "requested a model's training"),
+        # A user of the pool outside every approvers group decides nothing.
+        ({"groups": None}, "approve", APPROVERS),
+        ({"groups": None}, "reject", APPROVERS),
+        # An approver of another site decides nothing here; groups arrive comma-separated.
+        ({"groups": "approvers-hamburg,auditors"}, "approve", APPROVERS),
+        ({"groups": "[approvers-hamburg auditors]"}, "reject", APPROVERS),
+    ],
+)
+def test_a_decision_outside_the_rules_is_forbidden_and_changes_nothing(
+    api, monkeypatch, caller, decision, reason
+):
+    registry = api["registry"]
+    registry.register(TRAINED)
+    registry.store_approval_token(KEY, VERSION, "task-token-1")
+    sfn = boto3.client("stepfunctions")
+    monkeypatch.setattr(routes, "client", lambda service: sfn)
+    with Stubber(sfn) as stubber:  # no response queued: any call to Step Functions fails
+        status, body = decide({"decision": decision, "comment": "looks fine"}, **caller)
+        stubber.assert_no_pending_responses()
+    assert status == 403 and reason in body["message"]
+    record = registry.get(KEY, VERSION)
+    assert record.status is ModelStatus.TRAINED and record.approval_token == "task-token-1"
+
+
+def test_the_requester_may_reject_their_own_model(api, monkeypatch):
+    registry = api["registry"]
+    registry.register(TRAINED)
+    registry.store_approval_token(KEY, VERSION, "task-token-1")
+    sfn = boto3.client("stepfunctions")
+    monkeypatch.setattr(routes, "client", lambda service: sfn)
+    with Stubber(sfn) as stubber:
+        stubber.add_response("send_task_failure", {})
+        status, body = decide({"decision": "reject", "comment": "misses scratches"},
+                              user=EXPERT, sub=EXPERT_SUB)  # fmt: skip
+    assert status == 200 and body["status"] == "REJECTED"
+
+
+def test_a_model_without_its_requesters_id_cannot_be_approved(api):
+    api["registry"].register(TRAINED.model_copy(update={"requested_by_sub": None}))
+    status, body = decide({"decision": "approve"})
+    assert status == 403 and "does not record who requested it" in body["message"]
+    assert api["registry"].get(KEY, VERSION).status is ModelStatus.TRAINED
+
+
+def test_a_training_needs_the_requesters_id(api):
+    status, body = call("POST", f"{STATION}/trainings", sub=None)
+    assert status == 400 and "sub" in body["message"]
