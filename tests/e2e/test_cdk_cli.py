@@ -83,14 +83,31 @@ def test_invalid_config_stops_before_any_stack_with_file_and_field(tmp_path, mut
     assert not list(outdir.glob("*.template.json"))
 
 
-def cdk_synth(outdir, plant_path):
-    """`cdk synth` through the pinned CLI, offline, with the plant chosen by -c plant=."""
+def test_cli_synth_of_an_invalid_config_fails_with_the_reasons(tmp_path):
+    """The CLI reports the app's exit code 2 as its own exit code 1 (as the README says)."""
+    document = yaml.safe_load(DEMO_PLANT.read_text())
+    del document["deployment"]
+    bad = tmp_path / "bad-plant.yaml"
+    bad.write_text(yaml.safe_dump(document))
+    outdir = tmp_path / "cdk.out"
+
+    result = cdk_synth(outdir, bad)
+
+    assert result.returncode == 1
+    assert f"{bad}: deployment: Field required" in result.stderr
+    assert "exited with error 2" in result.stderr
+    assert not list(outdir.glob("*.template.json"))
+
+
+def cdk_synth(outdir, plant_path, tmpdir=None):
+    """`cdk synth` through the pinned CLI, offline, with the plant chosen by -c plant=;
+    ``tmpdir``: the temporary directory of the CLI and the app."""
     if not CDK.exists():
         pytest.fail("node_modules/.bin/cdk is missing: run `make test`, which runs `npm ci`")
     return subprocess.run(
         [str(CDK), "synth", "--quiet", "--output", str(outdir), "-c", f"plant={plant_path}"],
         cwd=PROJECT_ROOT,
-        env=offline_env(),
+        env=offline_env(**({"TMPDIR": str(tmpdir)} if tmpdir else {})),
         capture_output=True,
         text=True,
         timeout=600,
@@ -107,11 +124,13 @@ def cli_synth(tmp_path_factory):
     other = tmp_path / "other-plant.yaml"
     other.write_text(yaml.safe_dump(document))
     outdir = tmp_path / "cdk.out"
-    return cdk_synth(outdir, other), outdir
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    return cdk_synth(outdir, other, tmpdir=temp), outdir, temp
 
 
 def test_cli_synth_uses_the_chosen_plant_and_writes_every_template(cli_synth, synthesized):
-    result, outdir = cli_synth
+    result, outdir, _ = cli_synth
     _, assembly = synthesized
     assert result.returncode == 0, result.stdout + result.stderr
     manifest = json.loads((outdir / "manifest.json").read_text())
@@ -126,8 +145,18 @@ def test_cli_synth_uses_the_chosen_plant_and_writes_every_template(cli_synth, sy
 
 
 def test_cli_synth_prints_no_node_end_of_life_banner(cli_synth):
-    result, _ = cli_synth
+    result, _, _ = cli_synth
     assert "end-of-life" not in result.stdout + result.stderr
+
+
+def test_a_successful_cli_synth_leaves_no_error_file_and_nothing_in_the_temp_dir(cli_synth):
+    """The CLI hands the app CDK_ERROR_FILE; aws-cdk-lib writes an error code there whenever
+    it raises one, even one it catches itself, so a stale error.txt would mislead. The plant
+    layer is staged under build/, not in the temporary directory."""
+    result, outdir, temp = cli_synth
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not (outdir / "error.txt").exists(), (outdir / "error.txt").read_text()
+    assert sorted(p.name for p in temp.iterdir()) == []
 
 
 def test_synth_is_reproducible(synthesized, tmp_path):
