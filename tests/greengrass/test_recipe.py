@@ -1,23 +1,24 @@
-"""The recipe and gdk-config, checked with the project's own models (and the GDK schema when
-the shared copy is beside the repo, during development)."""
+"""The recipe and gdk-config, checked with the project's own models and the GDK CLI's schemas
+(vendored in gdk_schemas/ with their licence)."""
 
 from __future__ import annotations
 
 import json
 import re
 import shlex
+from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 from quality_inspection.config import parse_config
 
 from greengrass_components.common.recipe import GdkConfig, Recipe, lower_keys
-from tests.conftest import PROJECT_ROOT
 from tests.greengrass.conftest import COMPONENT_DIR
 
 RECIPE = COMPONENT_DIR / "recipe.yaml"
 GDK_CONFIG = COMPONENT_DIR / "gdk-config.json"
-SHARED_SCHEMAS = PROJECT_ROOT.parent / "shared" / "schemas"
+GDK_SCHEMAS = Path(__file__).resolve().parent / "gdk_schemas"
 
 
 @pytest.fixture(scope="module")
@@ -104,16 +105,20 @@ def test_gdk_config_is_valid_and_builds_with_the_build_script():
     ("document", "schema"),
     [(RECIPE, "greengrass-recipe.schema.json"), (GDK_CONFIG, "gdk-config.schema.json")],
 )
-def test_valid_against_the_gdk_schemas_when_present(document, schema):
-    path = SHARED_SCHEMAS / schema
-    if not path.is_file():
-        pytest.skip(f"{schema} is only beside the repo while developing (../shared/schemas)")
-    jsonschema = pytest.importorskip(
-        "jsonschema", reason="jsonschema is not a project dependency; install it to check"
-    )
+def test_valid_against_the_gdk_schemas(document, schema):
     data = yaml.safe_load(document.read_text()) if document.suffix == ".yaml" else None
     data = lower_keys(data) if data is not None else json.loads(document.read_text())
-    jsonschema.validate(data, json.loads(path.read_text()))
+    jsonschema.validate(data, json.loads((GDK_SCHEMAS / schema).read_text()))
+
+
+def test_the_gdk_recipe_schema_rejects_what_the_gdk_rejects():
+    """The vendored schema is the real one: it catches a breakage the project's model does."""
+    raw = lower_keys(yaml.safe_load(RECIPE.read_text()))
+    raw["manifests"][0]["artifacts"][0]["unarchive"] = "TAR"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(
+            raw, json.loads((GDK_SCHEMAS / "greengrass-recipe.schema.json").read_text())
+        )
 
 
 def test_topics_in_the_recipe_are_mes_topics(recipe):
