@@ -1,4 +1,5 @@
-"""Environment of the ERP/PLM router (both handlers): keys shared with its construct and tests."""
+"""Environment of the ERP/PLM router (both handlers), checked at cold start; the keys are in
+its contract, shared with the construct."""
 
 from __future__ import annotations
 

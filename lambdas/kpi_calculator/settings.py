@@ -1,4 +1,4 @@
-"""Environment of the KPI calculator: keys shared with its construct, checked at cold start."""
+"""Environment of the KPI calculator, checked at cold start; the keys are in its contract."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Environment of the model pipeline's Lambdas: keys shared with their constructs.
+"""Environment of the model pipeline's Lambdas; the keys are in the contract, shared with the
+constructs.
 
 Every step reads the same ``Settings``; the resource names are optional so that a step is not
 given resources it never touches, and ``Settings.require`` checks at cold start that the ones a

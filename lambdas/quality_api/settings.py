@@ -1,4 +1,4 @@
-"""Environment of the quality API: keys shared with its construct and its tests."""
+"""Environment of the quality API, checked at cold start; the keys are in its contract."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Environment of the quality-results consumer: keys shared with its construct and its tests."""
+"""Environment of the quality-results consumer, checked at cold start; the keys are in its
+contract."""
 
 from __future__ import annotations
 
