@@ -1,5 +1,6 @@
 """Where quality images live, shared by the edge that uploads them and the cloud that trains
-on them: ``datasets/{site}/{line}/{station}/{good|defect}/<image>`` in the dataset bucket."""
+on them: ``datasets/{site}/{line}/{station}/{good|defect}/<image>`` in the dataset bucket; and
+the station's models: ``models/{site}/{line}/{station}/{version}/`` in the model bucket."""
 
 from __future__ import annotations
 
@@ -15,6 +16,15 @@ def dataset_prefix(site: str, line: str, station: str, *, root: str = DATASET_RO
     """The station's folder in the dataset bucket, ending in ``/``."""
     levels = [check_identifier(level) for level in (site, line, station)]
     return "/".join(part for part in (root.strip("/"), *levels) if part) + "/"
+
+
+MODEL_ROOT = "models"
+
+
+def model_station_prefix(site: str, line: str, station: str) -> str:
+    """The station's folder in the model bucket (one subfolder per model version), ending in
+    ``/``: what the pipeline writes and the station's gateway reads."""
+    return dataset_prefix(site, line, station, root=MODEL_ROOT)
 
 
 def dataset_key(

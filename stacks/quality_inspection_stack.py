@@ -12,11 +12,12 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from mes_domain.plant import Plant
+from stacks.constructs.gateway_policy import gateway_role_alias
 from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.constructs.model_pipeline import ModelPipeline
 from stacks.constructs.quality_api import QualityApi
 from stacks.constructs.quality_results import QualityResults
-from stacks.constructs.quality_storage import QualityStorage
+from stacks.constructs.quality_storage import GatewayAccess, QualityStorage
 from stacks.iiot_stack import IiotStack
 
 
@@ -37,6 +38,9 @@ class QualityInspectionStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.storage = QualityStorage(self, "Storage", data_key=data_key, access_logs=access_logs)
+        self.gateways = GatewayAccess(
+            self, "Gateways", plant=plant, storage=self.storage, data_key=data_key
+        )
         self.results = QualityResults(
             self,
             "Results",
@@ -70,9 +74,10 @@ class QualityInspectionStack(Stack):
         CfnOutput(self, "StateMachineArn", value=self.pipeline.state_machine.state_machine_arn)
         CfnOutput(
             self,
-            "GatewayAccessPolicyArn",
-            description="Attach to the gateways' token exchange role",
-            value=self.storage.gateway_access.managed_policy_arn,
+            "GatewayRoleAliases",
+            description="A camera line's gateways get AWS credentials through its role alias "
+            "(set as the Greengrass nucleus' iotRoleAlias)",
+            value=gateway_role_alias(plant.deployment.stack_prefix, "<site>", "<line>"),
         )
         CfnOutput(self, "DatasetBucketName", value=self.storage.dataset_bucket.bucket_name)
         CfnOutput(self, "ModelBucketName", value=self.storage.model_bucket.bucket_name)

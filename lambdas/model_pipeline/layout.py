@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import re
 
-from mes_domain.quality import DEFECT, GOOD, dataset_prefix  # noqa: F401 - shared with the edge
+from mes_domain.quality import (  # noqa: F401 - shared with the edge
+    DEFECT,
+    GOOD,
+    dataset_prefix,
+    model_station_prefix,
+)
 
 MODEL_FILE = "model.onnx"  # the names mes_vision writes
 CARD_FILE = "model.json"
@@ -20,7 +25,7 @@ def station_key(site: str, line: str, station: str) -> str:
 
 
 def model_prefix(site: str, line: str, station: str, model_version: str) -> str:
-    return f"models/{site}/{line}/{station}/{model_version}/"
+    return f"{model_station_prefix(site, line, station)}{model_version}/"
 
 
 def model_version(trained_at_epoch_s: float) -> str:

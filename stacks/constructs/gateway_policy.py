@@ -2,11 +2,13 @@
 
 A gateway's thing carries ``site`` and ``line`` attributes (set at onboarding). It may connect
 only as itself, publish only under its own line's station topics (directly or through Basic
-Ingest to the routing rules), and subscribe only to its own command topics.
+Ingest to the routing rules), subscribe only to its own command topics, and get AWS credentials
+only through its own line's role alias (``gateway_role_alias``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from aws_cdk import Stack
@@ -20,6 +22,32 @@ THING_SITE = "${iot:Connection.Thing.Attributes[site]}"
 THING_LINE = "${iot:Connection.Thing.Attributes[line]}"
 OWN_LINE_TOPICS = f"{TOPIC_ROOT}/{TOPIC_VERSION}/{THING_SITE}/{THING_LINE}/*"
 OWN_COMMAND_TOPICS = f"{COMMAND_ROOT}/{THING_NAME}/*"
+# The credentials provider passes only the thing name, type and certificate id to IAM, never
+# the thing's attributes (docs.aws.amazon.com/iot/latest/developerguide/authorizing-direct-aws
+# .html), but the IoT policy may use the attributes when the gateway sends its thing name. So
+# each camera line has its own token exchange role behind a role alias named by site and line,
+# and a gateway may assume only its own line's. "@" cannot occur in an id, so no two lines share
+# an alias; a role alias name has at most 128 characters of [A-Za-z0-9_=,@-].
+ROLE_ALIAS_MAX_CHARS = 128
+ROLE_ALIAS = re.compile(r"^[\w=,@-]{1,128}$")
+
+
+def gateway_policy_name(prefix: str) -> str:
+    return f"{prefix}-gateway"
+
+
+def gateway_role_alias(prefix: str, site: str, line: str) -> str:
+    """The role alias of a line's gateways; ``site`` and ``line`` may be policy variables."""
+    return f"{gateway_policy_name(prefix)}@{site}@{line}"
+
+
+def check_role_alias(name: str) -> str:
+    if not ROLE_ALIAS.fullmatch(name):
+        raise ValueError(
+            f"role alias {name!r} is not 1-{ROLE_ALIAS_MAX_CHARS} characters of "
+            "letters, digits, _ = , @ and -: shorten the stack prefix, site or line id"
+        )
+    return name
 
 
 class GatewayPolicy(Construct):
@@ -60,6 +88,14 @@ class GatewayPolicy(Construct):
                         "Effect": "Allow",
                         "Action": "iot:Publish",
                         "Resource": publish,
+                    },
+                    {
+                        "Sid": "AssumeOwnLineRole",
+                        "Effect": "Allow",
+                        "Action": "iot:AssumeRoleWithCertificate",
+                        "Resource": iot_arn(
+                            "rolealias", f"{policy_name}@{THING_SITE}@{THING_LINE}"
+                        ),
                     },
                     {
                         "Sid": "SubscribeOwnCommands",

@@ -207,21 +207,3 @@ def test_every_api_method_needs_a_cognito_user_and_bodies_are_validated(quality_
             ),
         },
     )
-
-
-def test_gateways_get_a_policy_for_models_and_captures_only(quality_template):
-    (policy,) = quality_template.find_resources("AWS::IAM::ManagedPolicy").values()
-    statements = policy["Properties"]["PolicyDocument"]["Statement"]
-    by_action = {
-        tuple(sorted([s["Action"]] if isinstance(s["Action"], str) else s["Action"])): json.dumps(
-            s["Resource"]
-        )
-        for s in statements
-    }
-    assert "/models/*" in by_action[("s3:GetObject",)]
-    assert "/datasets/*" in by_action[("s3:GetObject", "s3:PutObject")]
-    assert set(by_action) == {
-        ("s3:GetObject",),
-        ("s3:GetObject", "s3:PutObject"),
-        ("kms:Decrypt", "kms:GenerateDataKey"),
-    }
