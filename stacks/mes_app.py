@@ -96,6 +96,10 @@ def compose_stacks(
         **common,
     )
 
+    # Their REST API stages log with the API Gateway account setting the platform owns.
+    for with_rest_api in (quality, enterprise):
+        with_rest_api.add_dependency(platform, "API Gateway's CloudWatch role is set first")
+
     kpi = KpiStack(
         app,
         stack_name(plant, "Kpi"),

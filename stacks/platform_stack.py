@@ -10,12 +10,14 @@ from constructs import Construct
 
 from mes_domain.plant import Plant
 from stacks.constructs.alarm_topic import AlarmTopic
+from stacks.constructs.api_gateway_logging import ApiGatewayLogging
 from stacks.constructs.buckets import AccessLogBucket
 from stacks.constructs.platform_keys import PlatformKeys
 
 
 class PlatformStack(Stack):
-    """KMS keys for data and logs, the access-log bucket, the alarm topic and the event bus."""
+    """KMS keys for data and logs, the access-log bucket, the alarm topic, the event bus and
+    API Gateway's CloudWatch Logs role setting of the region."""
 
     def __init__(self, scope: Construct, construct_id: str, *, plant: Plant, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -39,6 +41,9 @@ class PlatformStack(Stack):
         self.event_bus = events.EventBus(
             self, "Events", event_bus_name=f"{prefix}-events", kms_key=self.data_key
         )
+
+        # One owner for the region's setting; the stacks with REST APIs deploy after this one.
+        self.api_gateway_logging = ApiGatewayLogging(self, "ApiGatewayLogging")
 
         CfnOutput(self, "DataKeyArn", value=self.data_key.key_arn)
         CfnOutput(self, "LogsKeyArn", value=self.logs_key.key_arn)

@@ -41,7 +41,8 @@ class PlatformRestApi(Construct):
             "Api",
             rest_api_name=f"{plant.deployment.stack_prefix}-{name}",
             description=description,
-            cloud_watch_role=True,
+            # The account's CloudWatch role setting is the platform's (ApiGatewayLogging).
+            cloud_watch_role=False,
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE,
                 tracing_enabled=True,
@@ -69,13 +70,6 @@ class PlatformRestApi(Construct):
         )
         acknowledge(
             self.api.deployment_stage.node.default_child, "AwsSolutions-APIG3", firewall_reason
-        )
-        acknowledge(
-            self.api.node.find_child("CloudWatchRole"),
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-            "AmazonAPIGatewayPushToCloudWatchLogs]",
-            "API Gateway's account-level logging role; AWS maintains the exact log actions it "
-            "needs to write execution logs.",
         )
 
     def body_model(self, name: str, schema: dict) -> dict[str, apigw.IModel]:

@@ -7,6 +7,7 @@ config, so Timestream for InfluxDB can be added here without touching the rest.
 
 from __future__ import annotations
 
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_timestream as timestream
@@ -40,6 +41,8 @@ class TimeSeriesStore(Construct):
         database = timestream.CfnDatabase(
             self, "Database", database_name=database_name, kms_key_id=encryption_key.key_arn
         )
+        # Kept on stack deletion and replacement, like every store of plant data.
+        database.apply_removal_policy(RemovalPolicy.RETAIN)
         self._acknowledge_maintenance_mode(database)
         self.backend = backend
         self.database_name = database_name
@@ -72,6 +75,7 @@ class TimeSeriesStore(Construct):
                 },
             )
             table.node.add_dependency(database)
+            table.apply_removal_policy(RemovalPolicy.RETAIN)
             self._acknowledge_maintenance_mode(table)
             self.table_arns[name] = table.attr_arn
         self.table_name = TELEMETRY_TABLE
