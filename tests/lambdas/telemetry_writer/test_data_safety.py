@@ -185,3 +185,25 @@ def test_records_timestream_rejects_are_dead_lettered_within_the_quota_and_all_r
     assert all(len(x["record"]["MeasureValues"]) <= MAX_MEASURES_PER_RECORD for x in letters)
     assert sorted(int(m["Value"]) for m in measures) == list(range(1_000))
     assert outcome.readings_dead_lettered == sum(x["readings"] for x in letters) == 1_000
+
+
+def test_when_the_queue_takes_only_some_letters_kinesis_resumes_at_the_first_unsent_one():
+    from tests.lambdas.telemetry_writer.test_records import RecordingWriter
+
+    class PartialSink:
+        def __init__(self, accepts):
+            self.accepts, self.letters = accepts, []
+
+        def send(self, letters):
+            self.letters += letters[: self.accepts]
+            return min(self.accepts, len(letters))
+
+    sink = PartialSink(accepts=1)
+    items = [(f"seq-{i}", b"garbage", "berlin/body-line-1/press-01") for i in range(3)]
+    items.insert(1, ("seq-ok", json.dumps(telemetry_batch("b-1", 2)).encode(), items[0][2]))
+
+    outcome = ingest(items, RecordingWriter(), sink)
+
+    assert [letter.source_id for letter in sink.letters] == ["seq-0"]
+    assert outcome.retry_from == "seq-1" and outcome.failed_sources == {"seq-1", "seq-2"}
+    assert (outcome.readings_written, outcome.readings_dead_lettered) == (2, 0)
