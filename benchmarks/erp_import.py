@@ -11,7 +11,9 @@ re-import of the same file, and count its DynamoDB calls per document.
 Peak memory is tracemalloc's peak (a second pass, as tracing slows Python down) and the growth
 of the process's max RSS (runs go from least to most memory, as max RSS never falls).
 
-    .venv/bin/python benchmarks/erp_import.py [--rows N] [--adapter-rows N]
+    .venv/bin/python benchmarks/erp_import.py [--rows N] [--adapter-rows N] [--quick]
+
+``--quick``: 2,000 rows and 500 through the adapter (a smoke run in seconds).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.figures import figure  # noqa: E402
 from lambdas.erp_plm_router import adapters  # noqa: E402
 from lambdas.erp_plm_router.documents import DocType, RawDocument, Source  # noqa: E402
 from lambdas.erp_plm_router.parsers import Format, read_documents  # noqa: E402
@@ -169,7 +172,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--adapter-rows", type=int, default=20_000)
+    parser.add_argument("--quick", action="store_true", help="2,000 rows, 500 via the adapter")
     args = parser.parse_args()
+    if args.quick:
+        args.rows, args.adapter_rows = 2_000, 500
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "orders.csv"
         write_csv(path, args.rows)
@@ -177,16 +183,38 @@ def main() -> None:
         print(f"{args.rows:,} production-order rows, {size_mib:.1f} MiB of CSV, stubbed writes")
         print(f"{'run':<44}{'rows/s':>10}{'peak MiB':>10}{'max RSS +MiB':>14}{'calls':>8}")
         counting = CountingStore()
+        measured: dict[str, tuple[float, float]] = {}
+        router, whole = (
+            "router: stream, validate, batches of 25",
+            "baseline: whole file, validate all, write",
+        )
         runs = [
             ("baseline: csv.reader only, no validation", lambda: run_csv_only(path)),
-            ("router: stream, validate, batches of 25", lambda: run_router(path, counting)),
-            ("baseline: whole file, validate all, write", lambda: run_whole_file(path)),
+            (router, lambda: run_router(path, counting)),
+            (whole, lambda: run_whole_file(path)),
         ]
         for name, run in runs:
             counting.calls = 0
             rows, rate, peak, rss = measure(run)
+            measured[name] = (rate, peak)
             calls = f"{counting.calls // 2:,}" if counting.calls else "-"  # measure runs twice
             print(f"{name:<44}{rate:>10,.0f}{peak:>10.1f}{rss:>14.1f}{calls:>8}")
+
+        (router_rate, router_peak), (whole_rate, whole_peak) = measured[router], measured[whole]
+        figure(
+            "ERP import rows/s, streaming router",
+            router_rate,
+            "rows/s",
+            "whole-file import",
+            whole_rate,
+        )
+        figure(
+            "ERP import peak memory, streaming router",
+            router_peak,
+            "MiB",
+            "whole-file import",
+            whole_peak,
+        )
 
         small = Path(folder) / "orders-small.csv"
         write_csv(small, args.adapter_rows)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.figures import figure  # noqa: E402
 from lambdas.common.timestream import MAX_RECORDS_PER_WRITE  # noqa: E402
 from lambdas.telemetry_writer.ingest import ingest  # noqa: E402
 from mes_domain.contracts import TelemetryBatch  # noqa: E402
@@ -115,6 +116,20 @@ def main() -> None:
     print(
         f"multi-measure vs baseline: {base[1] / multi[1]:.1f}x fewer WriteRecords calls, "
         f"throughput {base[0] / multi[0]:.2f}x"
+    )
+    figure(
+        "telemetry readings/s, multi-measure writer",
+        total / multi[0],
+        "readings/s",
+        "one record per reading",
+        total / base[0],
+    )
+    figure(
+        "WriteRecords calls per 1,000 readings, multi-measure writer",
+        multi[1] * 1000 / total,
+        "calls",
+        "one record per reading",
+        base[1] * 1000 / total,
     )
 
 

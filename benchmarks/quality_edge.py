@@ -16,6 +16,9 @@ files in (the rename rule); with the recipe's defaults (250 ms polls, 500 ms set
 0.75 s of latency per image, and nothing to throughput.
 
     .venv/bin/python benchmarks/quality_edge.py [--images 200] [--interval 60] [--size 256]
+        [--quick]
+
+``--quick``: 20 images, 12 training images, one burst (a smoke run in seconds).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from quality_inspection.config import parse_config  # noqa: E402
 from quality_inspection.main import start  # noqa: E402
 from quality_inspection.models import load_model  # noqa: E402
 
+from benchmarks.figures import figure  # noqa: E402
 from greengrass_components.common.mqtt5_transport import Mqtt5Transport  # noqa: E402
 from mes_domain.contracts import InspectionResult  # noqa: E402
 from mes_vision import FeatureConfig, Inspector, TrainConfig, synthetic, train_model  # noqa: E402
@@ -123,15 +127,21 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--interval", type=float, default=60.0, help="ms between paced drops")
     parser.add_argument("--size", type=int, default=256, help="camera image side, px")
+    parser.add_argument("--quick", action="store_true", help="20 images, 1 burst, small model")
     args = parser.parse_args()
+    repeat, train_good = REPEAT, 20
+    if args.quick:
+        args.images, repeat, train_good = min(args.images, 20), 1, 12
     binary = mosquitto_binary()
     if binary is None:
         print("error: mosquitto is not installed (apt-get install mosquitto)", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="quality-edge-bench-") as tmp:
         work = Path(tmp)
-        print("training a model (128 px, 20 good images) ...", flush=True)
-        dataset = synthetic.write_dataset(work / "dataset", SURFACE, 20, 2, seed=1, size=args.size)
+        print(f"training a model (128 px, {train_good} good images) ...", flush=True)
+        dataset = synthetic.write_dataset(
+            work / "dataset", SURFACE, train_good, 2, seed=1, size=args.size
+        )
         config = TrainConfig(features=replace(FeatureConfig(), patches_per_stage=5000), folds=3)
         train_model(dataset, work / "model", config)
         (work / "images").mkdir()
@@ -166,7 +176,7 @@ def main() -> int:
 
             # Interleaved with bare scoring, so both see the same load on a shared machine.
             bursts = []
-            for r in range(REPEAT):
+            for r in range(repeat):
                 bare.append(bare_score(inspector, images))
                 bursts.append(burst(inbox, listener, images, f"burst{r}"))
             if None in bursts:
@@ -201,6 +211,7 @@ def main() -> int:
         print(f"{name:<26}{count:>8}{shown}{p50:>10.2f}{p99:>10.2f}")
     bare_rate, component_rate = rows[0][2], rows[2][2]
     print(f"\ncomponent burst throughput is {component_rate / bare_rate:.0%} of bare scoring")
+    figure("component burst images/s", component_rate, "images/s", "bare score", bare_rate)
     return 0
 
 

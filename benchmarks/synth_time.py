@@ -3,9 +3,9 @@
 
 Each synth runs in a fresh process, as `cdk synth` runs the app, so both pay the same Python
 and jsii start-up. Runs alternate (full, trivial, full, ...) so machine noise hits both alike;
-the medians and their ratio are printed.
+the medians and their ratio are printed. ``--quick``: one run of each (a smoke run, noisier).
 
-    .venv/bin/python benchmarks/synth_time.py [--repeat N]
+    .venv/bin/python benchmarks/synth_time.py [--repeat N] [--quick]
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ import time
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from benchmarks.figures import figure  # noqa: E402
 
 
 def _child(kind: str, outdir: str) -> None:
@@ -35,7 +38,6 @@ def _child(kind: str, outdir: str) -> None:
         app = cdk.App(outdir=outdir)
         s3.Bucket(cdk.Stack(app, "Trivial"), "Bucket")
     else:
-        sys.path.insert(0, str(PROJECT_ROOT))
         from stacks.compliance import add_compliance_gates
         from stacks.mes_app import compose_stacks
         from stacks.plant_config import DEFAULT_PLANT_CONFIG, load_plant
@@ -75,11 +77,14 @@ def _measure(kind: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs of each app (default 3)")
+    parser.add_argument("--quick", action="store_true", help="one run of each app")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "OUTDIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _child(*args.child)
         return
+    if args.quick:
+        args.repeat = 1
 
     runs: dict[str, list[dict[str, float]]] = {"full": [], "trivial": []}
     for _ in range(args.repeat):
@@ -102,6 +107,9 @@ def main() -> None:
     print(
         f"ratio full/trivial: wall {full['wall_s'] / trivial['wall_s']:.2f}x, "
         f"synth {full['synth_s'] / trivial['synth_s']:.2f}x"
+    )
+    figure(
+        "cdk synth wall time, whole app", full["wall_s"], "s", "one-bucket app", trivial["wall_s"]
     )
 
 

@@ -12,7 +12,10 @@ speed (2 threads): training time for 50 images; per-image latency p50/p99 (one i
   same reduced-size JPEG decode (Image.draft) everywhere. The 2-thread decode-only baseline
   uses the same cores and threads as the streamed row; the 1-thread one is a single decoder.
 
-    .venv/bin/python benchmarks/vision.py [--only accuracy|speed] [--surfaces cast woven]
+    .venv/bin/python benchmarks/vision.py [--only accuracy|speed] [--surfaces cast woven] [--quick]
+
+``--quick``: one surface, small train and test sets, 4,000 patches per stage, 24 streamed images
+and one round (a smoke run in seconds: the figures are noisy).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,25 +34,43 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mes_vision import Inspector, TrainConfig, synthetic, train_model  # noqa: E402
+from benchmarks.figures import figure  # noqa: E402
+from mes_vision import FeatureConfig, Inspector, TrainConfig, synthetic, train_model  # noqa: E402
 from mes_vision.metrics import auroc  # noqa: E402
 from mes_vision.preprocess import open_image  # noqa: E402
 
-TRAIN_GOOD, TRAIN_DEFECT, TEST_GOOD, TEST_PER_SEVERITY = 40, 5, 30, 2
 THREADS = 2
 STREAM_BATCH = 8
 
 
-def evaluate_surface(surface: str, workdir: Path, config: TrainConfig) -> dict[str, float]:
+@dataclass(frozen=True)
+class Sizes:
+    train_good: int = 40
+    train_defect: int = 5
+    test_good: int = 30
+    test_per_severity: int = 2
+    speed_good: int = 45  # the speed section's training set, with 5 defects
+    speed_images: int = 300
+    latency_images: int = 200
+    rounds: int = 5
+    patches_per_stage: int = FeatureConfig().patches_per_stage
+
+
+QUICK = Sizes(12, 2, 8, 1, 12, 24, 12, 1, 4_000)
+
+
+def evaluate_surface(
+    surface: str, workdir: Path, config: TrainConfig, sizes: Sizes
+) -> dict[str, float]:
     """AUROC per defect kind, per severity and overall for one surface's model, and the
     false-reject rate and recall at the threshold training chose."""
     dataset = synthetic.write_dataset(
-        workdir / surface, surface, TRAIN_GOOD, TRAIN_DEFECT, seed=1, severity=0.5
+        workdir / surface, surface, sizes.train_good, sizes.train_defect, seed=1, severity=0.5
     )
     train_model(dataset, workdir / f"{surface}-model", config)
     inspector = Inspector.load(workdir / f"{surface}-model", intra_op_threads=THREADS)
     # Test seeds are far from the training seeds: every test image is a new part.
-    good = [synthetic.good_image(surface, 900_000 + i) for i in range(TEST_GOOD)]
+    good = [synthetic.good_image(surface, 900_000 + i) for i in range(sizes.test_good)]
     good_scores = np.array([v.score for v in inspector.score_batch(good)])
     result: dict[str, float] = {}
     by_severity: dict[float, list[float]] = {s: [] for s in synthetic.SEVERITIES}
@@ -57,7 +79,7 @@ def evaluate_surface(surface: str, workdir: Path, config: TrainConfig) -> dict[s
         for j, severity in enumerate(synthetic.SEVERITIES):
             images = [
                 synthetic.defect_image(surface, kind, 800_000 + 1000 * k + 10 * i + j, severity)
-                for i in range(TEST_PER_SEVERITY)
+                for i in range(sizes.test_per_severity)
             ]
             found = [v.score for v in inspector.score_batch(images)]
             by_severity[severity] += found
@@ -72,13 +94,16 @@ def evaluate_surface(surface: str, workdir: Path, config: TrainConfig) -> dict[s
     return result
 
 
-def accuracy(surfaces: list[str], config: TrainConfig | None = None) -> float:
-    config = config or TrainConfig()
+def accuracy(surfaces: list[str], sizes: Sizes = Sizes()) -> float:
+    config = TrainConfig(
+        features=replace(FeatureConfig(), patches_per_stage=sizes.patches_per_stage)
+    )
     kinds = [*synthetic.DEFECT_KINDS, "all"]
     extra = [f"sev {s}" for s in synthetic.SEVERITIES] + ["FRR", "recall"]
     print(
-        f"\nimage-level AUROC (train {TRAIN_GOOD} good + {TRAIN_DEFECT} defect at severity 0.5; "
-        f"test {TEST_GOOD} good + {TEST_PER_SEVERITY * len(synthetic.SEVERITIES)} per kind at "
+        f"\nimage-level AUROC (train {sizes.train_good} good + {sizes.train_defect} defect at "
+        f"severity 0.5; test {sizes.test_good} good + "
+        f"{sizes.test_per_severity * len(synthetic.SEVERITIES)} per kind at "
         f"severities {synthetic.SEVERITIES}); chance = 0.500"
     )
     print(
@@ -90,7 +115,7 @@ def accuracy(surfaces: list[str], config: TrainConfig | None = None) -> float:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for surface in surfaces:
-            row = evaluate_surface(surface, Path(tmp), config)
+            row = evaluate_surface(surface, Path(tmp), config, sizes)
             rows.append([row[k] for k in kinds + extra])
             print(_row(surface, rows[-1], len(kinds)), flush=True)
     mean = np.mean(rows, axis=0)
@@ -99,7 +124,9 @@ def accuracy(surfaces: list[str], config: TrainConfig | None = None) -> float:
         f"overall AUROC {mean[len(kinds) - 1]:.3f} (target >= 0.95); FRR and recall are at "
         "the threshold training chose, on the unseen test images"
     )
-    return float(mean[len(kinds) - 1])
+    overall = float(mean[len(kinds) - 1])
+    figure("image-level AUROC, mean over surfaces", overall, "AUROC", "chance", 0.5)
+    return overall
 
 
 def _row(name: str, values, split: int) -> str:
@@ -115,7 +142,7 @@ def _jpeg_1024(seed: int) -> bytes:
     return buffer.getvalue()
 
 
-def _throughputs(works: dict, items: list[bytes], rounds: int = 5) -> dict:
+def _throughputs(works: dict, items: list[bytes], rounds: int) -> dict:
     """Images/s of each of ``works`` (a function of the whole list) over ``items``.
 
     Rounds alternate between the works and the best round counts, so a load spike on a shared
@@ -132,11 +159,17 @@ def _throughputs(works: dict, items: list[bytes], rounds: int = 5) -> dict:
     return best
 
 
-def speed(images: int = 300) -> None:
+def speed(sizes: Sizes = Sizes()) -> None:
+    images = sizes.speed_images
+    config = TrainConfig(
+        features=replace(FeatureConfig(), patches_per_stage=sizes.patches_per_stage)
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        dataset = synthetic.write_dataset(Path(tmp) / "ds", "printed_label", 45, 5, seed=3)
+        dataset = synthetic.write_dataset(
+            Path(tmp) / "ds", "printed_label", sizes.speed_good, 5, seed=3
+        )
         started = time.perf_counter()
-        train_model(dataset, Path(tmp) / "model")
+        train_model(dataset, Path(tmp) / "model", config)
         train_s = time.perf_counter() - started
         # Latency: one image at a time, the session using both threads.
         latency_inspector = Inspector.load(Path(tmp) / "model", intra_op_threads=THREADS)
@@ -165,19 +198,24 @@ def speed(images: int = 300) -> None:
     for data in stream[:20]:
         latency_inspector.score_image(data)
     latencies = []
-    for data in stream[:200]:
+    for data in stream[: sizes.latency_images]:
         started = time.perf_counter()
         latency_inspector.score_image(data)
         latencies.append((time.perf_counter() - started) * 1000)
     rates = _throughputs(
-        {"decode1": decode_1_thread, "decode2": decode_2_threads, "e2e": end_to_end}, stream
+        {"decode1": decode_1_thread, "decode2": decode_2_threads, "e2e": end_to_end},
+        stream,
+        sizes.rounds,
     )
     e2e_rate = rates["e2e"]
     with Image.open(io.BytesIO(jpegs[0])) as probe:
         probe.draft("RGB", (size, size))
         drafted = probe.size
     print(f"\nspeed on {THREADS} threads, model input {size}x{size}")
-    print(f"training, 50 images (45 good + 5 defect, 256 px): {train_s:.1f} s")
+    print(
+        f"training, {sizes.speed_good + 5} images ({sizes.speed_good} good + 5 defect, 256 px): "
+        f"{train_s:.1f} s"
+    )
     print(
         f"1024x1024 JPEG ({len(jpegs[0]) // 1024} KiB), decoded at reduced DCT scale "
         f"(Image.draft to {drafted[0]}x{drafted[1]}) in ALL rows below:"
@@ -197,17 +235,27 @@ def speed(images: int = 300) -> None:
             f"decode, resize, to float; same images): {rates[key]:7.1f} images/s; ratio end to "
             f"end / decode-only: {e2e_rate / rates[key]:.2f} (target >= 0.6)"
         )
+    figure(
+        f"1024 px JPEG images/s, end to end on {THREADS} threads",
+        e2e_rate,
+        "images/s",
+        f"decode-only on {THREADS} threads",
+        rates["decode2"],
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["accuracy", "speed"])
     parser.add_argument("--surfaces", nargs="+", default=list(synthetic.SURFACES))
+    parser.add_argument("--quick", action="store_true", help="one surface, small sets, 1 round")
     args = parser.parse_args()
+    sizes = QUICK if args.quick else Sizes()
+    surfaces = args.surfaces[:1] if args.quick else args.surfaces
     if args.only != "speed":
-        accuracy(args.surfaces)
+        accuracy(surfaces, sizes)
     if args.only != "accuracy":
-        speed()
+        speed(sizes)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,87 @@
+"""Every benchmark runs in --quick mode and reports its figures against its baseline.
+
+The benchmarks run as `make benchmark` runs them (a fresh interpreter each), two at a time on
+the two cores; each figure line is parsed: a positive number, its unit, and the baseline
+measured in the same run, with the ratio of the two.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from benchmarks.figures import FIGURE
+from tests.conftest import PROJECT_ROOT
+
+# Benchmark -> the unit of each of its figures, in the order printed. Slowest first, so the
+# two workers finish together.
+EXPECTED_UNITS = {
+    "synth_time": ["s"],
+    "vision": ["AUROC", "images/s"],
+    "quality_edge": ["images/s"],
+    "erp_import": ["rows/s", "MiB"],
+    "ingest": ["readings/s", "calls"],
+    "kpi": ["events/s"],
+}
+
+
+def _run(name: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, f"benchmarks/{name}.py", "--quick"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, subprocess.CompletedProcess]:
+    with ThreadPoolExecutor(2) as pool:
+        return dict(zip(EXPECTED_UNITS, pool.map(_run, EXPECTED_UNITS), strict=True))
+
+
+def figures(result: subprocess.CompletedProcess) -> list[dict]:
+    lines = [line for line in result.stdout.splitlines() if line.startswith("figure:")]
+    parsed = []
+    for line in lines:
+        match = FIGURE.match(line)
+        assert match, f"not a figure line: {line!r}"
+        parsed.append(match.groupdict())
+    return parsed
+
+
+def test_the_figure_line_format_is_strict():
+    line = "figure: x/s, fast path: 10.000 x/s against slow path: 4.000 x/s (2.500x)"
+    assert FIGURE.match(line)["baseline"] == "slow path"
+    assert not FIGURE.match(line.replace("against slow path: 4.000 x/s", "alone"))
+    assert not FIGURE.match(line.replace("4.000 x/s", "4.000 y/s"))  # one unit on both sides
+
+
+@pytest.mark.parametrize("name", EXPECTED_UNITS)
+def test_quick_benchmark_reports_each_figure_against_its_baseline(runs, name):
+    result = runs[name]
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    found = figures(result)
+    assert [f["unit"] for f in found] == EXPECTED_UNITS[name], result.stdout
+    for f in found:
+        value, baseline, ratio = (float(f[k]) for k in ("value", "baseline_value", "ratio"))
+        assert value > 0 and baseline > 0 and f["baseline"].strip()
+        # The ratio is of the two numbers printed beside it, so both come from this run.
+        assert math.isclose(ratio, value / baseline, rel_tol=0.01, abs_tol=0.002), f
+
+
+def test_quick_figures_keep_the_properties_the_design_promises(runs):
+    """Margins far wider than any machine noise: order-of-magnitude properties only."""
+    by_unit = {(name, f["unit"]): float(f["ratio"]) for name in runs for f in figures(runs[name])}
+    assert by_unit[("kpi", "events/s")] > 3  # vectorised KPIs beat the per-event loop
+    assert by_unit[("ingest", "calls")] < 0.5  # multi-measure records: fewer WriteRecords
+    assert by_unit[("erp_import", "MiB")] < 0.5  # streaming holds a fraction of the file
+    auroc = [f for f in figures(runs["vision"]) if f["unit"] == "AUROC"]
+    assert 0.5 < float(auroc[0]["value"]) <= 1.0
