@@ -98,7 +98,7 @@ def compose_stacks(
 
     # Their REST API stages log with the API Gateway account setting the platform owns.
     for with_rest_api in (quality, enterprise):
-        with_rest_api.add_dependency(platform, "API Gateway's CloudWatch role is set first")
+        with_rest_api.add_stack_dependency(platform, "API Gateway's CloudWatch role is set first")
 
     kpi = KpiStack(
         app,

@@ -34,7 +34,6 @@ class ApiGatewayLogging(Construct):
             ],
         )
         self.account = apigw.CfnAccount(self, "Account", cloud_watch_role_arn=self.role.role_arn)
-        self.account.node.add_dependency(self.role)
         # The setting outlives the stack, so its role must too, or the region's execution
         # logging (any API's) would point at a deleted role.
         for resource in (self.role, self.account):
