@@ -1,7 +1,8 @@
 """Names shared by the SiteWise asset models, the rules that feed them and the dashboards.
 
-A station asset receives ``Equipment_State``, ``Good_Count`` and ``Bad_Count`` (and its tags) on
-the property aliases below. SiteWise derives one transform per state and the OEE metrics per
+A station asset has ``Equipment_State``, ``Good_Count`` and ``Bad_Count`` and a measurement per
+tag on the property aliases below; the rules write only the first three (telemetry goes to the
+time-series store). SiteWise derives one transform per state and the OEE metrics per
 tumbling window; lines and sites roll the time and count metrics up from their children.
 """
 
