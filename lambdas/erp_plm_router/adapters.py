@@ -190,3 +190,94 @@ class LandingBucket:
 
     def put(self, key: str, body: bytes, content_type: str) -> None:
         client("s3").put_object(Bucket=self.name, Key=key, Body=body, ContentType=content_type)
+
+    def create(self, key: str, content_type: str) -> S3Upload:
+        return S3Upload(self.name, key, content_type)
+
+
+# S3 multipart limits (https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html): parts
+# of 5 MiB to 5 GiB, the last one any size, at most 10,000 parts.
+MIN_PART_BYTES = 5 * 1024 * 1024
+MAX_PARTS = 10_000
+PART_BYTES = 8 * 1024 * 1024  # memory held per object being written; 10,000 parts = 78 GiB
+
+
+class S3Upload:
+    """An object written as a stream: each ``PART_BYTES`` goes up as one multipart part as soon
+    as it is full, so memory holds about one part whatever the object's size. An object that
+    never fills a part is one PutObject. ``abort`` drops what was sent (the bucket's lifecycle
+    also aborts incomplete uploads after 7 days)."""
+
+    def __init__(
+        self, bucket: str, key: str, content_type: str, part_bytes: int = PART_BYTES
+    ) -> None:
+        if part_bytes < MIN_PART_BYTES:
+            raise ValueError(f"S3 parts but the last are at least {MIN_PART_BYTES} bytes")
+        self.bucket, self.key, self.content_type, self.part_bytes = (
+            bucket,
+            key,
+            content_type,
+            part_bytes,
+        )
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self.done = False
+
+    def write(self, data: bytes) -> int:
+        self._buffer += data
+        if len(self._buffer) >= self.part_bytes:
+            self._send_part()
+        return len(data)
+
+    def _send_part(self) -> None:
+        s3 = client("s3")
+        if self._upload_id is None:
+            self._upload_id = s3.create_multipart_upload(
+                Bucket=self.bucket, Key=self.key, ContentType=self.content_type
+            )["UploadId"]
+        number = len(self._parts) + 1
+        if number > MAX_PARTS:
+            raise ValueError(f"{self.key}: more than {MAX_PARTS} parts of {self.part_bytes} bytes")
+        body = bytes(self._buffer)
+        self._buffer.clear()
+        etag = s3.upload_part(
+            Bucket=self.bucket,
+            Key=self.key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=body,
+        )["ETag"]
+        self._parts.append({"ETag": etag, "PartNumber": number})
+
+    def close(self) -> None:
+        if self.done:
+            return
+        if self._upload_id is None:
+            client("s3").put_object(
+                Bucket=self.bucket,
+                Key=self.key,
+                Body=bytes(self._buffer),
+                ContentType=self.content_type,
+            )
+        else:
+            if self._buffer:
+                self._send_part()
+            client("s3").complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=self.key,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": self._parts},
+            )
+        self._buffer.clear()
+        self.done = True
+
+    def abort(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        self._buffer.clear()
+        if self._upload_id is not None:
+            client("s3").abort_multipart_upload(
+                Bucket=self.bucket, Key=self.key, UploadId=self._upload_id
+            )

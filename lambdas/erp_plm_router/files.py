@@ -3,6 +3,10 @@
 Only a failure that is not the file's fault (S3 or DynamoDB errors, throttling) raises, so the
 queue retries the message; a retry re-reads the same object version, and what was stored the
 first time counts as duplicates. Validation failures are quarantined and never retried.
+
+Rejects go to quarantine as they are found, through uploads that hold one part in memory, so a
+file of any size and any number of rejects is quarantined with bounded memory (a 50 MB file of
+invalid rows used to need about 1.9 GB and never got its report).
 """
 
 from __future__ import annotations
@@ -14,15 +18,34 @@ from dataclasses import dataclass
 from typing import IO, Any, Protocol
 from urllib.parse import unquote_plus
 
-from lambdas.erp_plm_router.documents import UnknownInbox, UnreadableFile, inbox
-from lambdas.erp_plm_router.parsers import format_of, read_documents
+from lambdas.erp_plm_router.documents import RawDocument, UnknownInbox, UnreadableFile, inbox
+from lambdas.erp_plm_router.parsers import Format, format_of, read_documents
 from lambdas.erp_plm_router.quarantine import (
+    ErrorReport,
+    InboundKey,
     NotInbound,
+    RejectedContent,
     error_report,
     inbound_key,
-    rejected_content,
 )
-from lambdas.erp_plm_router.routing import DocumentStore, route_documents
+from lambdas.erp_plm_router.routing import (
+    DocumentStore,
+    Rejection,
+    RouteReport,
+    error_entries,
+    file_error_entry,
+    route_documents,
+)
+
+
+class Upload(Protocol):
+    """An object being written: bytes in order, then ``close`` makes it, ``abort`` drops it."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
 
 
 class Landing(Protocol):
@@ -31,6 +54,73 @@ class Landing(Protocol):
     def copy(self, key: str, version_id: str | None, to_key: str) -> None: ...
 
     def put(self, key: str, body: bytes, content_type: str) -> None: ...
+
+    def create(self, key: str, content_type: str) -> Upload: ...
+
+
+class _Text:
+    """Text into an upload, as UTF-8 (what cannot be encoded is escaped, never an error)."""
+
+    def __init__(self, upload: Upload) -> None:
+        self.upload = upload
+
+    def write(self, text: str) -> None:
+        self.upload.write(text.encode("utf-8", "backslashreplace"))
+
+
+class Quarantine:
+    """The rejects of one file and its error report, each streamed into its object from the
+    first reject on; nothing is written for a file without rejects."""
+
+    def __init__(
+        self, landing: Landing, inbound: InboundKey, version_id: str | None, fmt: Format
+    ) -> None:
+        self.landing, self.inbound, self.version_id, self.fmt = landing, inbound, version_id, fmt
+        self._content_upload: Upload | None = None
+        self._report_upload: Upload | None = None
+        self._content: RejectedContent | None = None
+        self._report: ErrorReport | None = None
+
+    def _open_report(self) -> ErrorReport:
+        if self._report is None:
+            self._report_upload = self.landing.create(self.inbound.error_key, "application/json")
+            self._report = ErrorReport(self.inbound, self.version_id, _Text(self._report_upload))
+        return self._report
+
+    def add(self, rejection: Rejection, raw: RawDocument) -> None:
+        if self._content is None:
+            self._content_upload = self.landing.create(
+                self.inbound.quarantine_key, "application/octet-stream"
+            )
+            self._content = RejectedContent(
+                self.fmt, self.inbound.doc_type, _Text(self._content_upload)
+            )
+        self._content.add(raw)
+        self._open_report().add(error_entries(rejection))
+
+    def finish(self, report: RouteReport) -> None:
+        """Complete both objects; a file unreadable from some point on is quarantined whole."""
+        whole_file = report.file_error is not None
+        if self._content_upload is not None:
+            if whole_file:
+                self._content_upload.abort()
+            else:
+                self._content.close()
+                self._content_upload.close()
+        if whole_file:
+            self.landing.copy(self.inbound.key, self.version_id, self.inbound.quarantine_key)
+        if not report.rejected:
+            return
+        errors = self._open_report()
+        if report.file_error is not None:
+            errors.add([file_error_entry(report.file_error)])
+        errors.close(report.counts(), whole_file=whole_file)
+        self._report_upload.close()
+
+    def abort(self) -> None:
+        for upload in (self._content_upload, self._report_upload):
+            if upload is not None:
+                upload.abort()
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,19 +166,21 @@ def import_file(
         return quarantine_whole(
             error_report(inbound, landed.version_id, None, whole_file=True, reason=str(err))
         )
-    with closing(landing.open(landed.key, landed.version_id)) as body:
-        report = route_documents(
-            source,
-            doc_type,
-            read_documents(fmt, body, doc_type),
-            store,
-            now_ms=now_ms,
-        )
-    if report.file_error is not None:
-        return quarantine_whole(error_report(inbound, landed.version_id, report, whole_file=True))
-    summary = error_report(inbound, landed.version_id, report, whole_file=False)
-    if report.rejections:
-        content = rejected_content(fmt, inbound.doc_type, report.rejected_documents)
-        landing.put(inbound.quarantine_key, content, "application/octet-stream")
-        landing.put(inbound.error_key, json.dumps(summary, indent=2).encode(), "application/json")
-    return summary
+    quarantine = Quarantine(landing, inbound, landed.version_id, fmt)
+    try:
+        with closing(landing.open(landed.key, landed.version_id)) as body:
+            report = route_documents(
+                source,
+                doc_type,
+                read_documents(fmt, body, doc_type),
+                store,
+                now_ms=now_ms,
+                sink=quarantine.add,
+            )
+        quarantine.finish(report)
+    except BaseException:
+        quarantine.abort()  # the retry writes quarantine again from the start
+        raise
+    # The summary lists the first errors only; the error report in quarantine has them all.
+    whole_file = report.file_error is not None
+    return error_report(inbound, landed.version_id, report, whole_file=whole_file)

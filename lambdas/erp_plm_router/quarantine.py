@@ -5,20 +5,22 @@ read. Rejected documents go to ``quarantine/{source}/{type}/{name}`` in the file
 (the rows with the CSV header, a JSON list, JSON lines, IDocs under the IDoc type's root), with
 ``{name}.error.json`` beside them naming index, line, document, field and reason. A file that
 cannot be read is copied there whole, with the same report. The bucket is versioned, so a file
-dropped twice under one name keeps both versions.
+dropped twice under one name keeps both versions. Both are written as the rejects come, so a
+file of any size is quarantined in bounded memory.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import json
+import textwrap
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from lambdas.erp_plm_router.documents import DocType, RawDocument
 from lambdas.erp_plm_router.parsers import Format
 from lambdas.erp_plm_router.routing import RouteReport
+from mes_domain.csv_safety import safe_writer
 
 INBOUND = "inbound/"
 ARCHIVE = "archive/"
@@ -62,29 +64,83 @@ def inbound_key(key: str) -> InboundKey:
     return InboundKey(key, parts[1], parts[2], parts[3])
 
 
-def rejected_content(fmt: Format, doc_type: str, documents: list[RawDocument]) -> bytes:
-    """The rejected documents in the file's own format, to fix and drop again."""
-    match fmt:
-        case Format.CSV:
-            out = io.StringIO(newline="")
-            writer = csv.writer(out, lineterminator="\n")
-            header_written = False
-            for document in documents:
+class TextOut(Protocol):
+    def write(self, text: str, /) -> object: ...
+
+
+class RejectedContent:
+    """The rejected documents in the file's own format, to fix and drop again, written as they
+    come. CSV goes through ``mes_domain.csv_safety``: a cell that would run as a spreadsheet
+    formula gains a leading quote."""
+
+    def __init__(self, fmt: Format, doc_type: str, out: TextOut) -> None:
+        self.fmt, self.out, self.count = fmt, out, 0
+        self._csv = safe_writer(out, lineterminator="\n") if fmt is Format.CSV else None
+        self._root = IDOC_ROOTS.get(DocType(doc_type), "IDOCS") if fmt is Format.XML else ""
+
+    def add(self, document: RawDocument) -> None:
+        first = self.count == 0
+        self.count += 1
+        match self.fmt:
+            case Format.CSV:
                 header, rows = document.raw
-                if not header_written:
-                    writer.writerow(header)
-                    header_written = True
-                writer.writerows(rows)
-            return out.getvalue().encode()
-        case Format.JSON_LINES:
-            return "".join(f"{document.raw}\n" for document in documents).encode()
-        case Format.XML:
-            root = IDOC_ROOTS.get(DocType(doc_type), "IDOCS")
-            body = "".join(document.raw for document in documents)
-            return f'<?xml version="1.0" encoding="UTF-8"?>\n<{root}>{body}</{root}>\n'.encode()
-        case Format.JSON:
-            return json.dumps([document.raw for document in documents], indent=2).encode()
-    raise AssertionError(fmt)
+                if first:
+                    self._csv.writerow(header)
+                self._csv.writerows(rows)
+            case Format.JSON_LINES:
+                self.out.write(f"{document.raw}\n")
+            case Format.XML:
+                if first:
+                    self.out.write(f'<?xml version="1.0" encoding="UTF-8"?>\n<{self._root}>')
+                self.out.write(document.raw)
+            case Format.JSON:
+                item = textwrap.indent(json.dumps(document.raw, indent=2), "  ")
+                self.out.write(("[\n" if first else ",\n") + item)
+
+    def close(self) -> None:
+        if self.count and self.fmt is Format.XML:
+            self.out.write(f"</{self._root}>\n")
+        elif self.count and self.fmt is Format.JSON:
+            self.out.write("\n]\n")
+
+
+def rejected_content(fmt: Format, doc_type: str, documents: list[RawDocument]) -> bytes:
+    """``RejectedContent`` of ``documents`` in memory (small inputs and tests)."""
+    out = io.StringIO(newline="")
+    content = RejectedContent(fmt, doc_type, out)
+    for document in documents:
+        content.add(document)
+    content.close()
+    return out.getvalue().encode()
+
+
+def _head(source: InboundKey, version_id: str | None) -> dict[str, Any]:
+    return {
+        "original_key": source.key,
+        "original_version_id": version_id,
+        "archive_key": source.archive_key,
+        "quarantine_key": source.quarantine_key,
+    }
+
+
+class ErrorReport:
+    """The ``.error.json`` written as errors come: its head, then ``errors`` one per line,
+    then the counts and ``whole_file`` once the file is read. The same JSON object as
+    ``error_report`` gives; only the order of its keys differs."""
+
+    def __init__(self, source: InboundKey, version_id: str | None, out: TextOut) -> None:
+        self.out, self.count = out, 0
+        head = json.dumps(_head(source, version_id))
+        out.write(head[:-1] + ', "errors": [')
+
+    def add(self, entries: list[dict[str, Any]]) -> None:
+        for entry in entries:
+            self.out.write(("\n" if self.count == 0 else ",\n") + json.dumps(entry))
+            self.count += 1
+
+    def close(self, counts: dict[str, Any], *, whole_file: bool) -> None:
+        tail = json.dumps({"whole_file": whole_file, **counts})
+        self.out.write("\n], " + tail[1:] + "\n")
 
 
 def error_report(
@@ -106,11 +162,4 @@ def error_report(
         summary["errors"].append(
             {"index": None, "line": None, "document_id": None, "field": "(file)", "reason": reason}
         )
-    return {
-        "original_key": source.key,
-        "original_version_id": version_id,
-        "archive_key": source.archive_key,
-        "quarantine_key": source.quarantine_key,
-        "whole_file": whole_file,
-        **summary,
-    }
+    return {**_head(source, version_id), "whole_file": whole_file, **summary}

@@ -9,10 +9,10 @@ read from some point on counts that rest as one more rejected unit (``file_error
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from pydantic import ValidationError
 
@@ -63,8 +63,41 @@ class Rejection:
     errors: tuple[FieldError, ...]
 
 
+def error_entries(rejection: Rejection) -> list[dict[str, Any]]:
+    """One entry per field error: where (index, line), which document, field, reason."""
+    return [
+        {
+            "index": rejection.index,
+            "line": error.line if error.line is not None else rejection.line,
+            "document_id": rejection.document_id,
+            "field": error.field,
+            "reason": error.reason,
+        }
+        for error in rejection.errors
+    ]
+
+
+def file_error_entry(error: FieldError) -> dict[str, Any]:
+    return {
+        "index": None,
+        "line": error.line,
+        "document_id": None,
+        "field": error.field,
+        "reason": error.reason,
+    }
+
+
+RejectSink = Callable[[Rejection, RawDocument], None]
+
+
 @dataclass
 class RouteReport:
+    """Counts, and the rejections: all of them, or, with ``sink`` (files), each handed to the
+    sink as it happens and only the first ``SAMPLE`` kept, so memory does not grow with the
+    number of rejects."""
+
+    SAMPLE: ClassVar[int] = 20
+
     source: Source
     doc_type: DocType
     received: int = 0
@@ -77,10 +110,12 @@ class RouteReport:
     rejected_documents: list[RawDocument] = field(default_factory=list)
     superseded_ids: list[str] = field(default_factory=list)
     file_error: FieldError | None = None
+    sink: RejectSink | None = None
+    rejected_documents_count: int = 0
 
     @property
     def rejected(self) -> int:
-        return len(self.rejections) + (self.file_error is not None)
+        return self.rejected_documents_count + (self.file_error is not None)
 
     @property
     def invalid(self) -> int:
@@ -88,35 +123,24 @@ class RouteReport:
         return self.rejected - self.conflicts
 
     def reject(self, raw: RawDocument, errors: Iterable[FieldError]) -> None:
-        self.rejections.append(Rejection(raw.index, raw.line, raw.document_id, tuple(errors)))
-        self.rejected_documents.append(raw)
+        rejection = Rejection(raw.index, raw.line, raw.document_id, tuple(errors))
+        self.rejected_documents_count += 1
+        if self.sink is None:
+            self.rejections.append(rejection)
+            self.rejected_documents.append(raw)
+            return
+        self.sink(rejection, raw)
+        if len(self.rejections) < self.SAMPLE:
+            self.rejections.append(rejection)
 
     def errors(self) -> list[dict[str, Any]]:
-        """One entry per field error: where (index, line), which document, field, reason."""
-        found = [
-            {
-                "index": rejection.index,
-                "line": error.line if error.line is not None else rejection.line,
-                "document_id": rejection.document_id,
-                "field": error.field,
-                "reason": error.reason,
-            }
-            for rejection in self.rejections
-            for error in rejection.errors
-        ]
+        """One entry per field error of the rejections kept (with a sink: the first ones)."""
+        found = [entry for rejection in self.rejections for entry in error_entries(rejection)]
         if self.file_error is not None:
-            found.append(
-                {
-                    "index": None,
-                    "line": self.file_error.line,
-                    "document_id": None,
-                    "field": self.file_error.field,
-                    "reason": self.file_error.reason,
-                }
-            )
+            found.append(file_error_entry(self.file_error))
         return found
 
-    def summary(self) -> dict[str, Any]:
+    def counts(self) -> dict[str, Any]:
         return {
             "source": self.source.value,
             "type": self.doc_type.value,
@@ -128,8 +152,10 @@ class RouteReport:
             "conflicts": self.conflicts,
             "withheld": self.withheld,
             "superseded_ids": self.superseded_ids,
-            "errors": self.errors(),
         }
+
+    def summary(self) -> dict[str, Any]:
+        return {**self.counts(), "errors": self.errors()}
 
 
 def validate(
@@ -166,15 +192,17 @@ def route_documents(
     *,
     now_ms: int,
     all_or_none: bool = False,
+    sink: RejectSink | None = None,
 ) -> RouteReport:
     """Validate and store every document; ``UnknownInbox`` for a source and type with no inbox.
 
     ``all_or_none`` (API requests): validate all first and store none if any is invalid.
     Store failures (throttling, outages) propagate so the caller can retry the whole input:
-    what was stored already is a duplicate the second time.
+    what was stored already is a duplicate the second time. ``sink`` takes each rejection as
+    it happens (see ``RouteReport``).
     """
     inbox_source, inbox_type = inbox(source, doc_type)
-    report = RouteReport(inbox_source, inbox_type)
+    report = RouteReport(inbox_source, inbox_type, sink=sink)
     pending: list[Prepared] = []
     keys: set[tuple[str, str]] = set()
 

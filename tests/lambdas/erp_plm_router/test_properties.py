@@ -32,6 +32,25 @@ class MemoryLanding:
     def put(self, key, body, content_type):
         self.objects[key] = body
 
+    def create(self, key, content_type):
+        return MemoryUpload(self.objects, key)
+
+
+class MemoryUpload:
+    """An object appears on close only, as in S3."""
+
+    def __init__(self, objects, key):
+        self.objects, self.key, self.parts = objects, key, []
+
+    def write(self, data):
+        self.parts.append(bytes(data))
+
+    def close(self):
+        self.objects[self.key] = b"".join(self.parts)
+
+    def abort(self):
+        self.parts = None
+
 
 class MemoryStore:
     def __init__(self):
