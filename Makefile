@@ -4,6 +4,9 @@
 PYTHON ?= python3
 VENV := .venv
 VENV_PYTHON := $(VENV)/bin/python
+# Every requirements*.txt is a hash lock written by `make lock` from the .in file beside it:
+# all transitive dependencies pinned, and pip refuses any download whose hash is not listed.
+PIP_INSTALL := $(VENV_PYTHON) -m pip install --quiet --require-hashes
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 NODE_STAMP := node_modules/.installed
@@ -21,7 +24,7 @@ export CDK_DISABLE_CLI_TELEMETRY := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: synth test benchmark clean mosquitto schemas
+.PHONY: synth test benchmark clean mosquitto schemas lock
 
 synth: $(RUNTIME_STAMP) $(NODE_STAMP) $(LAYER_STAMP) $(VISION_LAYER_STAMP)
 	npx --no-install cdk synth --quiet
@@ -34,42 +37,65 @@ test: $(DEV_STAMP) $(NODE_STAMP) $(LAYER_STAMP) $(VISION_LAYER_STAMP) mosquitto
 schemas: $(RUNTIME_STAMP)
 	$(VENV_PYTHON) -m mes_domain.schemas export docs/schemas
 
-benchmark: $(DEV_STAMP)
-	$(VENV_PYTHON) benchmarks/synth_time.py
-	$(VENV_PYTHON) benchmarks/ingest.py
-	$(VENV_PYTHON) benchmarks/kpi.py
-	$(VENV_PYTHON) benchmarks/vision.py
-	$(VENV_PYTHON) benchmarks/erp_import.py
-	$(VENV_PYTHON) benchmarks/quality_edge.py
+# `make benchmark QUICK=--quick`: every benchmark's smoke run, in seconds each.
+benchmark: $(DEV_STAMP) mosquitto
+	$(VENV_PYTHON) benchmarks/synth_time.py $(QUICK)
+	$(VENV_PYTHON) benchmarks/ingest.py $(QUICK)
+	$(VENV_PYTHON) benchmarks/kpi.py $(QUICK)
+	$(VENV_PYTHON) benchmarks/vision.py $(QUICK)
+	$(VENV_PYTHON) benchmarks/erp_import.py $(QUICK)
+	$(VENV_PYTHON) benchmarks/quality_edge.py $(QUICK)
 
 $(VENV_PYTHON):
 	$(PYTHON) -m venv $(VENV)
 
-$(RUNTIME_STAMP): requirements.txt lambdas/requirements.txt | $(VENV_PYTHON)
-	$(VENV_PYTHON) -m pip install --quiet -r requirements.txt
+$(RUNTIME_STAMP): requirements.txt | $(VENV_PYTHON)
+	$(PIP_INSTALL) -r requirements.txt
 	touch $@
 
-$(DEV_STAMP): requirements-dev.txt requirements-vision.txt requirements-edge.txt $(RUNTIME_STAMP)
-	$(VENV_PYTHON) -m pip install --quiet -r requirements-dev.txt
+$(DEV_STAMP): requirements-dev.txt $(RUNTIME_STAMP)
+	$(PIP_INSTALL) -r requirements-dev.txt
 	touch $@
 
 # --no-compile and no bin/ (shebangs name this machine's python): the asset hash is reproducible.
 $(LAYER_STAMP): lambdas/requirements.txt | $(VENV_PYTHON)
 	rm -rf $(LAYER_DIR)
-	$(VENV_PYTHON) -m pip install --quiet --no-compile --only-binary=:all: \
+	$(PIP_INSTALL) --no-compile --only-binary=:all: \
 		--platform manylinux2014_x86_64 --implementation cp --python-version 3.11 \
 		--target $(LAYER_DIR)/python -r lambdas/requirements.txt
 	rm -rf $(LAYER_DIR)/python/bin
 	touch $@
 
-$(VISION_LAYER_STAMP): requirements-vision.txt lambdas/requirements.txt | $(VENV_PYTHON)
+$(VISION_LAYER_STAMP): lambdas/requirements-vision.txt | $(VENV_PYTHON)
 	rm -rf $(VISION_LAYER_DIR)
-	$(VENV_PYTHON) -m pip install --quiet --no-compile --only-binary=:all: \
+	$(PIP_INSTALL) --no-compile --only-binary=:all: \
 		--platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 \
 		--implementation cp --python-version 3.12 --target $(VISION_LAYER_DIR)/python \
-		-r requirements-vision.txt -r lambdas/requirements.txt
+		-r lambdas/requirements-vision.txt
 	rm -rf $(VISION_LAYER_DIR)/python/bin
 	touch $@
+
+# Re-resolve the locks from the .in files (direct dependencies, edited by hand) against PyPI,
+# keeping every pin that still fits; `make lock UPGRADE=--upgrade` moves all to the newest.
+# The dev lock is the superset and comes first; the others are constrained to its versions.
+UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --generate-hashes --custom-compile-command \
+	"make lock" $(UPGRADE)
+lock: $(DEV_STAMP)
+	$(UV_COMPILE) --universal --python-version 3.11 requirements-dev.in -o requirements-dev.txt
+	$(UV_COMPILE) --universal --python-version 3.11 -c requirements-dev.txt \
+		requirements.in -o requirements.txt
+	$(UV_COMPILE) --universal --python-version 3.11 -c requirements-dev.txt \
+		requirements-vision.in -o requirements-vision.txt
+# The edge artifact: CPython 3.11 on Linux x86_64 (build.py's default gateway).
+	$(UV_COMPILE) --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--only-binary :all: -c requirements-dev.txt requirements-edge.in -o requirements-edge.txt
+# The layers: the functions' runtimes (3.11 on Amazon Linux 2; 3.12 on Amazon Linux 2023).
+	$(UV_COMPILE) --python-version 3.11 --python-platform x86_64-manylinux_2_17 \
+		--only-binary :all: -c requirements-dev.txt lambdas/requirements.in \
+		-o lambdas/requirements.txt
+	$(UV_COMPILE) --python-version 3.12 --python-platform x86_64-manylinux_2_28 \
+		--only-binary :all: -c requirements-dev.txt lambdas/requirements-vision.in \
+		-o lambdas/requirements-vision.txt
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund

@@ -45,17 +45,23 @@ class BuildError(RuntimeError):
     pass
 
 
+def _logical_lines(path: Path) -> list[str]:
+    """The lines of a requirements file, comments dropped and ``\\`` continuations joined."""
+    text = "\n".join(raw.split("#", 1)[0].rstrip() for raw in path.read_text().splitlines())
+    return [line.strip() for line in text.replace("\\\n", " ").splitlines() if line.strip()]
+
+
 def pinned_requirements(path: Path) -> dict[str, str]:
-    """``name==version`` lines of a requirements file and the files it includes with ``-r``."""
+    """``name==version`` of every requirement of a requirements file (a hash lock such as
+    requirements-edge.txt: ``--hash`` options after each pin), and of the files it includes
+    with ``-r``."""
     pins: dict[str, str] = {}
-    for raw in path.read_text().splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
+    for line in _logical_lines(path):
         if line.startswith("-r"):
             pins.update(pinned_requirements(path.parent / line[2:].strip()))
             continue
-        name, sep, version = line.partition("==")
+        requirement = line.split(" --", 1)[0].split(";", 1)[0].strip()
+        name, sep, version = requirement.partition("==")
         if not sep:
             raise BuildError(f"{path.name}: {line!r} is not pinned with '=='")
         pins[_normalise(name)] = version.strip()
@@ -64,9 +70,9 @@ def pinned_requirements(path: Path) -> dict[str, str]:
 
 def requirement_files(path: Path) -> list[Path]:
     files = [path]
-    for line in path.read_text().splitlines():
-        if line.strip().startswith("-r"):
-            files += requirement_files(path.parent / line.strip()[2:].strip())
+    for line in _logical_lines(path):
+        if line.startswith("-r"):
+            files += requirement_files(path.parent / line[2:].strip())
     return files
 
 

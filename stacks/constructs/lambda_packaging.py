@@ -1,8 +1,9 @@
 """Lambda code and dependencies, packaged locally: no Docker, no network at synth.
 
 The code asset holds only ``lambdas/`` and ``mes_domain/`` (the same domain package the edge
-bundles). Third-party dependencies come from the layer directory that ``make`` builds from the
-pinned ``lambdas/requirements.txt`` with manylinux wheels.
+bundles). Third-party dependencies come from the layer directories that ``make`` builds with
+manylinux wheels from the hash locks ``lambdas/requirements.txt`` and
+``lambdas/requirements-vision.txt``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def _code_excludes(packages: tuple[str, ...]) -> list[str]:
         *(rule for package in packages for rule in (f"!{package}", f"!{package}/**")),
         "**/__pycache__",
         "**/*.pyc",
-        "lambdas/requirements.txt",
+        "lambdas/requirements*",  # the layers' locks and their .in files
     ]
 
 

@@ -61,8 +61,7 @@ def test_artifact_holds_the_code_shared_packages_and_wheels(tmp_path, build_modu
         "mes_vision/inspector.py",
         "greengrass_components/__init__.py",
         "greengrass_components/common/transport.py",
-        "requirements-edge.txt",
-        "requirements-vision.txt",
+        "requirements-edge.txt",  # the whole hash lock: no other requirements file
     ):
         assert required in names, required
     assert len([n for n in names if n.startswith("wheels/")]) == len(pins)

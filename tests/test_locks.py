@@ -1,0 +1,97 @@
+"""The requirements locks: every dependency, transitive ones included, pinned with its hashes,
+each lock current with the direct pins of the .in file beside it, and installed hash-checked."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+
+LOCKS = [
+    "requirements.txt",
+    "requirements-dev.txt",
+    "requirements-vision.txt",
+    "requirements-edge.txt",
+    "lambdas/requirements.txt",
+    "lambdas/requirements-vision.txt",
+]
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _logical_lines(path: Path) -> list[str]:
+    text = "\n".join(raw.split("#", 1)[0].rstrip() for raw in path.read_text().splitlines())
+    return [line.strip() for line in text.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def lock_entries(path: Path) -> list[tuple[str, str, list[str]]]:
+    """(name, version, hashes) of each requirement of a lock."""
+    entries = []
+    for line in _logical_lines(path):
+        requirement, *options = line.split(" --")
+        name, sep, version = requirement.split(";", 1)[0].strip().partition("==")
+        assert sep, f"{path.name}: {line!r} is not pinned with '=='"
+        hashes = [o for o in options if o.startswith("hash=sha256:")]
+        entries.append((_normalise(name), version.strip(), hashes))
+    return entries
+
+
+def direct_pins(path: Path) -> dict[str, str]:
+    """``name==version`` of an .in file and of the .in files it includes with ``-r``."""
+    pins: dict[str, str] = {}
+    for line in _logical_lines(path):
+        if line.startswith("-r"):
+            pins.update(direct_pins(path.parent / line[2:].strip()))
+            continue
+        name, sep, version = line.partition("==")
+        assert sep, f"{path.name}: {line!r}: pin direct dependencies exactly"
+        pins[_normalise(name)] = version.strip()
+    return pins
+
+
+@pytest.mark.parametrize("lock", LOCKS)
+def test_every_requirement_of_the_lock_is_pinned_with_hashes(lock):
+    entries = lock_entries(PROJECT_ROOT / lock)
+    assert entries
+    unhashed = [f"{name}=={version}" for name, version, hashes in entries if not hashes]
+    assert not unhashed, f"{lock}: no --hash for {unhashed}: run `make lock`"
+    assert "make lock" in (PROJECT_ROOT / lock).read_text().splitlines()[1]
+
+
+@pytest.mark.parametrize("lock", LOCKS)
+def test_the_lock_holds_every_direct_pin_of_its_in_file(lock):
+    source = (PROJECT_ROOT / lock).with_suffix(".in")
+    locked = {(name, version) for name, version, _ in lock_entries(PROJECT_ROOT / lock)}
+    stale = {n: v for n, v in direct_pins(source).items() if (n, v) not in locked}
+    assert not stale, f"{source.name} pins {stale} that {lock} lacks: run `make lock`"
+
+
+def test_the_locks_agree_with_the_dev_lock_on_every_version():
+    """.venv runs the tests with the versions the layers and the edge artifact ship."""
+    dev: dict[str, set[str]] = {}
+    for name, version, _ in lock_entries(PROJECT_ROOT / "requirements-dev.txt"):
+        dev.setdefault(name, set()).add(version)
+    for lock in LOCKS:
+        for name, version, _ in lock_entries(PROJECT_ROOT / lock):
+            assert version in dev.get(name, {version}), (lock, name, version, dev.get(name))
+
+
+def test_every_install_of_the_makefile_checks_hashes():
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    assert re.search(r"^PIP_INSTALL := .* -m pip install .*--require-hashes$", makefile, re.M)
+    recipes = [line.strip() for line in makefile.splitlines() if line.startswith("\t")]
+    installs = [line for line in recipes if "pip install" in line or "PIP_INSTALL" in line]
+    assert len(installs) == 4  # .venv runtime and dev tools, the two layers
+    assert all(line.startswith("$(PIP_INSTALL)") for line in installs), installs
+    installed = set(re.findall(r"-r (\S+)", makefile))
+    assert installed == {
+        "requirements.txt",
+        "requirements-dev.txt",
+        "lambdas/requirements.txt",
+        "lambdas/requirements-vision.txt",
+    }
