@@ -2,8 +2,10 @@
 or a list.
 
 Responses (JSON): 200 with the report when every document was stored or was already stored
-(duplicates); 400 with the errors (index, line, field, reason) when the body is not JSON or any
-document is invalid, and then none is stored; 404 for a source and type with no inbox; 409 with
+(duplicates); 400 with the errors (index, line, field, reason) when the body is empty, not
+UTF-8, not base64 though marked so, not JSON, or any document is invalid, and then none is
+stored (the first 100 errors are listed, ``errors_not_listed`` counts the rest); 413 for a body
+over 6 MB; 404 for a source and type with no inbox; 409 with
 the report when a newer revision is stored (``superseded_ids``), a revision is stored with
 other content, or the same document is being stored by another request right now (retry). In a
 409 the other documents of the request are stored.
@@ -23,8 +25,9 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 
 from lambdas.erp_plm_router.adapters import DynamoStore, table_names
-from lambdas.erp_plm_router.documents import UnknownInbox, request_schema
+from lambdas.erp_plm_router.documents import UnknownInbox, inbox, request_schema
 from lambdas.erp_plm_router.json_format import parse_json
+from lambdas.erp_plm_router.request_body import BadBody, body_text
 from lambdas.erp_plm_router.routing import route_documents
 from lambdas.erp_plm_router.settings import StoreSettings
 
@@ -44,27 +47,40 @@ def store() -> DynamoStore:
     return DynamoStore(table_names(settings()), settings().idempotency_table)
 
 
+# A response carries the first errors only: the body may hold thousands of invalid documents,
+# and a synchronous Lambda response is at most 6 MB (``request_body.MAX_BODY_BYTES``).
+LISTED_ERRORS = 100
+
+
 def _reply(status: int, body: dict[str, Any]) -> Response:
     return Response(status, content_types.APPLICATION_JSON, json.dumps(body))
 
 
 @app.post("/documents/<source>/<doc_type>")
 def post_documents(source: str, doc_type: str) -> Response:
-    body = app.current_event.decoded_body or ""
+    event = app.current_event
     try:
+        inbox(source, doc_type)
+        text = body_text(event.body, base64_encoded=event.is_base64_encoded)
         report = route_documents(
             source,
             doc_type,
-            parse_json(body),
+            parse_json(text),
             store(),
             now_ms=int(time.time() * 1000),
             all_or_none=True,
+            keep=LISTED_ERRORS,
         )
     except UnknownInbox as err:
         return _reply(404, {"message": str(err)})
+    except BadBody as err:
+        error = {"index": None, "line": None, "document_id": None, "field": "(body)"}
+        return _reply(
+            err.status, {"message": err.reason, "errors": [error | {"reason": err.reason}]}
+        )
     except IdempotencyAlreadyInProgressError:
         return _reply(409, {"message": "a document of this request is being stored; retry"})
-    summary = report.summary()
+    summary = report.summary(LISTED_ERRORS)
     if report.invalid:
         status = 400
     elif report.conflicts or report.superseded:

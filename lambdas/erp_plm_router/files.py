@@ -37,6 +37,8 @@ from lambdas.erp_plm_router.routing import (
     route_documents,
 )
 
+LISTED_ERRORS = 20  # in the summary the handler logs; quarantine's error report has them all
+
 
 class Upload(Protocol):
     """An object being written: bytes in order, then ``close`` makes it, ``abort`` drops it."""
@@ -176,6 +178,7 @@ def import_file(
                 store,
                 now_ms=now_ms,
                 sink=quarantine.add,
+                keep=LISTED_ERRORS,
             )
         quarantine.finish(report)
     except BaseException:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -92,11 +92,9 @@ RejectSink = Callable[[Rejection, RawDocument], None]
 
 @dataclass
 class RouteReport:
-    """Counts, and the rejections: all of them, or, with ``sink`` (files), each handed to the
-    sink as it happens and only the first ``SAMPLE`` kept, so memory does not grow with the
-    number of rejects."""
-
-    SAMPLE: ClassVar[int] = 20
+    """Counts, and the rejections: each handed to ``sink`` (files: quarantine) as it happens,
+    and kept in memory up to ``keep`` (all if None), so memory need not grow with the number
+    of rejects."""
 
     source: Source
     doc_type: DocType
@@ -107,15 +105,16 @@ class RouteReport:
     conflicts: int = 0  # rejected because the revision is stored with other content
     withheld: int = 0  # valid, but not stored because another document of the request failed
     rejections: list[Rejection] = field(default_factory=list)
-    rejected_documents: list[RawDocument] = field(default_factory=list)
     superseded_ids: list[str] = field(default_factory=list)
     file_error: FieldError | None = None
     sink: RejectSink | None = None
-    rejected_documents_count: int = 0
+    keep: int | None = None
+    rejected_documents: int = 0
+    error_count: int = 0  # field errors of all rejected documents, kept or not
 
     @property
     def rejected(self) -> int:
-        return self.rejected_documents_count + (self.file_error is not None)
+        return self.rejected_documents + (self.file_error is not None)
 
     @property
     def invalid(self) -> int:
@@ -124,21 +123,19 @@ class RouteReport:
 
     def reject(self, raw: RawDocument, errors: Iterable[FieldError]) -> None:
         rejection = Rejection(raw.index, raw.line, raw.document_id, tuple(errors))
-        self.rejected_documents_count += 1
-        if self.sink is None:
-            self.rejections.append(rejection)
-            self.rejected_documents.append(raw)
-            return
-        self.sink(rejection, raw)
-        if len(self.rejections) < self.SAMPLE:
+        self.rejected_documents += 1
+        self.error_count += len(rejection.errors)
+        if self.sink is not None:
+            self.sink(rejection, raw)
+        if self.keep is None or len(self.rejections) < self.keep:
             self.rejections.append(rejection)
 
-    def errors(self) -> list[dict[str, Any]]:
-        """One entry per field error of the rejections kept (with a sink: the first ones)."""
+    def errors(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The field errors of the rejections kept, then the file's, at most ``limit``."""
         found = [entry for rejection in self.rejections for entry in error_entries(rejection)]
         if self.file_error is not None:
             found.append(file_error_entry(self.file_error))
-        return found
+        return found[:limit]
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -154,8 +151,11 @@ class RouteReport:
             "superseded_ids": self.superseded_ids,
         }
 
-    def summary(self) -> dict[str, Any]:
-        return {**self.counts(), "errors": self.errors()}
+    def summary(self, limit: int | None = None) -> dict[str, Any]:
+        """The counts and the errors listed; ``errors_not_listed`` counts the others."""
+        errors = self.errors(limit)
+        total = self.error_count + (self.file_error is not None)
+        return {**self.counts(), "errors": errors, "errors_not_listed": total - len(errors)}
 
 
 def validate(
@@ -193,16 +193,17 @@ def route_documents(
     now_ms: int,
     all_or_none: bool = False,
     sink: RejectSink | None = None,
+    keep: int | None = None,
 ) -> RouteReport:
     """Validate and store every document; ``UnknownInbox`` for a source and type with no inbox.
 
     ``all_or_none`` (API requests): validate all first and store none if any is invalid.
     Store failures (throttling, outages) propagate so the caller can retry the whole input:
     what was stored already is a duplicate the second time. ``sink`` takes each rejection as
-    it happens (see ``RouteReport``).
+    it happens; ``keep`` bounds the rejections kept (see ``RouteReport``).
     """
     inbox_source, inbox_type = inbox(source, doc_type)
-    report = RouteReport(inbox_source, inbox_type, sink=sink)
+    report = RouteReport(inbox_source, inbox_type, sink=sink, keep=keep)
     pending: list[Prepared] = []
     keys: set[tuple[str, str]] = set()
 

