@@ -119,8 +119,9 @@ class Station(StrictModel):
         return self
 
 
-# Each line's SiteWise models and assets form one nested stack, and CloudFormation allows 500
-# resources per stack: at most a model and an asset per station, plus the line's own two.
+# A line's stations spread over as many nested stacks as CloudFormation's per-template quotas
+# need (stacks/constructs/sitewise_assets.py); tests/stacks/test_assembly.py checks a
+# line this long, each station its own model, against those quotas.
 MAX_STATIONS_PER_LINE = 240
 
 

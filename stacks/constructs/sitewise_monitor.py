@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 
-from aws_cdk import CustomResource, Stack
+from aws_cdk import CustomResource, NestedStack, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_iotsitewise as sitewise
 from aws_cdk import aws_kms as kms
@@ -34,12 +35,12 @@ from mes_domain.sitewise import (
 from stacks.compliance import acknowledge
 from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.constructs.mes_function import TRACING_REASON, MesFunction
-from stacks.constructs.sitewise_assets import LineAssets, SiteAssets
+from stacks.constructs.sitewise_assets import STATIONS_PER_DASHBOARD, LineAssets, SiteAssets
 
 RATIOS = (OEE, AVAILABILITY, PERFORMANCE, QUALITY)
 PARTS = (GOOD_PARTS, BAD_PARTS)
 DASHBOARD_PROPERTIES = (*RATIOS, *PARTS)
-MAX_STATIONS_PER_DASHBOARD = 20  # keeps a dashboard readable and its definition small
+MAX_STATIONS_PER_DASHBOARD = STATIONS_PER_DASHBOARD
 WIDGET_WIDTH = 3  # two widgets side by side on Monitor's six-column grid
 WIDGET_HEIGHT = 3
 PROPERTY_IDS_RESOURCE_TYPE = "Custom::SiteWisePropertyIds"
@@ -160,13 +161,15 @@ class PropertyIdResolver(Construct):
             "is answered, a failure with its reason, so there is nothing to dead-letter.",
         )
 
-    def property_ids(self, model: sitewise.CfnAssetModel) -> dict[str, str]:
+    def property_ids(self, model: sitewise.CfnAssetModel, user: Construct) -> dict[str, str]:
         """The dashboard properties' ids of ``model``, resolved at deploy time by a custom
-        resource beside the model (one per model, however many dashboards use it)."""
-        path = model.node.path
+        resource in the stack of ``user`` (one per model and stack): a stack then takes one
+        parameter, the model's id, from another stack rather than six property ids."""
+        stack = Stack.of(user)
+        path = f"{model.node.path}@{stack.node.path}"
         if path not in self._resolved:
             lookup = CustomResource(
-                model.node.scope,
+                stack,
                 f"PropertyIds-{model.node.id}",
                 service_token=self.service_token,
                 resource_type=PROPERTY_IDS_RESOURCE_TYPE,
@@ -233,7 +236,7 @@ class SiteWiseMonitor(Construct):
                 project = self._project(
                     scope, f"{site.id}/{line.id}", title, line_assets.line_asset, settings.viewers
                 )
-                self._line_dashboards(scope, title, line_assets, project)
+                self._line_dashboards(title, line_assets, project)
 
     def _portal_role(self) -> iam.Role:
         """What the portal reads and manages on its users' behalf, in this account only."""
@@ -354,22 +357,25 @@ class SiteWiseMonitor(Construct):
         self, scope: Construct, title: str, assets: SiteAssets, project: sitewise.CfnProject
     ) -> None:
         """The site's KPIs, then each line's."""
-        resolve = self.resolver.property_ids
+        resolve = partial(self.resolver.property_ids, user=scope)
         widgets = list(kpi_widgets(title, assets.asset.attr_asset_id, resolve(assets.model)))
         for line_id, line in assets.lines.items():
             line_asset = line.line_asset.attr_asset_id
             widgets += kpi_widgets(line_id, line_asset, resolve(line.line_model))
         self._dashboard(scope, "Dashboard", title, project, widgets)
 
-    def _line_dashboards(
-        self, scope: Construct, title: str, line: LineAssets, project: sitewise.CfnProject
-    ) -> None:
-        """In the line's nested stack: the line's KPIs, then its stations', 20 to a dashboard."""
-        resolve = self.resolver.property_ids
-        line_widgets = kpi_widgets(title, line.line_asset.attr_asset_id, resolve(line.line_model))
-        pages = list(chunks(line.design.station_assets, MAX_STATIONS_PER_DASHBOARD))
-        for page_number, stations in enumerate(pages, start=1):
-            widgets = list(line_widgets)
+    def _line_dashboards(self, title: str, line: LineAssets, project: sitewise.CfnProject) -> None:
+        """The line's KPIs, then its stations', 20 to a dashboard."""
+        pages = []
+        for number, (target, plan) in enumerate(line.station_stacks, start=1):
+            here = self._dashboards_scope(line, number, target)
+            pages += [
+                (here, stations) for stations in chunks(plan.assets, MAX_STATIONS_PER_DASHBOARD)
+            ]
+        for page_number, (here, stations) in enumerate(pages, start=1):
+            resolve = partial(self.resolver.property_ids, user=here)
+            line_asset = line.line_asset.attr_asset_id
+            widgets = list(kpi_widgets(title, line_asset, resolve(line.line_model)))
             for station in stations:
                 widgets += kpi_widgets(
                     station.key.rsplit("/", 1)[-1],
@@ -377,4 +383,20 @@ class SiteWiseMonitor(Construct):
                     resolve(line.models[station.model]),
                 )
             name = title if len(pages) == 1 else f"{title} ({page_number}/{len(pages)})"
-            self._dashboard(scope, f"Dashboard{page_number}", name, project, widgets)
+            self._dashboard(here, f"Dashboard{page_number}", name, project, widgets)
+
+    @staticmethod
+    def _dashboards_scope(line: LineAssets, number: int, target: Construct) -> Construct:
+        """Where a station stack's dashboards go: the line's own stack when it holds the
+        stations; else a nested stack beside the station stack, because the dashboards read
+        the line's asset, model and project, which read the station stack: in it they would
+        make a cycle."""
+        if target is line:
+            return line.node.try_find_child("Monitor") or Construct(line, "Monitor")
+        return NestedStack(
+            line,
+            f"Dashboards-{number}",
+            description=f"SiteWise Monitor dashboards of {target.node.id} of line "
+            f"{line.design.site}/{line.design.line}",
+            suppress_template_indentation=True,
+        )

@@ -2,13 +2,13 @@
 dashboards per site and line whose widgets name properties by deploy-time-resolved ids."""
 
 import json
-import re
 from pathlib import Path
 
 import pytest
+from aws_cdk import NestedStack
 from aws_cdk.assertions import Match, Template
 
-from mes_domain.plant import Plant
+from stacks.constructs.sitewise_assets import STATIONS_PER_DASHBOARD
 from stacks.constructs.sitewise_monitor import (
     DASHBOARD_PROPERTIES,
     PROPERTY_IDS_RESOURCE_TYPE,
@@ -19,36 +19,33 @@ from stacks.constructs.sitewise_monitor import (
     chunks,
     dashboard_definition,
 )
-from tests.conftest import synthesize
+from tests.stacks.assembly import Assembly
+from tests.stacks.plants import ADMIN, VIEWER
 from tests.stacks.test_cfn_lint import lint
 
-ADMIN = "arn:aws:iam::123456789012:role/PlantEngineer"
-VIEWER = "arn:aws:iam::123456789012:user/shift-lead"
 PORTAL = "AWS::IoTSiteWise::Portal"
 PROJECT = "AWS::IoTSiteWise::Project"
 DASHBOARD = "AWS::IoTSiteWise::Dashboard"
 ACCESS = "AWS::IoTSiteWise::AccessPolicy"
+ASSET_TYPE = "AWS::IoTSiteWise::Asset"
 PARTS = ["Good_Parts", "Bad_Parts"]
 
 
 @pytest.fixture(scope="module")
-def monitored(demo_plant, tmp_path_factory):
-    document = demo_plant.model_dump(mode="json")
-    document["kpi"]["sitewise_monitor"] = {
-        "enabled": True,
-        "contact_email": "plant-it@example.com",
-        "administrators": [ADMIN],
-        "viewers": [VIEWER],
-    }
-    plant = Plant.model_validate(document)
-    # Synth runs the cdk-nag packs: a finding would fail here.
-    stacks, assembly = synthesize(plant, tmp_path_factory.mktemp("monitor.out"))
+def monitored(full_plant, full_synthesized):
+    """The demo's lines and the largest line allowed, with the portal on."""
+    stacks, assembly = full_synthesized
     site = stacks.sitewise.sites["berlin"]
     return {
-        "plant": plant,
+        "plant": full_plant,
         "assembly": assembly,
         "parent": Template.from_stack(stacks.sitewise),
         "lines": {line_id: Template.from_stack(nested) for line_id, nested in site.lines.items()},
+        "nested": [
+            Template.from_stack(s)
+            for s in stacks.sitewise.node.find_all()
+            if isinstance(s, NestedStack)
+        ],  # fmt: skip
     }
 
 
@@ -56,13 +53,18 @@ def resources(template, kind):
     return template.find_resources(kind)
 
 
+def _placeholder(part):
+    if isinstance(part, str):
+        return part
+    if "Ref" in part:  # a parameter: an id from another stack
+        return "<{}>".format(part["Ref"])
+    return "<{}.{}>".format(*part["Fn::GetAtt"])
+
+
 def definition_of(dashboard):
     """The definition's Fn::Join with each token replaced by a readable placeholder."""
     parts = dashboard["Properties"]["DashboardDefinition"]["Fn::Join"][1]
-    text = "".join(
-        part if isinstance(part, str) else "<{}.{}>".format(*part["Fn::GetAtt"]) for part in parts
-    )
-    return json.loads(text)
+    return json.loads("".join(map(_placeholder, parts)))
 
 
 def test_monitor_is_off_unless_the_plant_turns_it_on(sitewise_template):
@@ -138,41 +140,78 @@ def test_a_project_per_site_and_per_line_each_with_its_viewers(monitored):
         )
 
 
-def test_each_model_gets_one_property_id_lookup(monitored):
-    for template in (monitored["parent"], *monitored["lines"].values()):
-        models = resources(template, "AWS::IoTSiteWise::AssetModel")
+def test_dashboards_read_property_ids_from_one_lookup_per_model_in_their_own_template(
+    monitored,
+):
+    for template in (monitored["parent"], *monitored["nested"]):
         lookups = resources(template, PROPERTY_IDS_RESOURCE_TYPE)
-        looked_up = sorted(
-            lookup["Properties"]["AssetModelId"]["Fn::GetAtt"][0] for lookup in lookups.values()
-        )
-        assert looked_up == sorted(models)
+        models = [json.dumps(lookup["Properties"]["AssetModelId"]) for lookup in lookups.values()]
+        assert len(models) == len(set(models))
         for lookup in lookups.values():
             assert lookup["Properties"]["PropertyNames"] == list(DASHBOARD_PROPERTIES)
+        for dashboard in resources(template, DASHBOARD).values():
+            for widget in definition_of(dashboard)["widgets"]:
+                for metric in widget["metrics"]:
+                    lookup, name = metric["propertyId"].strip("<>").split(".")
+                    assert lookup in lookups and name == metric["label"]
+    # The site dashboard reads the site model and each line model.
+    assert len(resources(monitored["parent"], PROPERTY_IDS_RESOURCE_TYPE)) == 1 + len(
+        monitored["lines"]
+    )
 
 
-def test_line_dashboards_show_the_line_then_every_station(monitored):
+def _resolved_widgets(assembly, template, dashboard):
+    """The widgets with each asset id as the asset's name and each property id as
+    "<model name>.<property>", followed through stack parameters and outputs."""
+
+    def part(value):
+        if isinstance(value, str):
+            return value
+        target = assembly.target(template, value)
+        if target.type == ASSET_TYPE:
+            return target.properties["AssetName"]
+        model = assembly.target(target.template, target.properties["AssetModelId"])
+        return f"{model.properties['AssetModelName']}.{target.attribute}"
+
+    parts = dashboard["Properties"]["DashboardDefinition"]["Fn::Join"][1]
+    return json.loads("".join(map(part, parts)))["widgets"]
+
+
+def test_line_dashboards_show_the_line_then_every_station_twenty_at_most(monitored):
+    assembly = Assembly(monitored["assembly"].directory)
     plant = monitored["plant"]
+    found = [
+        (template, dashboard)
+        for template, _, dashboard in assembly.resources(DASHBOARD)
+        if dashboard["Properties"]["DashboardName"].startswith("Berlin Body & Machining / ")
+    ]
+    models = {
+        r["Properties"]["AssetName"]: assembly.target(t, r["Properties"]["AssetModelId"])
+        for t, _, r in assembly.resources(ASSET_TYPE)
+    }
     for line in plant.sites[0].lines:
-        template = monitored["lines"][line.id]
-        (dashboard,) = resources(template, DASHBOARD).values()
-        widgets = definition_of(dashboard)["widgets"]
-        assert len(widgets) == 2 * (1 + len(line.stations))
-        asset_of = {
-            re.sub(r"\W", "", f"berlin{line.id}{station.id}"): station.id
-            for station in line.stations
-        }
-        shown = [
-            asset_of.get(widget["metrics"][0]["assetId"][1:].split(".")[0], "line")
-            for widget in widgets
-        ]
-        assert shown == ["line", "line"] + [s.id for s in line.stations for _ in (0, 1)]
-        for widget in widgets:
-            names = [metric["label"] for metric in widget["metrics"]]
-            assert names in (["OEE", "Availability", "Performance", "Quality"], PARTS)
-            for metric in widget["metrics"]:
-                # The property id is the lookup's attribute for this very property.
-                assert metric["propertyId"].startswith("<PropertyIds")
-                assert metric["propertyId"].endswith("." + metric["label"] + ">")
+        title = f"Berlin Body & Machining / {line.name or line.id}"
+        named = {d["Properties"]["DashboardName"]: (t, d) for t, d in found if
+                 d["Properties"]["DashboardName"].startswith(title)}  # fmt: skip
+        pages = len(named)
+        assert pages >= -(-len(line.stations) // STATIONS_PER_DASHBOARD)
+        names = [title] if pages == 1 else [f"{title} ({n}/{pages})" for n in range(1, pages + 1)]
+        shown = []
+        for name in names:
+            widgets = _resolved_widgets(assembly, *named[name])
+            assets = [widget["metrics"][0]["assetId"] for widget in widgets]
+            assert assets[:2] == [f"berlin/{line.id}"] * 2
+            assert assets[2::2] == assets[3::2]
+            assert 1 <= len(assets[2::2]) <= STATIONS_PER_DASHBOARD
+            shown += assets[2::2]
+            for widget in widgets:
+                labels = [metric["label"] for metric in widget["metrics"]]
+                assert labels in (["OEE", "Availability", "Performance", "Quality"], PARTS)
+                for metric in widget["metrics"]:
+                    # the property id is looked up on the very asset's model, by its name
+                    model = models[metric["assetId"]].properties["AssetModelName"]
+                    assert metric["propertyId"] == f"{model}.{metric['label']}"
+        assert shown == [f"berlin/{line.id}/{station.id}" for station in line.stations]
 
 
 def test_the_site_dashboard_shows_the_site_and_each_line(monitored):
@@ -186,7 +225,7 @@ def test_the_site_dashboard_shows_the_site_and_each_line(monitored):
 def test_the_monitor_templates_are_cfn_lint_clean(monitored):
     directory = Path(monitored["assembly"].directory)
     templates = sorted(directory.glob("*SiteWise*.template.json"))
-    assert len(templates) == 1 + len(monitored["lines"])
+    assert len(templates) == 1 + len(monitored["nested"])
     result = lint(templates)
     assert ":E" not in result.stdout and ":W" not in result.stdout, result.stdout
 
