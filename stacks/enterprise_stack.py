@@ -44,6 +44,7 @@ class EnterpriseStack(Stack):
             exchange_bucket=self.storage.exchange_bucket,
             data_key=data_key,
             queue_key=self.storage.queue_key,
+            logs_key=logs_key,
         )
         self.storage.acknowledge_notifications_handler()
         self.router = DocumentRouter(

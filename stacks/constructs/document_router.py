@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from aws_cdk import Stack
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
@@ -85,7 +86,13 @@ class DocumentRouter(Construct):
             environment={**environment, EnvVar.LANDING_BUCKET.value: bucket.bucket_name},
         )
         self.s3_function = self.files.function
-        bucket.grant_read(self.files.role, "inbound/*")
+        # Objects under inbound/ only: no bucket-level listing (grant_read would add List* and
+        # GetBucket* on the whole bucket, which the router never calls).
+        self.files.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject*"], resources=[bucket.arn_for_objects("inbound/*")]
+            )
+        )
         bucket.grant_put(self.files.role, "archive/*")
         bucket.grant_put(self.files.role, "quarantine/*")
         self.files.consume(storage.arrivals, batch_size=ARRIVALS_BATCH)
@@ -157,19 +164,20 @@ class DocumentRouter(Construct):
         findings = {
             "AwsSolutions-IAM5[Resource::*]": TRACING_REASON,
             "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]": (
-                "From the grants on the KMS-encrypted bucket and queue; the platform and queue "
-                "keys only."
+                "From grant_put on the KMS-encrypted exchange bucket: S3 encrypts what the "
+                "router writes to archive/ and quarantine/ with the platform data key, the only "
+                "key in that statement."
             ),
             "AwsSolutions-IAM5[Action::kms:ReEncrypt*]": (
-                "From the grants on the KMS-encrypted bucket; the platform data key only."
+                "From grant_put on the KMS-encrypted exchange bucket; the platform data key only."
             ),
-            "AwsSolutions-IAM5[Action::s3:GetBucket*]": "From grant_read on inbound/ only.",
             "AwsSolutions-IAM5[Action::s3:GetObject*]": (
-                "From grant_read: the arriving files (and their versions) under inbound/."
+                "The arriving files under inbound/, by version, with their tags for the copy to "
+                "archive/ and quarantine/; no other prefix."
             ),
-            "AwsSolutions-IAM5[Action::s3:List*]": "From grant_read on inbound/ only.",
             "AwsSolutions-IAM5[Action::s3:Abort*]": (
-                "From grant_put: a failed multipart copy into archive/ or quarantine/."
+                "From grant_put: a quarantine object is a multipart upload, aborted when the "
+                "import fails; under archive/ and quarantine/ only."
             ),
             f"AwsSolutions-IAM5[Resource::{bucket}/inbound/*]": (
                 "Files arrive under inbound/{source}/{type}/ with names chosen by ERP and PLM."

@@ -8,12 +8,13 @@ puts the real key there and deploys again, which hands it to the EventBridge con
 
 from __future__ import annotations
 
-from aws_cdk import Duration, SecretValue, Stack
+from aws_cdk import Duration, RemovalPolicy, SecretValue, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesisfirehose as firehose
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
@@ -27,6 +28,9 @@ MES_SOURCES = ["mes.enterprise", "mes.quality"]
 TO_ERP = ["ProductionConfirmation", "OrderStatusChanged", "NonConformance"]
 TO_PLM = ["NonConformance"]
 EXPORT_PREFIX = "exports/"
+EXPORT_ERRORS_PREFIX = "export-errors/"
+FIREHOSE_BUCKET_ACTIONS = ("s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads")
+FIREHOSE_OBJECT_ACTIONS = ("s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject")
 RETRY_ATTEMPTS = 185  # EventBridge's maximum: a system down for a day loses nothing
 MAX_EVENT_AGE = Duration.hours(24)
 FIREHOSE_CIDR_MAPPING = "@aws-cdk--aws-kinesisfirehose.CidrBlocks"  # "/" becomes "--" in ids
@@ -43,6 +47,7 @@ class EnterpriseOutbound(Construct):
         exchange_bucket: s3.IBucket,
         data_key: kms.IKey,
         queue_key: kms.IKey,
+        logs_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
         self._plant, self._bus, self._data_key = plant, event_bus, data_key
@@ -60,7 +65,7 @@ class EnterpriseOutbound(Construct):
             if endpoint is not None:
                 self._api_destination(system, endpoint, detail_types)
         if integration.export_files:
-            self._file_export(exchange_bucket)
+            self._file_export(exchange_bucket, logs_key)
 
     def _rule(self, name: str, detail_types: list[str] | None) -> events.Rule:
         pattern = events.EventPattern(source=MES_SOURCES, detail_type=detail_types)
@@ -113,7 +118,55 @@ class EnterpriseOutbound(Construct):
             )
         )
 
-    def _file_export(self, bucket: s3.IBucket) -> None:
+    def _file_export(self, bucket: s3.IBucket, logs_key: kms.IKey) -> None:
+        stack = Stack.of(self)
+        # Delivery errors are logged to a log group of the logs key (its policy lets CloudWatch
+        # Logs use it for every log group of the account).
+        log_group = logs.LogGroup(
+            self, "ExportLogs", encryption_key=logs_key, removal_policy=RemovalPolicy.RETAIN
+        )
+        log_group.node.default_child.retention_in_days = self._plant.retention.log_days
+        role = iam.Role(
+            self,
+            "ExportRole",
+            assumed_by=iam.ServicePrincipal("firehose.amazonaws.com"),
+            description="Firehose writes MES event files under exports/ of the exchange bucket",
+        )
+        objects = [
+            bucket.arn_for_objects(f"{EXPORT_PREFIX}*"),
+            bucket.arn_for_objects(f"{EXPORT_ERRORS_PREFIX}*"),
+        ]
+        # What Firehose needs of an S3 destination (Firehose developer guide, "Grant Firehose
+        # access to an Amazon S3 destination"), on its two prefixes only: no delete, nothing
+        # under inbound/, archive/ or quarantine/.
+        policy = iam.Policy(
+            self,
+            "ExportPolicy",
+            roles=[role],
+            statements=[
+                iam.PolicyStatement(
+                    actions=list(FIREHOSE_BUCKET_ACTIONS), resources=[bucket.bucket_arn]
+                ),
+                iam.PolicyStatement(actions=list(FIREHOSE_OBJECT_ACTIONS), resources=objects),
+                # The bucket uses an S3 Bucket Key, so S3 asks KMS with the bucket's ARN as
+                # encryption context, not the object's (S3 user guide, "Configuring an S3
+                # Bucket Key"): the key is usable only by S3, for this bucket.
+                iam.PolicyStatement(
+                    actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                    resources=[self._data_key.key_arn],
+                    conditions={
+                        "StringEquals": {
+                            "kms:ViaService": f"s3.{stack.region}.amazonaws.com",
+                            "kms:EncryptionContext:aws:s3:arn": bucket.bucket_arn,
+                        }
+                    },
+                ),
+                iam.PolicyStatement(
+                    actions=["logs:PutLogEvents"], resources=[log_group.log_group_arn]
+                ),
+            ],
+        )
+        self.export_role = role
         self.export_stream = firehose.DeliveryStream(
             self,
             "Export",
@@ -123,11 +176,16 @@ class EnterpriseOutbound(Construct):
             destination=firehose.S3Bucket(
                 bucket,
                 data_output_prefix=f"{EXPORT_PREFIX}!{{timestamp:yyyy/MM/dd}}/",
-                error_output_prefix="export-errors/!{firehose:error-output-type}/"
+                error_output_prefix=f"{EXPORT_ERRORS_PREFIX}!{{firehose:error-output-type}}/"
                 "!{timestamp:yyyy/MM/dd}/",
                 buffering_interval=Duration.seconds(60),
+                logging_config=firehose.EnableLogging(log_group),
+                # The destination grants read-write on the whole bucket to the role it is
+                # given; this one takes no grants, so the policy above is all it has.
+                role=role.without_policy_updates(),
             ),
         )
+        self.export_stream.node.add_dependency(policy)
         rule = self._rule("ToFiles", None)
         rule.add_target(targets.FirehoseDeliveryStream(self.export_stream))
         # The Firehose target takes no dead-letter queue in CDK: set it on the rule's target.
@@ -145,19 +203,12 @@ class EnterpriseOutbound(Construct):
         )
         # Firehose adds a mapping of its regional CIDR blocks, used only by Redshift and Splunk
         # destinations; left in, it is an unused mapping (cfn-lint W7001).
-        stack = Stack.of(self)
         stack.node.try_remove_child(FIREHOSE_CIDR_MAPPING)
-        policy = self.export_stream.node.find_child("S3 Destination Role").node.find_child(
-            "DefaultPolicy"
-        )
-        bucket = stack.get_logical_id(bucket.node.default_child)
-        reason = (
-            "From the Firehose S3 destination's grant on the exchange bucket; the stream writes "
-            "only under exports/ and export-errors/ of that bucket and its key."
-        )
-        for finding in (
-            "Action::s3:Abort*", "Action::s3:DeleteObject*", "Action::s3:GetBucket*",
-            "Action::s3:GetObject*", "Action::s3:List*", f"Resource::<{bucket}.Arn>/*",
-            "Action::kms:GenerateDataKey*", "Action::kms:ReEncrypt*",
-        ):  # fmt: skip
-            acknowledge(policy, f"AwsSolutions-IAM5[{finding}]", reason)
+        bucket_id = stack.get_logical_id(bucket.node.default_child)
+        for prefix in (EXPORT_PREFIX, EXPORT_ERRORS_PREFIX):
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{prefix}*]",
+                f"Firehose names the files it writes under {prefix} by date and delivery; it "
+                "may put, read back and abort multipart uploads of those objects only.",
+            )

@@ -121,3 +121,128 @@ def test_the_file_router_reads_inbound_and_writes_only_archive_and_quarantine(en
     assert "/inbound/*" in text and "/archive/*" in text and "/quarantine/*" in text
     api_actions, api_text = _actions(enterprise_template, "RouterDocumentsRole")
     assert not any(a.startswith("s3:") for a in api_actions)  # the API never touches files
+
+
+# What Firehose needs of an S3 destination ("Grant Firehose access to an Amazon S3
+# destination", https://docs.aws.amazon.com/firehose/latest/dev/controlling-access.html).
+FIREHOSE_S3_ACTIONS = {
+    "s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:GetObject", "s3:ListBucket",
+    "s3:ListBucketMultipartUploads", "s3:PutObject",
+}  # fmt: skip
+
+
+def _render(value):
+    """A policy resource as cdk-nag names it in findings (``<Logical.Arn>/path``)."""
+    if isinstance(value, str):
+        return value
+    if "Fn::GetAtt" in value:
+        return "<{}.{}>".format(*value["Fn::GetAtt"])
+    if "Ref" in value:
+        return f"<{value['Ref']}>"
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_render(part) for part in parts)
+    return json.dumps(value)
+
+
+def _statements(template, logical_id):
+    statements = template["Resources"][logical_id]["Properties"]["PolicyDocument"]["Statement"]
+    for statement in statements:
+        actions, resources = statement["Action"], statement["Resource"]
+        yield (
+            [actions] if isinstance(actions, str) else actions,
+            [_render(r) for r in (resources if isinstance(resources, list) else [resources])],
+            statement.get("Condition"),
+        )
+
+
+def _export_policy(enterprise_template):
+    template = enterprise_template.to_json()
+    (stream,) = enterprise_template.find_resources("AWS::KinesisFirehose::DeliveryStream").values()
+    role = stream["Properties"]["ExtendedS3DestinationConfiguration"]["RoleARN"]["Fn::GetAtt"][0]
+    policies = [
+        key
+        for key, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::IAM::Policy"
+        and {"Ref": role} in resource["Properties"]["Roles"]
+    ]
+    return template, stream, policies
+
+
+def test_firehose_may_only_write_its_files_under_exports(enterprise_template):
+    template, stream, policies = _export_policy(enterprise_template)
+
+    (policy,) = policies  # no second (default) policy with the destination's bucket-wide grant
+    assert policy in stream["DependsOn"]
+    bucket = "<StorageExchangeBucket85F6A4AE.Arn>"
+    s3_grants = {}
+    for actions, resources, condition in _statements(template, policy):
+        for action in actions:
+            assert "*" not in action and "Delete" not in action, action
+            if action.startswith("s3:"):
+                s3_grants[action] = resources
+            elif action.startswith("kms:"):
+                assert action in {"kms:GenerateDataKey", "kms:Decrypt"}
+                assert condition["StringEquals"]["kms:EncryptionContext:aws:s3:arn"] == {
+                    "Fn::GetAtt": ["StorageExchangeBucket85F6A4AE", "Arn"]
+                }
+                assert "kms:ViaService" in condition["StringEquals"]
+            else:
+                assert action == "logs:PutLogEvents"
+    assert set(s3_grants) == FIREHOSE_S3_ACTIONS
+    objects = sorted([f"{bucket}/export-errors/*", f"{bucket}/exports/*"])
+    for action in ("s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"):
+        assert sorted(s3_grants[action]) == objects
+    for action in ("s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"):
+        assert s3_grants[action] == [bucket]
+    destination = stream["Properties"]["ExtendedS3DestinationConfiguration"]
+    assert destination["Prefix"].startswith("exports/")
+    assert destination["ErrorOutputPrefix"].startswith("export-errors/")
+
+
+def test_the_export_log_group_is_encrypted_with_the_logs_key(enterprise_template):
+    template, stream, _ = _export_policy(enterprise_template)
+    logging = stream["Properties"]["ExtendedS3DestinationConfiguration"]["CloudWatchLoggingOptions"]
+    log_group = template["Resources"][logging["LogGroupName"]["Ref"]]["Properties"]
+
+    assert "LogsKey" in json.dumps(log_group["KmsKeyId"])
+    for group in enterprise_template.find_resources("AWS::Logs::LogGroup").values():
+        assert "LogsKey" in json.dumps(group["Properties"]["KmsKeyId"])
+
+
+def test_the_file_router_lists_nothing_and_reads_only_inbound(enterprise_template):
+    actions, text = _actions(enterprise_template, "RouterFilesRole")
+
+    assert not {a for a in actions if a.startswith(("s3:List", "s3:GetBucket"))}
+    assert "s3:GetObject*" in actions
+    template = enterprise_template.to_json()
+    (policy,) = [k for k in template["Resources"] if k.startswith("RouterFilesRoleDefaultPolicy")]
+    reads = [r for a, r, _ in _statements(template, policy) if "s3:GetObject*" in a]
+    assert reads == [["<StorageExchangeBucket85F6A4AE.Arn>/inbound/*"]]
+
+
+def test_every_wildcard_acknowledgement_names_a_grant_its_policy_has(synthesized):
+    from aws_cdk import Validations
+    from aws_cdk.assertions import Template
+
+    stacks, _ = synthesized
+    stack = stacks.enterprise
+    rendered = Template.from_stack(stack).to_json()
+    checked = 0
+    for construct in stack.node.find_all():
+        for entry in construct.node.metadata:
+            if entry.type != Validations.ACKNOWLEDGED_RULES_METADATA_KEY:
+                continue
+            for rule in entry.data:
+                if "IAM5[" not in rule:
+                    continue
+                finding = rule.split("[", 1)[1].removesuffix("]")
+                kind, _, named = finding.partition("::")
+                policy = stack.get_logical_id(construct.node.default_child or construct)
+                grants = list(_statements(rendered, policy))
+                if kind == "Action":
+                    assert any(named in actions for actions, _, _ in grants), (rule, policy)
+                else:
+                    assert any(named in resources for _, resources, _ in grants), (rule, policy)
+                checked += 1
+    assert checked >= 10
