@@ -11,7 +11,6 @@ file of any size is quarantined in bounded memory.
 
 from __future__ import annotations
 
-import io
 import json
 import textwrap
 from dataclasses import dataclass
@@ -102,16 +101,6 @@ class RejectedContent:
             self.out.write(f"</{self._root}>\n")
         elif self.count and self.fmt is Format.JSON:
             self.out.write("\n]\n")
-
-
-def rejected_content(fmt: Format, doc_type: str, documents: list[RawDocument]) -> bytes:
-    """``RejectedContent`` of ``documents`` in memory (small inputs and tests)."""
-    out = io.StringIO(newline="")
-    content = RejectedContent(fmt, doc_type, out)
-    for document in documents:
-        content.add(document)
-    content.close()
-    return out.getvalue().encode()
 
 
 def _head(source: InboundKey, version_id: str | None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import pytest
 from lambdas.erp_plm_router.documents import DocType, UnreadableFile, inbox
 from lambdas.erp_plm_router.outbound import to_event_entry
 from lambdas.erp_plm_router.parsers import Format, read_documents
+from lambdas.erp_plm_router.quarantine import RejectedContent
 from lambdas.erp_plm_router.routing import Outcome, decide, route_documents, validate
 from mes_domain.enterprise import ExecutionStatus, OrderStatusChanged, ProductionConfirmation
 from tests.lambdas.erp_plm_router.conftest import SAMPLES
@@ -152,3 +153,24 @@ def test_outbound_entries_name_source_detail_type_and_schema_version():
         OrderStatusChanged.model_validate(
             {**changed.model_dump(), "previous_status": "IN_PROGRESS"}, context={"now_ms": NOW_MS}
         )
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name"),
+    [(Format.JSON, "material-master.json"), (Format.JSON_LINES, None),
+     (Format.XML, "material-master.xml"), (Format.CSV, "material-master.csv")],
+)  # fmt: skip
+def test_quarantine_writes_rejects_back_in_the_files_own_format(fmt, name):
+    body = b'{"a": 1}\n{"b": [2]}\n' if name is None else (SAMPLES / name).read_bytes()
+    docs = documents(fmt, body, "material-master")
+    out = io.StringIO()
+    content = RejectedContent(fmt, "material-master", out)
+    for doc in docs:
+        content.add(doc)
+    content.close()
+
+    written = out.getvalue().encode()
+    again = documents(fmt, written, "material-master")
+    assert [doc.data for doc in again] == [doc.data for doc in docs]
+    if fmt is Format.JSON:  # always a list, even of one document
+        assert json.loads(written) == [doc.raw for doc in docs]
