@@ -382,16 +382,9 @@ def test_policy_resources_match_the_arn_formats_of_their_actions(assembly):
 
 
 # Where the Service Authorization Reference falls short, each with its source:
-# - an IoT policy action that is no IAM action: a device assumes a role through a role alias
-#   (https://docs.aws.amazon.com/iot/latest/developerguide/iot-policy-actions.html);
-# - Step Functions checks a task token's answer against the token's state machine, as its
-#   AccessDenied answers name it (aws/aws-cdk#8486, tested there on a Lambda task).
-ALSO_ACTS_ON = {
-    "iot:AssumeRoleWithCertificate": "rolealias",
-    "states:SendTaskSuccess": "statemachine",
-    "states:SendTaskFailure": "statemachine",
-    "states:SendTaskHeartbeat": "statemachine",
-}
+# an IoT policy action that is no IAM action: a device assumes a role through a role alias
+# (https://docs.aws.amazon.com/iot/latest/developerguide/iot-policy-actions.html).
+ALSO_ACTS_ON = {"iot:AssumeRoleWithCertificate": "rolealias"}
 # - actions CDK's grant helpers add beside the ones a grant is for, acting on resources the
 #   statement does not name (stream consumers, table streams): they grant nothing, and the
 #   other actions of their statement must be granted (aws-cdk-lib's Stream.grantRead and
