@@ -13,10 +13,18 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, FiniteFloat, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    FiniteFloat,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mes_domain.contracts import StrictModel
 from mes_domain.ids import Identifier, require_unique, unique_by
+from mes_domain.naming import name_problems
 from mes_domain.sitewise import STATION_PROPERTY_NAMES
 
 MINUTES_PER_DAY = 24 * 60
@@ -380,6 +388,18 @@ class Plant(StrictModel):
     kpi: KpiSettings = KpiSettings()
     erp_plm: EnterpriseIntegration = EnterpriseIntegration()
     sites: Annotated[list[Site], Field(min_length=1), unique_by("id", "site id")]
+
+    @model_validator(mode="after")
+    def _names_fit(self) -> Plant:
+        """Every resource name built from the config obeys AWS's rule for it, reported at the
+        field that makes it too long (mes_domain.naming)."""
+        errors = [
+            {"type": "value_error", "loc": field, "input": value, "ctx": {"error": message}}
+            for field, value, message in name_problems(self)
+        ]
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
 
     def stations(self) -> Iterator[StationRef]:
         for site in self.sites:

@@ -11,11 +11,13 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from mes_domain.naming import gateway_policy_name, rule_name, telemetry_database_name
+from mes_domain.naming import thing_group_name as thing_group_name
 from mes_domain.plant import Plant
 from stacks.compliance import acknowledge
 from stacks.constructs.buckets import DataBucket
 from stacks.constructs.gateway_policy import GatewayPolicy
-from stacks.constructs.ingest_rules import IngestRules, rule_name
+from stacks.constructs.ingest_rules import IngestRules
 from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.constructs.quality_results import (
     QUEUE_VISIBILITY_TIMEOUT as QUALITY_RESULTS_VISIBILITY,
@@ -23,10 +25,6 @@ from stacks.constructs.quality_results import (
 from stacks.constructs.queues import dead_letter_queue, encrypted_queue
 from stacks.constructs.telemetry_writer import TelemetryWriter
 from stacks.constructs.timeseries_store import TimeSeriesStore
-
-
-def thing_group_name(prefix: str, *ids: str) -> str:
-    return "-".join((prefix, *ids))
 
 
 class IiotStack(Stack):
@@ -95,7 +93,7 @@ class IiotStack(Stack):
             self,
             "TimeSeries",
             backend=settings.timeseries_store,
-            database_name=f"{prefix}-telemetry",
+            database_name=telemetry_database_name(prefix),
             retention=plant.retention,
             encryption_key=data_key,
             rejected_data_bucket=self.rejected_data,
@@ -119,6 +117,7 @@ class IiotStack(Stack):
             "QualityResultsDeadLetters",
             encryption_key=data_key,
             holds="inspection results that failed processing five times",
+            of_queue_or_function=True,
         )
         self.quality_results = encrypted_queue(
             self,
@@ -142,7 +141,7 @@ class IiotStack(Stack):
         self.gateway_policy = GatewayPolicy(
             self,
             "GatewayPolicy",
-            policy_name=f"{prefix}-gateway",
+            policy_name=gateway_policy_name(prefix),
             # Every routed kind has only a rule as consumer, so each may skip the broker.
             basic_ingest_rules=[rule_name(prefix, kind) for kind in self.rules.rules],
         )

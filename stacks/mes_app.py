@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import aws_cdk as cdk
 
+from mes_domain import naming
 from mes_domain.plant import Plant
 from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.enterprise_stack import EnterpriseStack
@@ -27,7 +28,7 @@ class MesStacks:
 
 
 def stack_name(plant: Plant, capability: str) -> str:
-    return f"{plant.deployment.stack_prefix}-{capability}"
+    return naming.stack_name(plant.deployment.stack_prefix, capability)
 
 
 def compose_stacks(
@@ -116,6 +117,7 @@ def compose_stacks(
         watched_dead_letters={
             "EnterpriseArrivalsDeadLetters": enterprise.storage.arrivals_dead_letters,
             "EnterpriseUndelivered": enterprise.outbound.dead_letters,
+            **platform.dead_letter_queues,
         },
         description=f"{plant.name}: KPI calculator, plant dashboard and pipeline alarms",
         **common,

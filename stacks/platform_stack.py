@@ -8,6 +8,7 @@ from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_events as events
 from constructs import Construct
 
+from mes_domain.naming import alarm_display_name, alarm_topic_name, event_bus_name
 from mes_domain.plant import Plant
 from stacks.constructs.alarm_topic import AlarmTopic
 from stacks.constructs.api_gateway_logging import ApiGatewayLogging
@@ -29,17 +30,23 @@ class PlatformStack(Stack):
         self.access_logs = AccessLogBucket(
             self, "AccessLogs", expire_after_days=plant.retention.access_log_days
         ).bucket
-        self.alarm_topic = AlarmTopic(
+        alarms = AlarmTopic(
             self,
             "Alarms",
             encryption_key=self.data_key,
-            display_name=f"{plant.name} alarms",
+            topic_name=alarm_topic_name(prefix),
+            display_name=alarm_display_name(plant.name),
             emails=plant.deployment.alarm_emails,
-        ).topic
+        )
+        self.alarm_topic = alarms.topic
+        # Dead-letter queues for the dashboard to show and alarm on, by name.
+        self.dead_letter_queues = (
+            {"AlarmEmailsUndelivered": alarms.undelivered} if alarms.undelivered else {}
+        )
 
         # MES events for the enterprise (non-conformances, confirmations): one bus, many rules.
         self.event_bus = events.EventBus(
-            self, "Events", event_bus_name=f"{prefix}-events", kms_key=self.data_key
+            self, "Events", event_bus_name=event_bus_name(prefix), kms_key=self.data_key
         )
 
         # One owner for the region's setting; the stacks with REST APIs deploy after this one.

@@ -8,13 +8,15 @@ only through its own line's role alias (``gateway_role_alias``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from aws_cdk import Stack
 from aws_cdk import aws_iot as iot
 from constructs import Construct
 
+from mes_domain.naming import ROLE_ALIAS
+from mes_domain.naming import gateway_policy_name as gateway_policy_name
+from mes_domain.naming import gateway_role_alias as gateway_role_alias
 from mes_domain.topics import BASIC_INGEST_PREFIX, COMMAND_ROOT, TOPIC_ROOT, TOPIC_VERSION
 
 THING_NAME = "${iot:Connection.Thing.ThingName}"
@@ -26,27 +28,14 @@ OWN_COMMAND_TOPICS = f"{COMMAND_ROOT}/{THING_NAME}/*"
 # the thing's attributes (docs.aws.amazon.com/iot/latest/developerguide/authorizing-direct-aws
 # .html), but the IoT policy may use the attributes when the gateway sends its thing name. So
 # each camera line has its own token exchange role behind a role alias named by site and line,
-# and a gateway may assume only its own line's. "@" cannot occur in an id, so no two lines share
-# an alias; a role alias name has at most 128 characters of [A-Za-z0-9_=,@-].
-ROLE_ALIAS_MAX_CHARS = 128
-ROLE_ALIAS = re.compile(r"^[\w=,@-]{1,128}$")
-
-
-def gateway_policy_name(prefix: str) -> str:
-    return f"{prefix}-gateway"
-
-
-def gateway_role_alias(prefix: str, site: str, line: str) -> str:
-    """The role alias of a line's gateways; ``site`` and ``line`` may be policy variables."""
-    return f"{gateway_policy_name(prefix)}@{site}@{line}"
+# and a gateway may assume only its own line's (mes_domain.naming.gateway_role_alias).
 
 
 def check_role_alias(name: str) -> str:
-    if not ROLE_ALIAS.fullmatch(name):
-        raise ValueError(
-            f"role alias {name!r} is not 1-{ROLE_ALIAS_MAX_CHARS} characters of "
-            "letters, digits, _ = , @ and -: shorten the stack prefix, site or line id"
-        )
+    """``name`` if IoT accepts it as a role alias; the plant validator already made sure."""
+    problem = ROLE_ALIAS.problem(name)
+    if problem is not None:
+        raise ValueError(f"role alias {name!r} is {problem}")
     return name
 
 

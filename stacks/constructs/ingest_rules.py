@@ -17,6 +17,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from lambdas.quality_results.contract import TOPIC_FIELD as QUALITY_TOPIC_FIELD
+from mes_domain.naming import rule_name as rule_name
 from mes_domain.sitewise import BAD_COUNT, EQUIPMENT_STATE, GOOD_COUNT, property_alias
 from mes_domain.topics import MessageKind, topic_filter
 from stacks.compliance import acknowledge
@@ -24,11 +25,6 @@ from stacks.compliance import acknowledge
 # Levels of mes/v1/{site}/{line}/{station}/{kind} in IoT SQL's 1-based topic(n).
 SITE, LINE, STATION = "${topic(3)}", "${topic(4)}", "${topic(5)}"
 ERROR_PREFIX = "errors"
-
-
-def rule_name(prefix: str, kind: MessageKind) -> str:
-    """IoT rule names allow only letters, digits and '_'."""
-    return f"{prefix.replace('-', '_')}_{kind.value}"
 
 
 def _sitewise_time() -> dict[str, str]:

@@ -19,6 +19,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from lambdas.model_pipeline.contract import EnvVar
+from mes_domain.naming import model_pipeline_name
 from mes_domain.plant import Plant
 from stacks.compliance import acknowledge
 from stacks.constructs.lambda_packaging import LambdaPackaging
@@ -313,7 +314,7 @@ class ModelPipeline(Construct):
         machine = sfn.StateMachine(
             self,
             "StateMachine",
-            state_machine_name=f"{prefix}-quality-model-pipeline",
+            state_machine_name=model_pipeline_name(prefix),
             definition_body=sfn.DefinitionBody.from_chainable(definition),
             timeout=Duration.days(APPROVAL_DAYS + 1),  # approval plus the steps around it
             tracing_enabled=True,

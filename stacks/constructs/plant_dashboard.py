@@ -18,6 +18,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from mes_domain.naming import plant_dashboard_name
 from mes_domain.plant import Plant
 
 ITERATOR_AGE_ALARM = Duration.minutes(5)  # telemetry older than this is not "live" any more
@@ -41,7 +42,10 @@ class PlantDashboard(Construct):
         window = Duration.minutes(plant.kpi.window_minutes)
         prefix = plant.deployment.stack_prefix
         self.dashboard = cloudwatch.Dashboard(
-            self, "Dashboard", dashboard_name=f"{prefix}-plant", default_interval=Duration.hours(8)
+            self,
+            "Dashboard",
+            dashboard_name=plant_dashboard_name(prefix),
+            default_interval=Duration.hours(8),
         )
 
         def kpi(name: str, label: str, statistic: str = "Average", **dimensions: str):

@@ -7,6 +7,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from mes_domain.naming import key_alias
+
 
 class PlatformKeys(Construct):
     """The data key encrypts buckets, streams, queues and topics; the logs key log groups."""
@@ -17,7 +19,7 @@ class PlatformKeys(Construct):
 
         self.data_key = self._rotating_key(
             "DataKey",
-            alias=f"alias/{alias_prefix}/data",
+            alias=key_alias(alias_prefix, "data"),
             description=f"{alias_prefix}: MES data at rest (buckets, streams, queues, topics)",
         )
         # CloudWatch alarms publish to the encrypted alarm topic and need the key to do so.
@@ -33,7 +35,7 @@ class PlatformKeys(Construct):
 
         self.logs_key = self._rotating_key(
             "LogsKey",
-            alias=f"alias/{alias_prefix}/logs",
+            alias=key_alias(alias_prefix, "logs"),
             description=f"{alias_prefix}: CloudWatch Logs log groups",
         )
         log_groups_of_this_account = stack.format_arn(

@@ -16,6 +16,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from mes_domain.contracts import AVAILABILITY_LOSS_STATES, EquipmentState
+from mes_domain.naming import (
+    line_asset_name,
+    line_model_name,
+    line_path,
+    site_asset_name,
+    site_model_name,
+    station_asset_name,
+    station_model_label,
+    station_model_name,
+)
 from mes_domain.plant import Line, Plant, Site, Station, TagDataType
 from mes_domain.sitewise import (
     AVAILABILITY,
@@ -296,7 +306,7 @@ def _station_profile(station: Station) -> tuple:
 
 
 def _design_line(prefix: str, site: Site, line: Line, window: str) -> LineDesign:
-    path = f"{site.id}/{line.id}"
+    path = line_path(site.id, line.id)
     profiles: dict[tuple, list[Station]] = {}
     for station in line.stations:
         profiles.setdefault(_station_profile(station), []).append(station)
@@ -304,15 +314,15 @@ def _design_line(prefix: str, site: Site, line: Line, window: str) -> LineDesign
     # Profiles alike in kind and cycle time differ in their tags; number them apart.
     labels, seen = [], Counter()
     for kind, cycle, _ in profiles:
-        label = f"{kind.value} station, {cycle:g} s cycle"
-        seen[label] += 1
-        labels.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
+        alike = station_model_label(kind.value, cycle)
+        seen[alike] += 1
+        labels.append(station_model_label(kind.value, cycle, seen[alike]))
 
     station_models, hierarchies, model_of_station = [], [], {}
     for index, (label, stations) in enumerate(zip(labels, profiles.values(), strict=True), 1):
         model = AssetModel(
             key=f"{path}/station-model-{index}",
-            name=f"{prefix} {path} {label}",
+            name=station_model_name(prefix, site.id, line.id, label),
             description="Stations " + ", ".join(s.id for s in stations) + f" of line {path}",
             properties=station_properties(stations[0], window),
         )
@@ -323,7 +333,7 @@ def _design_line(prefix: str, site: Site, line: Line, window: str) -> LineDesign
 
     line_model = AssetModel(
         key=f"{path}/line-model",
-        name=f"{prefix} {path} line",
+        name=line_model_name(prefix, site.id, line.id),
         description=f"Line {path}: OEE summed over its stations",
         properties=rollup_properties([h.logical_id for h in hierarchies], window),
         hierarchies=tuple(hierarchies),
@@ -337,7 +347,7 @@ def _design_line(prefix: str, site: Site, line: Line, window: str) -> LineDesign
         station_assets.append(
             Asset(
                 key=f"{path}/{station.id}",
-                name=f"{path}/{station.id}",
+                name=station_asset_name(site.id, line.id, station.id),
                 description=station.name or f"{station.kind.value} station {station.id}",
                 model=model.key,
                 aliases=tuple(
@@ -348,7 +358,7 @@ def _design_line(prefix: str, site: Site, line: Line, window: str) -> LineDesign
         )
     line_asset = Asset(
         key=path,
-        name=path,
+        name=line_asset_name(site.id, line.id),
         description=line.name or f"Line {path}",
         model=line_model.key,
         children=tuple(
@@ -377,14 +387,14 @@ def design_plant(plant: Plant) -> PlantDesign:
         )
         model = AssetModel(
             key=f"{site.id}/site-model",
-            name=f"{prefix} {site.id} site",
+            name=site_model_name(prefix, site.id),
             description=f"Site {site.id}: OEE summed over its lines",
             properties=rollup_properties([h.logical_id for h in hierarchies], window),
             hierarchies=hierarchies,
         )
         asset = Asset(
             key=site.id,
-            name=site.id,
+            name=site_asset_name(site.id),
             description=site.name or f"Site {site.id}",
             model=model.key,
             children=tuple(

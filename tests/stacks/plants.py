@@ -3,6 +3,7 @@ line the config allows."""
 
 from __future__ import annotations
 
+from mes_domain import naming
 from mes_domain.plant import MAX_STATIONS_PER_LINE, Plant
 
 ADMIN = "arn:aws:iam::123456789012:role/PlantEngineer"
@@ -45,4 +46,39 @@ def full_plant(demo: Plant) -> Plant:
     document = with_monitor(demo.model_dump(mode="json"))
     lines = document["sites"][0]["lines"]
     lines.append(largest_line(lines[0]["stations"][0]))
+    return Plant.model_validate(document)
+
+
+ALARM_EMAILS = ["plant-it@example.com", "shift-lead@example.com"]
+
+
+def longest_names(demo: Plant) -> Plant:
+    """The demo plant with every config value that goes into a resource name as long as the
+    config allows: the prefix, the plant's name, a camera line whose site and line ids fill its
+    role alias, a line without camera that fills its thing group, 64-character station ids and
+    tags, 128-character display names; with alarm e-mails and SiteWise Monitor on."""
+    document = with_monitor(demo.model_dump(mode="json"))
+    document["deployment"]["stack_prefix"] = "M" + "p" * (
+        naming.STATE_MACHINE_NAME.max_length - len(naming.model_pipeline_name("")) - 1
+    )
+    document["deployment"]["alarm_emails"] = ALARM_EMAILS
+    document["name"] = "N" * (
+        naming.SNS_DISPLAY_NAME.max_length - len(naming.alarm_display_name(""))
+    )
+    prefix = document["deployment"]["stack_prefix"]
+    alias_room = naming.ROLE_ALIAS.max_length - len(naming.gateway_role_alias(prefix, "", ""))
+    group_room = naming.THING_GROUP_NAME.max_length - len(naming.thing_group_name(prefix, "", ""))
+    site = document["sites"][0]
+    site["id"] = "s" * (alias_room // 2)
+    site["name"] = "S" * 128
+    camera_line, other_line = site["lines"]
+    camera_line["id"] = "c" * (alias_room - len(site["id"]))
+    other_line["id"] = "o" * (group_room - len(site["id"]))
+    for line in (camera_line, other_line):
+        line["name"] = "L" * 128
+        for number, station in enumerate(line["stations"]):
+            station["id"] = f"{number}".ljust(64, "t")
+            station["name"] = "T" * 128
+            for tag_number, tag in enumerate(station["tags"]):
+                tag["name"] = f"t{tag_number}".ljust(64, "g")
     return Plant.model_validate(document)
