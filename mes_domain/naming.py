@@ -303,14 +303,17 @@ def derived_names(plant: Plant) -> Iterator[DerivedName]:
             yield named(SITEWISE_NAME, line_asset_name(site.id, line.id), "the site id")
             if any(station.camera for station in line.stations):
                 yield named(ROLE_ALIAS, gateway_role_alias(prefix, site.id, line.id))
-            # Models of one label are numbered, at most as many as their stations.
+            # Models of one label are numbered 1, 2, ...: at most as many as their stations.
             labels = [
                 station_model_label(s.kind.value, s.ideal_cycle_time_s) for s in line.stations
             ]
             counts = Counter(labels)
             for label, s in dict(zip(labels, line.stations, strict=True)).items():
-                numbered = station_model_label(s.kind.value, s.ideal_cycle_time_s, counts[label])
-                yield named(SITEWISE_NAME, station_model_name(prefix, site.id, line.id, numbered))
+                for ordinal in range(1, counts[label] + 1):
+                    numbered = station_model_label(s.kind.value, s.ideal_cycle_time_s, ordinal)
+                    yield named(
+                        SITEWISE_NAME, station_model_name(prefix, site.id, line.id, numbered)
+                    )
             for k, station in enumerate(line.stations):
                 yield DerivedName(
                     ("sites", i, "lines", j, "stations", k, "id"),
