@@ -50,6 +50,7 @@ class EnterpriseStorage(Construct):
             "ArrivalsDeadLetters",
             encryption_key=self.queue_key,
             holds="files never routed",
+            of_queue_or_function=True,
         )
         self.arrivals = encrypted_queue(
             self,

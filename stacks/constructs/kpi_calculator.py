@@ -53,7 +53,11 @@ class KpiCalculator(Construct):
             removal_policy=RemovalPolicy.DESTROY,
         )
         self.failed_invocations = dead_letter_queue(
-            self, "FailedRuns", encryption_key=data_key, holds="KPI runs that failed every retry"
+            self,
+            "FailedRuns",
+            encryption_key=data_key,
+            holds="KPI runs that failed every retry",
+            of_queue_or_function=True,
         )
         self.calculator = MesFunction(
             self,

@@ -104,13 +104,5 @@ class QualityResults(Construct):
                     "Counts go to every camera station's asset by property alias; the assets "
                     "are generated from the config and resolved by SiteWise."
                 ),
-                "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]": (
-                    "From the grants on the KMS-encrypted queue, tables and bus; scoped to the "
-                    "platform data key only."
-                ),
-                "AwsSolutions-IAM5[Action::kms:ReEncrypt*]": (
-                    "From the grants on the KMS-encrypted queue, tables and bus; scoped to the "
-                    "platform data key only."
-                ),
             }
         )

@@ -60,11 +60,21 @@ def encrypted_queue(
 
 
 def dead_letter_queue(
-    scope: Construct, construct_id: str, *, encryption_key: kms.IKey, holds: str
+    scope: Construct,
+    construct_id: str,
+    *,
+    encryption_key: kms.IKey,
+    holds: str,
+    of_queue_or_function: bool = False,
 ) -> sqs.Queue:
-    """A last-stop queue for what ``holds`` names; it has no dead-letter queue of its own."""
+    """A last-stop queue for what ``holds`` names; it has no dead-letter queue of its own.
+
+    ``of_queue_or_function``: a queue's redrive policy or a function's dead-letter config in
+    this stack names it. cdk-nag's SQS3 then knows it is a dead-letter queue and reports
+    nothing to acknowledge; it does not see an event source mapping's or a rule target's."""
     queue = encrypted_queue(scope, construct_id, encryption_key=encryption_key)
     reason = f"This queue is itself the last stop for {holds}; nothing drains into another."
-    acknowledge(queue, "AwsSolutions-SQS3", reason)
+    if not of_queue_or_function:
+        acknowledge(queue, "AwsSolutions-SQS3", reason)
     acknowledge(queue, "Serverless-SQSRedrivePolicy", reason)
     return queue
