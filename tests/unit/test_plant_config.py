@@ -83,3 +83,134 @@ def test_unreadable_files_are_reported(tmp_path, name, text, reason):
 def test_missing_file_is_reported(tmp_path):
     with pytest.raises(PlantConfigError, match="missing.yaml: file not found"):
         load_plant(tmp_path / "missing.yaml")
+
+
+# --- resource names built from the config (mes_domain.naming) ---
+
+
+def longest(demo_plant):
+    from tests.stacks.plants import longest_names
+
+    return longest_names(demo_plant).model_dump(mode="json")
+
+
+def one_more(value: str) -> str:
+    return value + value[-1]
+
+
+@pytest.mark.parametrize(
+    ("lengthen", "field", "what", "length", "limit"),
+    [
+        (
+            lambda d: d["sites"][0]["lines"][1].update(
+                id=one_more(d["sites"][0]["lines"][1]["id"])
+            ),
+            "sites[0].lines[1].id",
+            "IoT thing group name",
+            129,
+            128,
+        ),
+        (
+            lambda d: d["sites"][0]["lines"][0].update(
+                id=one_more(d["sites"][0]["lines"][0]["id"])
+            ),
+            "sites[0].lines[0].id",
+            "IoT role alias",
+            129,
+            128,
+        ),
+        (
+            lambda d: d["deployment"].update(
+                stack_prefix=one_more(d["deployment"]["stack_prefix"])
+            ),
+            "deployment.stack_prefix",
+            "Step Functions state machine name",
+            81,
+            80,
+        ),
+        (
+            lambda d: d.update(name=one_more(d["name"])),
+            "name",
+            "SNS topic display name",
+            101,
+            100,
+        ),
+    ],
+)
+def test_a_name_one_character_over_its_limit_is_a_config_error(
+    tmp_path, demo_plant, lengthen, field, what, length, limit
+):
+    """The longest config loads (tests/stacks/test_resource_names.py deploys its names); one
+    character more and the loader names the field, its value, the name and AWS's limit."""
+    document = longest(demo_plant)
+    write(tmp_path, "ok.yaml", yaml.safe_dump(document))
+    load_plant(tmp_path / "ok.yaml")
+    lengthen(document)
+    path = write(tmp_path, "long.yaml", yaml.safe_dump(document))
+    with pytest.raises(PlantConfigError) as info:
+        load_plant(path)
+    message = str(info.value)
+    value = document
+    for part in field.replace("[", ".").replace("]", "").split("."):
+        value = value[int(part)] if part.isdigit() else value[part]
+    assert message.startswith(f"{path}: {field}: {value!r} makes the {what} '")
+    assert f"{length} characters long; AWS allows 1 to {limit} (" in message
+
+
+def test_a_site_and_a_line_of_60_characters_each_are_refused(tmp_path):
+    """The review's case: the thing group name <prefix>-<site>-<line> passes 128 characters."""
+    document = yaml.safe_load(DEMO_PLANT.read_text())
+    document["sites"][0]["id"] = "s" * 60
+    document["sites"][0]["lines"][1]["id"] = "l" * 60
+    path = write(tmp_path, "long-ids.yaml", yaml.safe_dump(document))
+    with pytest.raises(PlantConfigError) as info:
+        load_plant(path)
+    assert str(info.value) == (
+        f"{path}: sites[0].lines[1].id: {'l' * 60!r} makes the IoT thing group name "
+        f"'MesDemo-{'s' * 60}-{'l' * 60}' 129 characters long; AWS allows 1 to 128 "
+        "(docs.aws.amazon.com/iot/latest/apireference/API_CreateThingGroup.html); shorten it "
+        "or deployment.stack_prefix or the site id"
+    )
+
+
+def test_two_ids_that_make_one_thing_group_name_are_refused(tmp_path):
+    document = yaml.safe_load(DEMO_PLANT.read_text())
+    site = document["sites"][0]
+    document["sites"].append({**site, "id": "berlin-body", "lines": [site["lines"][1]]})
+    site["lines"][1]["id"] = "body"
+    document["sites"][1]["lines"] = [{**site["lines"][0], "id": "plant"}]
+    site["lines"][0]["id"] = "body-plant"
+    path = write(tmp_path, "clash.yaml", yaml.safe_dump(document))
+    with pytest.raises(PlantConfigError) as info:
+        load_plant(path)
+    assert (
+        "sites[1].lines[0].id: 'plant' makes the IoT thing group name "
+        "'MesDemo-berlin-body-plant', which sites[0].lines[0].id makes too"
+    ) in str(info.value)
+
+
+def test_app_exits_2_on_a_name_over_its_limit(tmp_path, demo_plant):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT_ROOT
+
+    document = longest(demo_plant)
+    document["name"] += "!"
+    path = write(tmp_path, "long-name.yaml", yaml.safe_dump(document))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(CDK_OUTDIR=str(tmp_path / "out"), CDK_CONTEXT_JSON=json.dumps({"plant": str(path)}))
+    result = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"{path}: name: " in result.stderr and "AWS allows 1 to 100" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list((tmp_path / "out").glob("*.template.json"))
