@@ -1,6 +1,14 @@
 """PlatformStack: keys rotate, buckets are encrypted, TLS-only and private, alarms encrypted."""
 
-from aws_cdk.assertions import Match
+import json
+from pathlib import Path
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from mes_domain import naming
+from tests.stacks.plants import ALARM_EMAILS
+from tests.stacks.test_cfn_lint import lint
 
 
 def test_two_customer_managed_keys_with_rotation(platform_template):
@@ -175,3 +183,106 @@ def test_access_log_bucket_is_versioned_and_expires_old_versions(platform_templa
             },
         },
     )
+
+
+# --- alarm e-mails (the plant with the longest names has two; the demo none) ---
+
+
+def test_no_alarm_emails_no_dead_letter_queue(platform_template):
+    platform_template.resource_count_is("AWS::SNS::Subscription", 0)
+    platform_template.resource_count_is("AWS::SQS::Queue", 0)
+
+
+@pytest.fixture(scope="module")
+def with_emails(longest_synthesized):
+    stacks, _ = longest_synthesized
+    return Template.from_stack(stacks.platform), Template.from_stack(stacks.kpi)
+
+
+def test_each_alarm_email_sends_what_sns_cannot_deliver_to_one_dead_letter_queue(with_emails):
+    """cdk-nag's Serverless-SNSRedrivePolicy: synth of a plant with alarm_emails failed."""
+    platform, _ = with_emails
+    subscriptions = platform.find_resources("AWS::SNS::Subscription")
+    assert sorted(s["Properties"]["Endpoint"] for s in subscriptions.values()) == sorted(
+        ALARM_EMAILS
+    )
+    (queue_id,) = platform.find_resources("AWS::SQS::Queue")
+    for subscription in subscriptions.values():
+        assert subscription["Properties"]["Protocol"] == "email"
+        assert subscription["Properties"]["RedrivePolicy"] == {
+            "deadLetterTargetArn": {"Fn::GetAtt": [queue_id, "Arn"]}
+        }
+
+
+def test_the_dead_letter_queue_is_encrypted_tls_only_and_keeps_14_days(with_emails):
+    platform, _ = with_emails
+    ((queue_id, queue),) = platform.find_resources("AWS::SQS::Queue").items()
+    key_id = queue["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    assert (
+        "data at rest"
+        in platform.find_resources("AWS::KMS::Key")[key_id]["Properties"]["Description"]
+    )
+    assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    ((_, policy),) = platform.find_resources("AWS::SQS::QueuePolicy").items()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    (topic_id,) = platform.find_resources("AWS::SNS::Topic")
+    assert {
+        "Action": "sqs:*",
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        "Effect": "Deny",
+        "Principal": {"AWS": "*"},
+        "Resource": {"Fn::GetAtt": [queue_id, "Arn"]},
+    } in statements
+    # Only the alarm topic may send to it.
+    allowed = [s for s in statements if s["Effect"] == "Allow"]
+    assert allowed == [
+        {
+            "Action": "sqs:SendMessage",
+            "Condition": {"ArnEquals": {"aws:SourceArn": {"Ref": topic_id}}},
+            "Effect": "Allow",
+            "Principal": {"Service": "sns.amazonaws.com"},
+            "Resource": {"Fn::GetAtt": [queue_id, "Arn"]},
+        }
+    ]
+
+
+def test_sns_may_use_the_data_key_only_for_the_alarm_topic(with_emails, longest_plant):
+    """An encrypted SNS dead-letter queue needs SNS in the key policy (SNS developer guide,
+    sns-dead-letter-queues); the condition names the alarm topic by its ARN."""
+    platform, _ = with_emails
+    ((_, topic),) = platform.find_resources("AWS::SNS::Topic").items()
+    topic_name = topic["Properties"]["TopicName"]
+    assert topic_name == naming.alarm_topic_name(longest_plant.deployment.stack_prefix)
+    sns_statements = [
+        statement
+        for key in platform.find_resources("AWS::KMS::Key").values()
+        for statement in key["Properties"]["KeyPolicy"]["Statement"]
+        if statement.get("Principal") == {"Service": "sns.amazonaws.com"}
+    ]
+    (statement,) = sns_statements
+    assert statement["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    source = statement["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Join"][1]
+    assert source[-1] == f":{topic_name}" and ":sns:" in source
+
+
+def test_undelivered_alarm_emails_are_on_the_dashboard_and_alarmed(with_emails):
+    _, kpi = with_emails
+    (alarm,) = [
+        alarm["Properties"]
+        for alarm in kpi.find_resources("AWS::CloudWatch::Alarm").values()
+        if "AlarmEmailsUndelivered" in alarm["Properties"]["AlarmDescription"]
+    ]
+    assert alarm["AlarmActions"] and alarm["Threshold"] == 1
+    assert "ApproximateNumberOfMessagesVisible" in json.dumps(alarm["Metrics"])
+    dashboards = kpi.find_resources("AWS::CloudWatch::Dashboard")
+    assert "AlarmEmailsUndelivered" in json.dumps(dashboards)
+
+
+def test_a_plant_with_alarm_emails_passes_the_gate_and_cfn_lint(longest_synthesized):
+    _, assembly = longest_synthesized
+    report = json.loads((Path(assembly.directory) / "validation-report.json").read_text())
+    assert [p for p in report["pluginReports"] if p["conclusion"] != "success"] == []
+    templates = sorted(Path(assembly.directory).glob("*.template.json"))
+    assert any(t.name.endswith("-Platform.template.json") for t in templates)
+    result = lint(templates)
+    assert [line for line in result.stdout.splitlines() if ":E" in line or ":W" in line] == []
