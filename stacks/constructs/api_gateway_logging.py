@@ -43,5 +43,6 @@ class ApiGatewayLogging(Construct):
             f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{PUSH_TO_CLOUDWATCH_POLICY}]",
             "API Gateway's account-wide logging role writes execution logs of every REST API "
             "of the region, whose log groups API Gateway names and creates; AWS documents this "
-            "managed policy as the permissions it needs.",
+            "managed policy as the permissions it needs. It lets the role create, write, list "
+            "and read any log group of the account, and only API Gateway may assume it.",
         )

@@ -98,5 +98,6 @@ class EnterpriseStorage(Construct):
                     "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
                     "service-role/AWSLambdaBasicExecutionRole]",
                     "CDK's deploy-time handler that puts the bucket notification configuration; "
-                    "it only writes its own logs.",
+                    "the policy lets it create and write any log group of the account, and the "
+                    "handler writes only its own.",
                 )

@@ -78,8 +78,9 @@ class IngestRules(Construct):
             acknowledge(
                 role.node.find_child("DefaultPolicy"),
                 "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iotsitewise:<AWS::Region>:<AWS::AccountId>:asset/*]",
-                "The rule writes to every station asset of the plant by property alias; "
-                "assets are generated from the config and resolved by SiteWise.",
+                "BatchPutAssetPropertyValue on any asset of this account and region: the "
+                "rule writes by property alias, which SiteWise resolves to a station asset "
+                "whose id exists only once it is deployed.",
             )
             entries = [
                 {

@@ -36,7 +36,8 @@ COMPONENT_NOT_READY = "ComponentNotReady"
 APPROVAL_DAYS = 7  # an expert decides within a week, or the run fails
 APPROVAL_TIMEOUT = Duration.days(APPROVAL_DAYS)
 KMS_REASON = (
-    "From the grants on the KMS-encrypted buckets and tables; scoped to the platform data key."
+    "From grant_put on the KMS-encrypted model bucket: S3 encrypts the model it writes with the "
+    "platform data key, the only key in that statement."
 )
 
 
@@ -336,12 +337,14 @@ class ModelPipeline(Construct):
         iam5 = "AwsSolutions-IAM5"
         account = "<AWS::Partition>:{}:<AWS::Region>:<AWS::AccountId>"
         read = {
-            f"{iam5}[Action::s3:GetBucket*]": "From grant_read: the bucket's location and "
-            "versioning, needed to list and read the step's prefix.",
-            f"{iam5}[Action::s3:GetObject*]": "From grant_read: reading objects (and their "
-            "versions) under the step's prefix only.",
-            f"{iam5}[Action::s3:List*]": "From grant_read: listing the step's prefix of the "
-            "pipeline's own bucket.",
+            f"{iam5}[Action::s3:GetBucket*]": "From grant_read: reads the configuration "
+            "(location, versioning, policy, ACL...) of the one bucket this step reads; no "
+            "object, nothing written.",
+            f"{iam5}[Action::s3:GetObject*]": "From grant_read: reads objects under the step's "
+            "prefix only, with their versions, tags and ACLs.",
+            f"{iam5}[Action::s3:List*]": "From grant_read: lists the keys, versions and "
+            "multipart uploads of the whole bucket this step reads (no prefix condition); it "
+            "reads objects of its prefix only.",
         }
         datasets = {
             f"{iam5}[Resource::{arn(storage.dataset_bucket)}/datasets/*]": "The images of "

@@ -101,8 +101,9 @@ class QualityResults(Construct):
                 + " timestream:DescribeEndpoints has none either.",
                 "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iotsitewise:<AWS::Region>:"
                 "<AWS::AccountId>:asset/*]": (
-                    "Counts go to every camera station's asset by property alias; the assets "
-                    "are generated from the config and resolved by SiteWise."
+                    "BatchPutAssetPropertyValue on any asset of this account and region: "
+                    "counts are written by property alias, which SiteWise resolves to a camera "
+                    "station's asset whose id exists only once it is deployed."
                 ),
             }
         )

@@ -133,7 +133,8 @@ class GatewayAccess(Construct):
         stack = Stack.of(policy)
         for bucket, prefix_of, use in (
             (storage.model_bucket, model_station_prefix, "fetch the model versions"),
-            (storage.dataset_bucket, dataset_prefix, "upload the captures"),
+            # HeadObject before each put needs GetObject.
+            (storage.dataset_bucket, dataset_prefix, "upload and read back the captures"),
         ):
             logical_id = stack.get_logical_id(bucket.node.default_child)
             for station in stations:

@@ -3,8 +3,8 @@
 An acknowledgement that matches nothing hides nothing today, but it will hide the next wrong
 grant of that name: acknowledgements repeating wrong Greengrass ARNs once hid that they were
 wrong. Read from the cloud assembly (each stack's metadata records its acknowledgements, by
-construct path) of the demo plant and of the plant with every option on
-(``tests/stacks/plants.py``), every stack and nested stack.
+construct path) of the demo plant, the plant with every option on and the one with every name
+at its limit and alarm e-mails on (``tests/stacks/plants.py``), every stack and nested stack.
 
 - ``AwsSolutions-IAM5[Action::X]`` / ``[Resource::X]`` must name a wildcard that the policy it
   sits on grants, ``AwsSolutions-IAM4[Policy::X]`` a managed policy its role has. cdk-nag hides
@@ -82,10 +82,9 @@ def _load(directory: Path) -> App:
     return App(directory, resources, acknowledgements)
 
 
-@pytest.fixture(scope="module", params=["demo", "full"])
+@pytest.fixture(scope="module", params=["synthesized", "full_synthesized", "longest_synthesized"])
 def app(request) -> App:
-    fixture = "synthesized" if request.param == "demo" else "full_synthesized"
-    _, cloud_assembly = request.getfixturevalue(fixture)
+    _, cloud_assembly = request.getfixturevalue(request.param)
     return _load(Path(cloud_assembly.directory))
 
 
