@@ -1,13 +1,14 @@
-"""The plant configuration that the plant config layer puts at ``/opt/plant/plant.json``."""
+"""The plant configuration that the plant config layer puts at ``PLANT_LAYER_FILE``."""
 
 from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
 
+from lambdas.common.contract import PLANT_LAYER_FILE
 from mes_domain.plant import Plant
 
-PLANT_LAYER_FILE = "/opt/plant/plant.json"
+__all__ = ["PLANT_LAYER_FILE", "load_plant"]
 
 
 @cache

@@ -1,4 +1,4 @@
-"""The validated plant configuration as a Lambda layer (``/opt/plant/plant.json``).
+"""The validated plant configuration as a Lambda layer (at ``PLANT_LAYER_FILE`` in a function).
 
 Functions that need the hierarchy, cycle times and shift calendars read it from the layer:
 it is too large for environment variables, and a layer keeps it versioned with the stack.
@@ -14,6 +14,7 @@ from pathlib import Path
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from lambdas.common.contract import PLANT_IN_LAYER
 from mes_domain.plant import Plant
 from stacks.constructs.lambda_packaging import (
     ARCHITECTURE,
@@ -28,11 +29,11 @@ STAGING_ROOT = PROJECT_ROOT / "build" / "plant-config-layer"
 
 
 def stage_plant(plant: Plant, root: Path = STAGING_ROOT) -> Path:
-    """``root/<content hash>/plant/plant.json``: one folder per distinct configuration, so
+    """``root/<content hash>/<PLANT_IN_LAYER>``: one folder per distinct configuration, so
     repeated synths reuse it and concurrent synths of other plants never share a file."""
     document = plant.model_dump_json(indent=1)
     folder = root / hashlib.sha256(document.encode()).hexdigest()[:16]
-    target = folder / "plant" / "plant.json"
+    target = folder / PLANT_IN_LAYER
     if not target.is_file() or target.read_text() != document:
         target.parent.mkdir(parents=True, exist_ok=True)
         # Written whole, then renamed in: a concurrent synth never hashes half a file.
