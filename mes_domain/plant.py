@@ -22,6 +22,15 @@ from pydantic import (
     model_validator,
 )
 
+from mes_domain.collection import (
+    Address,
+    BooleanStateSource,
+    CodeStateSource,
+    CollectionSettings,
+    CounterSource,
+    addresses_of,
+    check_addresses,
+)
 from mes_domain.contracts import StrictModel
 from mes_domain.ids import Identifier, require_unique, unique_by
 from mes_domain.naming import name_problems
@@ -82,6 +91,7 @@ class Tag(StrictModel):
     name: Identifier
     unit: Annotated[str, Field(max_length=32)] | None = None
     data_type: TagDataType = TagDataType.DOUBLE
+    source: Address | None = None  # None: the machine publishes the tag itself
 
     @field_validator("name")
     @classmethod
@@ -114,6 +124,9 @@ class Station(StrictModel):
     ideal_cycle_time_s: Annotated[FiniteFloat, Field(gt=0)]
     tags: Annotated[list[Tag], unique_by("name", "tag name")] = []
     camera: CameraSpec | None = None
+    # What the line's DataCollector derives StateChange and PartCount from (mes_domain.collection)
+    state: CodeStateSource | BooleanStateSource | None = None
+    counters: CounterSource | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Station:
@@ -141,6 +154,25 @@ class Line(StrictModel):
         Field(min_length=1, max_length=MAX_STATIONS_PER_LINE),
         unique_by("id", "station id"),
     ]
+    collection: CollectionSettings = CollectionSettings()
+
+    @model_validator(mode="after")
+    def _sources_connected(self) -> Line:
+        for station in self.stations:
+            where = f"line {self.id} station {station.id}"
+            for tag in station.tags:
+                if tag.source is not None:
+                    check_addresses(self.collection, f"{where} tag {tag.name}", [tag.source])
+            check_addresses(self.collection, f"{where} state", addresses_of(station.state))
+            check_addresses(self.collection, f"{where} counters", addresses_of(station.counters))
+        return self
+
+    def collects(self) -> bool:
+        """Whether the line's gateway runs a DataCollector (some station reads a machine)."""
+        return any(
+            station.state or station.counters or any(tag.source for tag in station.tags)
+            for station in self.stations
+        )
 
 
 ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
