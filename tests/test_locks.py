@@ -15,6 +15,7 @@ LOCKS = [
     "requirements-dev.txt",
     "requirements-vision.txt",
     "requirements-edge.txt",
+    "requirements-collector.txt",
     "lambdas/requirements.txt",
     "lambdas/requirements-vision.txt",
 ]
