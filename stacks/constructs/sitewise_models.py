@@ -302,7 +302,9 @@ def rollup_properties(hierarchies: Sequence[str], window: str) -> tuple[Property
 
 
 def _station_profile(station: Station) -> tuple:
-    return (station.kind, station.ideal_cycle_time_s, tuple(station.tags))
+    """What a station model depends on; where the gateway reads a tag (its source) does not."""
+    tags = tuple((tag.name, tag.unit, tag.data_type) for tag in station.tags)
+    return (station.kind, station.ideal_cycle_time_s, tags)
 
 
 def _design_line(prefix: str, site: Site, line: Line, window: str) -> LineDesign:

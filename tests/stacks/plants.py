@@ -45,7 +45,8 @@ def full_plant(demo: Plant) -> Plant:
     """The demo plant with SiteWise Monitor and the largest line allowed."""
     document = with_monitor(demo.model_dump(mode="json"))
     lines = document["sites"][0]["lines"]
-    lines.append(largest_line(lines[0]["stations"][0]))
+    # its stations read their machines like the template station, over the same connections
+    lines.append({**largest_line(lines[0]["stations"][0]), "collection": lines[0]["collection"]})
     return Plant.model_validate(document)
 
 
