@@ -60,6 +60,11 @@ class Transport(ABC):
     def close(self) -> None:
         """Release the connection; idempotent."""
 
+    def wait_ready(self, timeout_s: float | None = None) -> bool:
+        """True once connected with every subscription in place; a transport without a link
+        of its own (in-memory, Greengrass IPC) is always ready."""
+        return True
+
 
 @dataclass(frozen=True)
 class Message:
