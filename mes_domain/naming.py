@@ -126,6 +126,13 @@ ROLE_ALIAS = NameRule(
     r"[\w=,@-]+",
     "docs.aws.amazon.com/iot/latest/apireference/API_CreateRoleAlias.html",
 )
+# The SiteWise gateway's CoreDeviceThingName (GreengrassV2 object of CreateGateway).
+CORE_DEVICE_THING_NAME = NameRule(
+    "Greengrass core device thing name",
+    128,
+    r"[a-zA-Z0-9:_-]+",
+    "docs.aws.amazon.com/iot-sitewise/latest/APIReference/API_GreengrassV2.html",
+)
 SITEWISE_NAME = NameRule(
     "SiteWise asset or asset model name",
     256,
@@ -191,6 +198,12 @@ def gateway_role_alias(prefix: str, site: str, line: str) -> str:
     """The role alias of a line's gateways; ``site`` and ``line`` may be IoT policy variables.
     "@" occurs in no id, so no two lines share an alias."""
     return f"{gateway_policy_name(prefix)}@{site}@{line}"
+
+
+def sitewise_gateway_thing_name(prefix: str, site: str) -> str:
+    """The Greengrass core device (IoT thing) of a site's SiteWise Edge gateway (issue 15
+    provisions it)."""
+    return f"{prefix}-{site}-sitewise-edge"
 
 
 def rule_name(prefix: str, kind: str) -> str:
@@ -291,6 +304,14 @@ def derived_names(plant: Plant) -> Iterator[DerivedName]:
             site_id, site.id, SITEWISE_NAME, site_model_name(prefix, site.id), prefix_too
         )
         yield DerivedName(site_id, site.id, SITEWISE_NAME, site_asset_name(site.id))
+        if plant.iiot.opcua_to_sitewise:
+            yield DerivedName(
+                site_id,
+                site.id,
+                CORE_DEVICE_THING_NAME,
+                sitewise_gateway_thing_name(prefix, site.id),
+                prefix_too,
+            )
         for j, line in enumerate(site.lines):
             line_id: FieldPath = ("sites", i, "lines", j, "id")
             also = "deployment.stack_prefix or the site id"

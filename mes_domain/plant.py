@@ -291,6 +291,9 @@ class IiotSettings(StrictModel):
     timeseries_store: TimeseriesBackend = TimeseriesBackend.TIMESTREAM
     telemetry_stream_shards: Annotated[int, Field(ge=1, le=500)] | None = None  # None: on-demand
     telemetry_stream_retention_hours: Annotated[int, Field(ge=24, le=8760)] = 168
+    # A SiteWise Edge gateway per site reads the OPC UA sources (an alternative to the
+    # DataCollector's OPC UA path); stacks/constructs/sitewise_edge.py.
+    opcua_to_sitewise: bool = False
 
 
 IAM_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(user|role)/[\w+=,.@/-]{1,512}$")
