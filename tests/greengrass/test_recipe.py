@@ -11,10 +11,20 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from quality_inspection.config import parse_config
+from quality_inspection.config import STATION_KEYS, NotConfigured, parse_config
+from quality_inspection.main import main
 
-from greengrass_components.common.recipe import GdkConfig, Recipe, lower_keys
-from tests.greengrass.conftest import COMPONENT_DIR
+from greengrass_components.common.recipe import AccessPolicy, GdkConfig, Recipe, lower_keys
+from mes_domain.edge_deployment import (
+    DATA_COLLECTOR,
+    MQTT_PROXY,
+    PUBSUB,
+    QUALITY_INSPECTION,
+    apply_configuration_update,
+    line_deployments,
+)
+from mes_domain.topics import MessageKind, StationTopic
+from tests.greengrass.conftest import COMPONENT_DIR, LINE, SITE, STATION, TRIGGER_TOPIC
 
 RECIPE = COMPONENT_DIR / "recipe.yaml"
 GDK_CONFIG = COMPONENT_DIR / "gdk-config.json"
@@ -26,32 +36,82 @@ def recipe():
     return Recipe.load(RECIPE)
 
 
-def test_recipe_is_valid_and_its_default_configuration_parses(recipe):
+@pytest.fixture(scope="module")
+def deployed(recipe, demo_plant):
+    """The configuration a camera gateway of the demo plant runs: the recipe's defaults with
+    the generated deployment's merge update applied, as Greengrass applies it."""
     model, raw = recipe
-    assert model.componentname == "com.acme.mes.QualityInspection"
-    config = parse_config(raw["ComponentConfiguration"]["DefaultConfiguration"])
-    assert config.publish_topic == "mes/v1/berlin/body-line-1/vision-01/quality"
+    versions = {DATA_COLLECTOR: "1.0.0", QUALITY_INSPECTION: model.componentversion}
+    document = line_deployments(demo_plant, SITE, LINE, versions)
+    (camera,) = [d for d in document["deployments"] if QUALITY_INSPECTION in d["components"]]
+    update = camera["components"][QUALITY_INSPECTION]["configurationUpdate"]
+    merged = apply_configuration_update(
+        raw["ComponentConfiguration"]["DefaultConfiguration"], update
+    )
+    return merged, parse_config(merged)
+
+
+def test_the_recipe_names_no_station_and_unconfigured_fails_naming_the_keys(recipe):
+    _, raw = recipe
+    defaults = raw["ComponentConfiguration"]["DefaultConfiguration"]
+    with pytest.raises(NotConfigured) as failure:
+        parse_config(defaults)
+    assert all(key in str(failure.value) for key in STATION_KEYS)
+    assert "accessControl" not in defaults and "publishTopic" not in defaults
+    text = RECIPE.read_text()
+    assert "mes/" not in text and not re.search(rf"\b({SITE}|{LINE}|{STATION})\b", text)
+
+
+def test_an_unconfigured_component_exits_2_naming_the_missing_keys(recipe, tmp_path, capsys):
+    _, raw = recipe
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(raw["ComponentConfiguration"]["DefaultConfiguration"]))
+    assert main(["--config", str(config), "--mqtt", "127.0.0.1:1"]) == 2
+    error = capsys.readouterr().err
+    assert "no station configured" in error and "station.station" in error
+
+
+def test_the_deployed_configuration_is_the_stations(recipe, deployed):
+    model, _ = recipe
+    _, config = deployed
+    assert model.componentname == QUALITY_INSPECTION
+    assert (config.station.site, config.station.line, config.station.station) == (
+        SITE,
+        LINE,
+        STATION,
+    )
+    quality = StationTopic(SITE, LINE, STATION, MessageKind.QUALITY)
+    assert config.publish_topic == quality.basic_ingest("MesDemo_quality")
+    assert config.camera.trigger_topic == TRIGGER_TOPIC
     assert config.model.component_name in model.componentdependencies
 
 
-def test_access_control_allows_exactly_the_topics_the_component_uses(recipe):
-    model, raw = recipe
-    config = parse_config(raw["ComponentConfiguration"]["DefaultConfiguration"])
-    (pubsub,) = model.access_policies("aws.greengrass.ipc.pubsub")
+def test_access_control_allows_exactly_the_topics_the_component_uses(deployed):
+    merged, config = deployed
+    control = merged["accessControl"]
+    assert set(control) == {"aws.greengrass.ipc.pubsub", "aws.greengrass.ipc.mqttproxy"}
+    (pubsub,) = [AccessPolicy.model_validate(lower_keys(p)) for p in control[PUBSUB].values()]
     assert pubsub.operations == ["aws.greengrass#SubscribeToTopic"]
     assert pubsub.resources == [config.camera.trigger_topic]
-    (mqtt,) = model.access_policies("aws.greengrass.ipc.mqttproxy")
+    (mqtt,) = [AccessPolicy.model_validate(lower_keys(p)) for p in control[MQTT_PROXY].values()]
     assert mqtt.operations == ["aws.greengrass#PublishToIoTCore"]
     assert mqtt.resources == [config.publish_topic]
-    control = model.componentconfiguration.defaultconfiguration["accesscontrol"]
-    assert set(control) == {"aws.greengrass.ipc.pubsub", "aws.greengrass.ipc.mqttproxy"}
     for policy in (pubsub, mqtt):
         assert not any("*" in r or "#" in r or "+" in r.split("/") for r in policy.resources)
 
 
-def test_model_is_a_separate_component_resolved_from_the_dependency(recipe):
-    model, raw = recipe
-    config = parse_config(raw["ComponentConfiguration"]["DefaultConfiguration"])
+def test_every_camera_stations_model_is_the_recipes_model_dependency(recipe, demo_plant):
+    """The recipe passes its model dependency's folder as --model-dir: a camera station of
+    another model component would need a recipe of its own."""
+    model, _ = recipe
+    cameras = [ref.station.camera for ref in demo_plant.stations() if ref.station.camera]
+    assert cameras
+    assert {camera.model_component for camera in cameras} <= set(model.componentdependencies)
+
+
+def test_model_is_a_separate_component_resolved_from_the_dependency(recipe, deployed):
+    model, _ = recipe
+    _, config = deployed
     dependency = model.componentdependencies[config.model.component_name]
     assert dependency.dependencytype == "SOFT"  # a new model hot-swaps, no restart
     assert config.model.dir is None  # so the dependency's folder from the command line is used
@@ -119,9 +179,3 @@ def test_the_gdk_recipe_schema_rejects_what_the_gdk_rejects():
         jsonschema.validate(
             raw, json.loads((GDK_SCHEMAS / "greengrass-recipe.schema.json").read_text())
         )
-
-
-def test_topics_in_the_recipe_are_mes_topics(recipe):
-    _, raw = recipe
-    text = RECIPE.read_text()
-    assert re.search(r"^\s+- mes/v1/berlin/body-line-1/vision-01/quality$", text, re.M)

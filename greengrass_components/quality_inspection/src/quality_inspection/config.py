@@ -125,6 +125,23 @@ class ComponentConfig(Section):
         return self
 
 
+# Set per station by the deployment (mes_domain.edge_deployment), never by the recipe.
+STATION_KEYS = ("station.site", "station.line", "station.station")
+
+
+class NotConfigured(ValueError):
+    """The configuration names no station: the component was deployed without its station."""
+
+
 def parse_config(data: dict[str, Any]) -> ComponentConfig:
-    """Validate a configuration document; raises pydantic's ``ValidationError`` saying where."""
+    """Validate a configuration document; raises ``NotConfigured`` naming the station keys the
+    deployment did not set, else pydantic's ``ValidationError`` saying where."""
+    station = data.get("station") if isinstance(data.get("station"), dict) else {}
+    missing = [key for key in STATION_KEYS if not station.get(key.split(".")[1])]
+    if missing:
+        raise NotConfigured(
+            f"no station configured: {', '.join(missing)} missing; the deployment sets them "
+            "with publishTopic, camera.triggerTopic and accessControl (python -m "
+            "greengrass_components.deployments)"
+        )
     return ComponentConfig.model_validate(data)
