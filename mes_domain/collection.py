@@ -23,6 +23,9 @@ from mes_domain.ids import Identifier, unique_by
 # AWS IoT Core's largest MQTT payload (128 KB): a TelemetryBatch is cut before it.
 # https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits
 IOT_CORE_MAX_PAYLOAD_BYTES = 128 * 1024
+# Its per-connection publish quotas (same page): requests per second, and throughput.
+IOT_CORE_PUBLISHES_PER_S = 100
+IOT_CORE_BYTES_PER_S = 512 * 1024
 
 HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:]+\]")
 OPCUA_ENDPOINT = re.compile(r"opc\.tcp://[^\s/:]+(:\d{1,5})?(/\S*)?")
@@ -312,6 +315,13 @@ class CollectionSettings(StrictModel):
         IOT_CORE_MAX_PAYLOAD_BYTES
     )
     spool_max_bytes: Annotated[int, Field(ge=1 << 20)] = 1 << 30
+    # AWS IoT Core takes at most 100 publishes/s and 512 KB/s per connection
+    # (https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits); half
+    # by default, as on Greengrass the connection is the nucleus's, shared with other components.
+    max_publishes_per_s: Annotated[int, Field(ge=1, le=IOT_CORE_PUBLISHES_PER_S)] = 50
+    max_publish_bytes_per_s: Annotated[
+        int, Field(ge=IOT_CORE_MAX_PAYLOAD_BYTES, le=IOT_CORE_BYTES_PER_S)
+    ] = 256 * 1024
 
     def connection(self, name: str) -> OpcUaConnection | ModbusConnection | MqttConnection:
         for connection in self.connections:
@@ -359,6 +369,7 @@ def collector_configuration(plant: Any, site_id: str, line_id: str) -> dict[str,
     config = CollectorConfig(
         site=site.id,
         line=line.id,
+        rule_prefix=plant.deployment.stack_prefix,
         settings=line.collection,
         stations=[CollectedStation.model_validate(s) for s in stations],
     )
@@ -385,6 +396,9 @@ class CollectorConfig(StrictModel):
     line: Identifier
     settings: CollectionSettings
     stations: list[CollectedStation]
+    # The stack prefix naming the IIoT stack's topic rules (mes_domain.naming.rule_name): set,
+    # routed kinds go straight to their rule through Basic Ingest; None, to the broker.
+    rule_prefix: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,63}$")] | None = None
 
     @model_validator(mode="after")
     def _addresses_known(self) -> CollectorConfig:

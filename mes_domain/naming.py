@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mes_domain.topics import MessageKind
+from mes_domain.topics import MessageKind, StationTopic
 
 if TYPE_CHECKING:
     from mes_domain.plant import Plant
@@ -209,6 +209,21 @@ def sitewise_gateway_thing_name(prefix: str, site: str) -> str:
 def rule_name(prefix: str, kind: str) -> str:
     """IoT rule names allow only letters, digits and '_'."""
     return f"{prefix.replace('-', '_')}_{kind}"
+
+
+# The kinds the IIoT stack routes with a topic rule of its own (stacks/constructs/ingest_rules):
+# a gateway may address them straight to the rule through Basic Ingest. No rule reads events.
+ROUTED_KINDS = frozenset(
+    {MessageKind.TELEMETRY, MessageKind.STATE, MessageKind.COUNT, MessageKind.QUALITY}
+)
+
+
+def ingest_topic(topic: StationTopic, prefix: str | None) -> str:
+    """Where a gateway publishes ``topic``: its rule's Basic Ingest topic when the kind has a
+    rule and the stack ``prefix`` is known, else the topic itself (the broker)."""
+    if prefix is None or topic.kind not in ROUTED_KINDS:
+        return str(topic)
+    return topic.basic_ingest(rule_name(prefix, topic.kind))
 
 
 def thing_group_name(prefix: str, *ids: str) -> str:
