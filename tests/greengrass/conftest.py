@@ -80,6 +80,7 @@ def make_config(
                 "settleMs": 200,
                 "triggerTopic": TRIGGER_TOPIC,
                 "triggerRoot": str(tmp_path / "triggered"),
+                "triggerQueue": str(tmp_path / "work" / "triggers.sqlite3"),
                 **(camera or {}),
             },
             "model": {

@@ -347,3 +347,54 @@ def test_config_update_applies_capture_bounds_now_and_topology_at_restart(tmp_pa
     assert component.config.capture.good_sample_rate == 0.5
     assert component.config.capture.upload_bucket == old.capture.upload_bucket
     assert component.config.station == old.station
+
+
+def test_an_empty_file_and_a_symlink_get_an_error_result_and_move_aside(tmp_path, model_dir):
+    # Given an empty image file, a link to a good image and a link to nothing in the inbox
+    component, transport = build(tmp_path, model_dir)
+    inbox = component.config.camera.inbox_dir
+    (inbox / "empty.png").write_bytes(b"")
+    target = write_good(tmp_path / "elsewhere" / "good.png", 1)
+    (inbox / "linked.png").symlink_to(target)
+    (inbox / "dangling.png").symlink_to(tmp_path / "missing.png")
+    # When the component polls
+    assert settle(component) == 3
+    # Then each gets one ERROR result saying why, nothing is read through a link
+    got = {r.part_id: r for r in results(transport)}
+    assert {p: r.verdict for p, r in got.items()} == {
+        "empty": Verdict.ERROR,
+        "linked": Verdict.ERROR,
+        "dangling": Verdict.ERROR,
+    }
+    assert "empty file" in got["empty"].reason
+    assert "symbolic link" in got["linked"].reason and "symbolic link" in got["dangling"].reason
+    # And each is moved aside to inbox/rejected/, never taken again, never captured
+    assert sorted(p.name for p in (inbox / "rejected").iterdir()) == [
+        "dangling.png",
+        "empty.png",
+        "linked.png",
+    ]
+    assert [p.name for p in inbox.iterdir()] == ["rejected"]
+    assert target.read_bytes() and component.captures.captures() == []
+    assert settle(component) == 0 and len(results(transport)) == 3
+
+
+def test_queued_triggers_outlive_the_component_until_their_result_is_published(tmp_path, model_dir):
+    # Given triggers received while results cannot be published
+    component, transport = build(tmp_path, model_dir)
+    component._publish_backoff.base_s = component._publish_backoff.max_s = 0.01
+    component.subscribe_triggers()
+    root = component.config.camera.trigger_root
+    for i in range(3):
+        image = write_good(root / f"cam-{i}.png", i)
+        transport.publish(TRIGGER_TOPIC, json.dumps({"image_path": str(image)}).encode())
+    transport.fail_publishes = True
+    component.run_once()
+    assert component.triggers.count() == 3 and results(transport) == []
+    # When the component goes away and a new one starts on the same work folder
+    component.triggers.close()
+    again, transport2 = build(tmp_path, model_dir)
+    # Then every trigger gets its result, once, in the order they came
+    assert again.run_once() == 3
+    assert [r.part_id for r in results(transport2)] == ["cam-0", "cam-1", "cam-2"]
+    assert again.triggers.count() == 0 and again.run_once() == 0

@@ -3,6 +3,7 @@ out; a slow writer; and the dataset upload surviving an outage (S3 under moto)."
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -12,14 +13,17 @@ from quality_inspection.uploader import Backoff
 
 from greengrass_components.common.mqtt5_transport import Mqtt5Transport
 from mes_domain.contracts import InspectionResult, Verdict
+from tests.greengrass.broker import Broker, mosquitto_binary
 from tests.greengrass.conftest import (
     QUALITY_TOPIC,
+    TRIGGER_TOPIC,
     FlakyS3,
     make_config,
     wait_for,
     write_defect,
     write_good,
 )
+from tests.greengrass.tcp_proxy import TcpProxy
 
 BUCKET = "acme-datasets"
 
@@ -182,3 +186,78 @@ def test_stop_is_prompt_and_ends_the_threads(tmp_path, broker, running, model_di
     assert time.monotonic() - started < 2
     assert not handle.component._thread.is_alive()
     assert not handle.uploader._thread.is_alive()
+
+
+# -- the link: broker restarts, outages (a cut proxy), as the probes found them --------------
+
+FAST = {"min_reconnect_delay_ms": 50, "max_reconnect_delay_ms": 500, "timeout_s": 2}
+
+
+@pytest.fixture
+def own_broker(tmp_path):
+    (tmp_path / "broker").mkdir()
+    with Broker(mosquitto_binary(), tmp_path / "broker") as broker:
+        yield broker
+
+
+def test_a_trigger_after_a_broker_restart_still_gets_its_result(tmp_path, model_dir, own_broker):
+    # Given the component subscribed to its trigger topic, and a first trigger answered
+    config = make_config(tmp_path, model_dir)
+    transport = Mqtt5Transport("127.0.0.1", own_broker.port, "qi-restart", **FAST)
+    handle = start(config, transport, load_model(config.model))
+    camera = Mqtt5Transport("127.0.0.1", own_broker.port, "camera", **FAST)
+    listener = Listener(own_broker.port)
+    try:
+        root = config.camera.trigger_root
+        first, second = write_good(root / "t1.png", 1), write_defect(root / "t2.png", 2)
+        camera.publish(TRIGGER_TOPIC, json.dumps({"image_path": str(first)}).encode())
+        assert [r.part_id for r in listener.wait(1)] == ["t1"]
+        # When the broker restarts (every session and subscription gone) between two triggers
+        own_broker.restart(down_s=0.5)
+        assert transport.wait_ready(10) and camera.wait_ready(10)
+        assert listener.transport.wait_ready(10)
+        camera.publish(TRIGGER_TOPIC, json.dumps({"image_path": str(second)}).encode())
+        # Then the second trigger arrives and gets its result
+        got = listener.wait(2)
+        assert [(r.part_id, r.verdict) for r in got] == [
+            ("t1", Verdict.GOOD),
+            ("t2", Verdict.DEFECT),
+        ]
+        assert handle.component.triggers.count() == 0
+    finally:
+        handle.stop()
+        for client in (transport, camera, listener.transport):
+            client.close()
+
+
+def test_an_outage_with_n_parts_gives_exactly_n_results(tmp_path, model_dir, own_broker):
+    # Given the component behind a link the test can cut, and the cloud's listener
+    proxy = TcpProxy(own_broker.port)
+    config = make_config(tmp_path, model_dir, camera={"settleMs": 50})
+    transport = Mqtt5Transport("127.0.0.1", proxy.port, "qi-outage", **FAST)
+    handle = start(config, transport, load_model(config.model))
+    handle.component._publish_backoff.max_s = 0.5
+    listener = Listener(own_broker.port)
+    try:
+        # When the link is cut and 8 parts are inspected during the outage
+        proxy.cut()
+        assert wait_for(lambda: not transport.connected, 5)
+        inbox = config.camera.inbox_dir
+        for i in range(8):
+            (write_defect if i % 3 == 0 else write_good)(inbox / f"part-{i}.png", i)
+        assert wait_for(lambda: handle.component._publish_backoff.failures >= 4, 10)
+        time.sleep(1)  # more failed attempts: each one must leave nothing behind
+        # And the link comes back
+        proxy.restore()
+        # Then the cloud gets exactly 8 results, one per part, none twice
+        got = listener.wait(8, timeout_s=20)
+        time.sleep(1)
+        got = list(listener.results)
+        assert len(got) == 8
+        assert sorted(r.part_id for r in got) == [f"part-{i}" for i in range(8)]
+        assert wait_for(lambda: not any(p.is_file() for p in inbox.iterdir()))
+    finally:
+        handle.stop()
+        transport.close()
+        listener.transport.close()
+        proxy.close()

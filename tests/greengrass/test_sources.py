@@ -43,15 +43,39 @@ def test_a_file_is_taken_only_when_it_held_still_for_two_polls_and_settled(tmp_p
     assert (job.path.name, job.part_id, job.owned) == ("a.png", "a", True)
 
 
-def test_temp_names_hidden_files_empty_files_and_non_images_are_never_taken(tmp_path, watcher):
+def test_temp_names_hidden_files_folders_and_non_images_are_never_taken(tmp_path, watcher):
     w, clock = watcher
     for name in (".a.png", "~b.png", "c.png.part", "d.tmp", "e.txt", "f.png.filepart"):
         touch(tmp_path / name, b"data", 0)
-    touch(tmp_path / "empty.png", b"", 0)
     (tmp_path / "dir.png").mkdir()
+    (tmp_path / ".hidden-link.png").symlink_to(tmp_path / "e.txt")
     for _ in range(3):
         clock.ns += 10**9
         assert w.poll() == []
+
+
+def test_an_empty_file_and_a_symlink_are_rejected_jobs_with_a_reason(tmp_path, watcher):
+    # Given an image name that is a symbolic link (even to a good image) and one that is empty
+    w, clock = watcher
+    touch(tmp_path / "real.txt", b"data", 0)
+    (tmp_path / "link.png").symlink_to(tmp_path / "real.txt")
+    (tmp_path / "dangling.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    touch(tmp_path / "empty.png", b"", 0)
+    # Then links are rejected at once, never followed; the empty file once it has settled
+    first = {j.path.name: j.reject_reason for j in w.poll()}
+    assert first == {
+        "link.png": "a symbolic link, not followed",
+        "dangling.jpg": "a symbolic link, not followed",
+    }
+    clock.ns += 10**9
+    second = {j.path.name: j.reject_reason for j in w.poll()}
+    assert second["empty.png"] == "an empty file (0 bytes)"
+    # And rejecting moves the entry itself (not a link's target) to rejected/
+    (job,) = [j for j in w.poll() if j.path.name == "link.png"]
+    moved = w.reject(job)
+    assert moved == tmp_path / "rejected" / "link.png" and moved.is_symlink()
+    assert (tmp_path / "real.txt").read_bytes() == b"data"
+    assert "link.png" not in {j.path.name for j in w.poll()}
 
 
 def test_ready_files_come_oldest_first(tmp_path, watcher):

@@ -2,13 +2,17 @@
 
 One thread inspects, so results leave in the order images were taken. For each image:
 
-1. score it with the current model (a corrupt image gives an ERROR result, not a crash);
-2. publish the ``InspectionResult`` (QoS 1); if that fails the file stays in the inbox and is
-   retried, so no image is lost;
-3. then move it to the capture store (DEFECT, ERROR, or a sampled GOOD) or delete it.
+1. score it with the current model (a corrupt image gives an ERROR result, not a crash; so
+   does a symbolic link or an empty file in the inbox, without being read);
+2. publish the ``InspectionResult`` (QoS 1); if that fails the file stays in the inbox, or the
+   trigger in its queue, and is retried, so no image is lost;
+3. then move it to the capture store (DEFECT, ERROR, or a sampled GOOD), to ``rejected/`` (a
+   rejected inbox entry) or delete it, and ack the trigger.
 
-A restart after step 2 and before step 3 inspects that image again: results are at least once,
-and the repeat carries the same part_id.
+Triggers are kept in a durable queue (SQLite) from the moment they arrive until step 3, so a
+crash or ``kill -9`` loses none. A restart after step 2 and before step 3 inspects that image
+again: results are at least once, and the repeat carries the same part_id. A publish that
+failed leaves no copy behind in the transport, so a retry is the only repeat.
 
 A model swap (``apply_config``) loads and validates the new model on the caller's thread and
 replaces one reference; the loop reads that reference once per image, so every image is
@@ -18,13 +22,13 @@ scored wholly by one model and none waits or is dropped.
 from __future__ import annotations
 
 import logging
-import queue
 import random
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from greengrass_components.common.durable_queue import DurableQueue
 from greengrass_components.common.transport import Transport, TransportError
 from mes_domain.contracts import InspectionResult, Verdict
 from quality_inspection.captures import CaptureStore, capture_name
@@ -50,13 +54,18 @@ class QualityInspection:
         default_model_dir: Path | None = None,
         rng: Callable[[], float] = random.random,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        trigger_queue: DurableQueue | None = None,
     ) -> None:
         self.config = config
         self.transport = transport
         self.model = model
         self.captures = captures
         self.watcher = FolderWatcher(config.camera.inbox_dir, config.camera.settle_ms)
-        self.triggers: queue.Queue[ImageJob] = queue.Queue()
+        camera = config.camera
+        self.triggers = trigger_queue or DurableQueue(
+            camera.trigger_queue, max_items=camera.trigger_queue_max_items
+        )
+        self._trigger_arrived = threading.Event()
         self._model_loader = model_loader
         self._default_model_dir = default_model_dir
         self._swap_lock = threading.Lock()
@@ -75,11 +84,26 @@ class QualityInspection:
             self.transport.subscribe(topic, self.on_trigger)
 
     def on_trigger(self, topic: str, payload: bytes) -> None:
-        """Transport callback: queue the image; never raises."""
+        """Transport callback: queue the image durably; never raises."""
         try:
-            self.triggers.put(parse_trigger(payload, self.config.camera.trigger_root))
+            job = parse_trigger(payload, self.config.camera.trigger_root)
         except TriggerError as exc:
             log.error("ignoring trigger on %s: %s", topic, exc)
+            return
+        try:
+            self.triggers.put({"image_path": str(job.path), "part_id": job.part_id})
+        except Exception:
+            log.exception("cannot queue the trigger for %s; it is lost", job.part_id)
+            return
+        self._trigger_arrived.set()
+
+    def queued_triggers(self, limit: int = 100) -> list[ImageJob]:
+        """The oldest queued triggers; each stays queued until its result is published."""
+        jobs = []
+        for entry in self.triggers.peek(limit):
+            data = entry.json()
+            jobs.append(ImageJob(Path(data["image_path"]), data["part_id"], False, None, entry.id))
+        return jobs
 
     # -- one image -------------------------------------------------------------------------
 
@@ -90,6 +114,8 @@ class QualityInspection:
         started = time.perf_counter()
         score = threshold = reason = None
         try:
+            if job.reject_reason:
+                raise ValueError(f"{job.path.name} is {job.reject_reason}")
             verdict_obj = model.inspector.score_image(job.path.read_bytes())
             verdict = Verdict(verdict_obj.verdict)
             score, threshold = verdict_obj.score, verdict_obj.threshold
@@ -99,7 +125,7 @@ class QualityInspection:
             log.warning("cannot inspect %s: %s", job.path, reason)
         latency_ms = (time.perf_counter() - started) * 1000
         ts = self._clock_ms()
-        label = self._capture_label(verdict)
+        label = None if job.reject_reason else self._capture_label(verdict)
         name = capture_name(ts, job.part_id, job.path.suffix) if label else None
         result = InspectionResult(
             v=1,
@@ -138,6 +164,9 @@ class QualityInspection:
         return f"s3://{capture.upload_bucket}/{key}"
 
     def _keep_or_drop(self, job: ImageJob, label: str | None, name: str | None) -> None:
+        if job.reject_reason:
+            self.watcher.reject(job)
+            return
         try:
             if label and name and self.captures is not None and job.path.exists():
                 self.captures.add(job.path, label, name, move=job.owned)
@@ -152,28 +181,23 @@ class QualityInspection:
 
     def run_once(self, wait_s: float = 0.0) -> int:
         """One poll of the inbox plus the queued triggers; returns how many were published."""
-        jobs = self.watcher.poll()
-        try:
-            jobs.append(self.triggers.get(timeout=wait_s) if wait_s else self.triggers.get_nowait())
-        except queue.Empty:
-            pass
-        while True:
-            try:
-                jobs.append(self.triggers.get_nowait())
-            except queue.Empty:
-                break
+        self._trigger_arrived.clear()
+        jobs = self.watcher.poll() + self.queued_triggers()
+        if not jobs and wait_s:
+            self._trigger_arrived.wait(wait_s)
+            jobs = self.queued_triggers()
         done = 0
-        for i, job in enumerate(jobs):
+        for job in jobs:
             try:
                 self.results.append(self.inspect(job))
             except TransportError as exc:
+                # Inbox files come back by themselves, triggers stay queued until acked.
                 log.error("result for %s not published, will retry: %s", job.part_id, exc)
-                for retry in jobs[i:]:
-                    if not retry.owned:
-                        self.triggers.put(retry)  # inbox files come back by themselves
                 self._stop.wait(self._publish_backoff.next_delay())
                 break
             self._publish_backoff.reset()
+            if job.queue_id is not None:
+                self.triggers.ack([job.queue_id])
             if job.owned:
                 self.watcher.forget(job)
             done += 1
@@ -196,6 +220,7 @@ class QualityInspection:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()
+        self._trigger_arrived.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
 

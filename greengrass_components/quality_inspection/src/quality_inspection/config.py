@@ -41,6 +41,12 @@ class CameraConfig(Section):
     # Trigger messages may only name images under this folder, or anything readable could be
     # uploaded to the dataset bucket. Not the inbox, where the watcher would take them too.
     trigger_root: Path | None = Field(None, alias="triggerRoot")
+    # Triggers wait here (SQLite, in the work folder) until their result is published, so a
+    # crash or kill -9 loses none. When full, the oldest are dropped and counted.
+    trigger_queue: Path = Field(Path("triggers.sqlite3"), alias="triggerQueue")
+    trigger_queue_max_items: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        10_000, alias="triggerQueueMaxItems"
+    )
 
     @model_validator(mode="after")
     def _trigger_root(self) -> CameraConfig:

@@ -2,9 +2,11 @@
 
     python -m quality_inspection --ipc --model-dir DIR            # on Greengrass
     python -m quality_inspection --config FILE --mqtt HOST:PORT  # a plain Linux gateway
+        [--cert FILE --key FILE --ca FILE [--alpn NAMES]]        # mutual TLS (AWS IoT Core)
 
 Exits 2 with a message naming the path when the model component is missing or unusable, and
-when the configuration is invalid: never a silent idle.
+when the configuration is invalid: never a silent idle. A broker (or nucleus) that is not
+there yet is waited for, forever, with backoff: the component starts and catches up.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Running:
         self.component.stop()
         if self.uploader is not None:
             self.uploader.stop()
+        self.component.triggers.close()
 
 
 def default_s3_client() -> Any:
@@ -107,6 +110,16 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--config", type=Path, help="JSON configuration file (SIGHUP reloads)")
     parser.add_argument("--mqtt", metavar="HOST:PORT", help="MQTT 5 broker (with --config)")
     parser.add_argument("--model-dir", type=Path, help="the model component's model folder")
+    tls = parser.add_argument_group("mutual TLS (with --mqtt; AWS IoT Core: 8883, or 443)")
+    tls.add_argument("--cert", type=Path, help="the device certificate (PEM)")
+    tls.add_argument("--key", type=Path, help="its private key (PEM)")
+    tls.add_argument("--ca", type=Path, help="CA file to trust for the broker (AmazonRootCA1.pem)")
+    tls.add_argument(
+        "--alpn", default="auto", help="ALPN names, comma-separated; auto: x-amzn-mqtt-ca on 443"
+    )
+    parser.add_argument("--client-id", help="MQTT client id (default quality-<station>)")
+    parser.add_argument("--reconnect-min-ms", type=int, default=200, help=argparse.SUPPRESS)
+    parser.add_argument("--reconnect-max-ms", type=int, default=10_000, help=argparse.SUPPRESS)
     return parser
 
 
@@ -184,21 +197,66 @@ def _transport(args: argparse.Namespace, config: ComponentConfig, ipc_client: An
         from greengrass_components.common.ipc_transport import IpcTransport
 
         return IpcTransport(ipc_client)
-    from greengrass_components.common.mqtt5_transport import Mqtt5Transport
+    from greengrass_components.common.mqtt5_transport import Mqtt5Transport, TlsFiles, parse_alpn
 
     host, _, port = args.mqtt.rpartition(":")
-    return Mqtt5Transport(host, int(port), f"quality-{config.station.station}")
+    tls = None
+    if args.cert or args.key:
+        if not (args.cert and args.key):
+            raise TransportError("mutual TLS needs both --cert and --key")
+        tls = TlsFiles(args.cert, args.key, args.ca, parse_alpn(args.alpn))
+    # No connect timeout: the client retries with backoff until the broker is there, while
+    # the component already inspects (results wait in the inbox, triggers in their queue).
+    transport = Mqtt5Transport(
+        host,
+        int(port),
+        args.client_id or f"quality-{config.station.station}",
+        tls=tls,
+        connect_timeout_s=None,
+        min_reconnect_delay_ms=args.reconnect_min_ms,
+        max_reconnect_delay_ms=args.reconnect_max_ms,
+    )
+    threading.Thread(target=_log_when_ready, args=(transport, args.mqtt), daemon=True).start()
+    return transport
+
+
+def _log_when_ready(transport: Transport, where: str) -> None:
+    waited = 0
+    while not transport.wait_ready(60):
+        waited += 60
+        log.warning("still waiting for the MQTT broker %s after %d s", where, waited)
+    log.info("connected to the MQTT broker %s; subscriptions in place", where)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+
+def _ipc_client(stop: threading.Event, backoff: Backoff | None = None) -> Any:
+    """The nucleus' IPC client, retried with backoff while the nucleus does not answer."""
+    from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
+
+    backoff = backoff or Backoff(base_s=1.0, max_s=30.0)
+    while True:
+        try:
+            return GreengrassCoreIPCClientV2()
+        except Exception as exc:
+            delay = backoff.next_delay()
+            log.warning("Greengrass IPC not available, retrying in %.1f s: %s", delay, exc)
+            if stop.wait(delay):
+                raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    stop = threading.Event()
     ipc_client = None
     try:
         if args.ipc:
-            from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
-
-            ipc_client = GreengrassCoreIPCClientV2()
+            _stop_on_signals(stop)
+            ipc_client = _ipc_client(stop)
             config = ipc_configuration(ipc_client, args.model_dir)
         else:
             if not args.mqtt:
@@ -223,9 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _watch_ipc_config(ipc_client, running, config, args.model_dir)
     else:
         _watch_config_file(args.config, running)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    _stop_on_signals(stop)
     stop.wait()
     running.stop()
     transport.close()

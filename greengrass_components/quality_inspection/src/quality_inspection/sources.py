@@ -11,10 +11,15 @@ The inbox rule, so a partially written file is never read:
   the rename rule.
 
 Files are taken oldest first (mtime, then name), so results come out in arrival order.
+
+An image name that never gives a readable image still gets a result: a symbolic link (never
+followed: it could point anywhere) at once, and an empty file once it has settled, each as a
+rejected job that the component publishes as an ERROR result and moves to ``rejected/``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -27,6 +32,7 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 TEMP_SUFFIXES = frozenset({".tmp", ".part", ".partial", ".filepart", ".crdownload", ".writing"})
 MAX_PART_ID = 128
+REJECTED_DIR = "rejected"
 
 
 def part_id_from_name(name: str) -> str:
@@ -44,11 +50,15 @@ def is_candidate(name: str) -> bool:
 
 @dataclass(frozen=True)
 class ImageJob:
-    """One image to inspect. ``owned``: the file is in our inbox and ours to move or delete."""
+    """One image to inspect. ``owned``: the file is in our inbox and ours to move or delete.
+    ``reject_reason``: not an image we read; the result is an ERROR saying why. ``queue_id``:
+    a trigger's id in the durable trigger queue, acked once its result is published."""
 
     path: Path
     part_id: str
     owned: bool
+    reject_reason: str | None = None
+    queue_id: int | None = None
 
 
 class FolderWatcher:
@@ -62,7 +72,7 @@ class FolderWatcher:
 
     def poll(self) -> list[ImageJob]:
         now = self._clock_ns()
-        ready: list[tuple[int, str]] = []
+        ready: list[tuple[int, str, str | None]] = []
         current: dict[str, tuple[int, int]] = {}
         try:
             entries = list(os.scandir(self.inbox))
@@ -76,16 +86,43 @@ class FolderWatcher:
                 st = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue  # renamed or removed between listing and stat
+            if entry.is_symlink():
+                ready.append((st.st_mtime_ns, entry.name, "a symbolic link, not followed"))
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                continue
             if not entry.is_file(follow_symlinks=False):
+                ready.append((st.st_mtime_ns, entry.name, "not a regular file"))
                 continue
             signature = (st.st_size, st.st_mtime_ns)
             current[entry.name] = signature
             stable = self._seen.get(entry.name) == signature
-            if stable and st.st_size > 0 and now - st.st_mtime_ns >= self.settle_ns:
-                ready.append((st.st_mtime_ns, entry.name))
+            if stable and now - st.st_mtime_ns >= self.settle_ns:
+                reason = None if st.st_size > 0 else "an empty file (0 bytes)"
+                ready.append((st.st_mtime_ns, entry.name, reason))
         self._seen = current
-        ready.sort()
-        return [ImageJob(self.inbox / name, part_id_from_name(name), True) for _, name in ready]
+        ready.sort(key=lambda r: r[:2])
+        return [
+            ImageJob(self.inbox / name, part_id_from_name(name), True, reject_reason=reason)
+            for _, name, reason in ready
+        ]
+
+    def reject(self, job: ImageJob) -> Path | None:
+        """Move a rejected file (or link) to ``rejected/``; remove it if that fails, so it is
+        never taken again. Returns where it went."""
+        folder = self.inbox / REJECTED_DIR
+        target = folder / job.path.name
+        try:
+            folder.mkdir(exist_ok=True)
+            if os.path.lexists(target):
+                target = folder / f"{time.time_ns()}_{job.path.name}"
+            os.replace(job.path, target)  # renames a link itself, never its target
+            return target
+        except OSError:
+            log.exception("cannot move %s aside; removing it", job.path)
+            with contextlib.suppress(FileNotFoundError):
+                job.path.unlink()
+            return None
 
     def forget(self, job: ImageJob) -> None:
         """After a job is done: a new file under the same name must be seen twice again."""
