@@ -23,6 +23,7 @@ from stacks.constructs.quality_results import (
     QUEUE_VISIBILITY_TIMEOUT as QUALITY_RESULTS_VISIBILITY,
 )
 from stacks.constructs.queues import dead_letter_queue, encrypted_queue
+from stacks.constructs.sitewise_edge import SiteWiseEdgeGateways
 from stacks.constructs.telemetry_writer import TelemetryWriter
 from stacks.constructs.timeseries_store import TimeSeriesStore
 
@@ -144,6 +145,12 @@ class IiotStack(Stack):
             policy_name=gateway_policy_name(prefix),
             # Every routed kind has only a rule as consumer, so each may skip the broker.
             basic_ingest_rules=[rule_name(prefix, kind) for kind in self.rules.rules],
+        )
+
+        self.sitewise_edge = (
+            SiteWiseEdgeGateways(self, "SiteWiseEdge", plant=plant)
+            if settings.opcua_to_sitewise
+            else None
         )
 
         CfnOutput(self, "GatewayPolicyName", value=self.gateway_policy.policy.policy_name)
