@@ -140,7 +140,9 @@ class Broker:
     ``TestPki``), a second listener on ``tls_port`` requires a client certificate of its CA.
     """
 
-    def __init__(self, binary: str, workdir: Path, *, tls: TestPki | None = None) -> None:
+    def __init__(
+        self, binary: str, workdir: Path, *, tls: TestPki | None = None, extra: list[str] = ()
+    ) -> None:
         self.binary = binary
         self.port = free_port()
         self.tls_port = free_port() if tls else None
@@ -162,9 +164,14 @@ class Broker:
                 "require_certificate true",
                 "tls_version tlsv1.2",
             ]
-        self.conf.write_text("\n".join(lines) + "\n")
+        self._lines = lines
+        self.reconfigure(list(extra))
         self.log = workdir / "mosquitto.log"
         self.process: subprocess.Popen | None = None
+
+    def reconfigure(self, extra: list[str]) -> None:
+        """Global settings added after the listeners (e.g. an ``acl_file``); from next start."""
+        self.conf.write_text("\n".join(self._lines[:4] + extra + self._lines[4:]) + "\n")
 
     def start(self) -> None:
         with self.log.open("ab") as log:

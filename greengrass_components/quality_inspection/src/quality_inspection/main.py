@@ -216,7 +216,6 @@ def _transport(args: argparse.Namespace, config: ComponentConfig, ipc_client: An
         min_reconnect_delay_ms=args.reconnect_min_ms,
         max_reconnect_delay_ms=args.reconnect_max_ms,
     )
-    threading.Thread(target=_log_when_ready, args=(transport, args.mqtt), daemon=True).start()
     return transport
 
 
@@ -277,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     running = start(config, transport, model, default_model_dir=args.model_dir)
+    if args.mqtt:  # after start: the component's subscriptions count
+        threading.Thread(target=_log_when_ready, args=(transport, args.mqtt), daemon=True).start()
     if ipc_client is not None:
         _watch_ipc_config(ipc_client, running, config, args.model_dir)
     else:
