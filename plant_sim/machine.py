@@ -383,6 +383,12 @@ class Machine:
         self.plc_restarts += 1
         self._refresh(self.now)
 
+    def set_plc_counters(self, good: int, bad: int = 0) -> None:
+        """The PLC's counters show ``good`` and ``bad`` from now on (a PLC that has counted for
+        years before the simulation); they go on counting, and roll over, from there."""
+        self._base_good, self._base_bad = self.good - good, self.bad - bad
+        self._refresh(self.now)
+
     # -- what the PLC shows ----------------------------------------------------------------------
 
     def counters(self) -> dict[str, int]:

@@ -60,6 +60,7 @@ class PlantSimulator:
 
     ``profiles``: one ``MachineProfile`` for all, or per station path (others get the default).
     ``opcua_security``: the server side of secured OPC UA connections, by connection name.
+    ``mqtt``: False leaves the MQTT topics unpublished (no broker to publish to).
     """
 
     def __init__(
@@ -73,6 +74,7 @@ class PlantSimulator:
         tag_period_s: float = 0.5,
         opcua_security: Mapping[str, OpcUaServerSecurity] | None = None,
         mqtt_connect_timeout_s: float = 10.0,
+        mqtt: bool = True,
     ) -> None:
         self.plant = plant
         self.seed = seed
@@ -99,6 +101,8 @@ class PlantSimulator:
                     bindings.append(PointBinding(machine, point, address, connection))
         self.bindings = bindings
         self.endpoints = self._endpoints(bindings, opcua_security or {}, mqtt_connect_timeout_s)
+        if not mqtt:
+            self.endpoints = [e for e in self.endpoints if not isinstance(e, MqttBroker)]
         self.started = False
 
     def _lines(self, wanted: list[tuple[str, str]] | None) -> list[tuple[str, Line]]:
