@@ -8,8 +8,9 @@ import asyncio
 import datetime as dt
 import ipaddress
 import logging
+import threading
 import time
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -174,14 +175,58 @@ class Plc:
         )
 
 
-@asynccontextmanager
-async def plc_running(**security):
-    plc = Plc(**security)
-    await plc.start()
-    try:
-        yield plc
-    finally:
-        await plc.stop()
+class ThreadedPlc:
+    """A ``Plc`` on its own event loop thread, shared by a module's tests: asyncua's server
+    takes seconds to build its address space, the tests' sources run in their own loops."""
+
+    def __init__(self, **security) -> None:
+        self.plc = Plc(**security)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self._call(self.plc.start()).result(60)
+
+    def _call(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    @property
+    def endpoint(self) -> str:
+        return self.plc.endpoint
+
+    @property
+    def presented(self) -> list[bytes]:
+        return self.plc.presented
+
+    async def write(self, name: str, value, **kwargs) -> None:
+        await asyncio.wrap_future(self._call(self.plc.write(name, value, **kwargs)))
+
+    def reset(self) -> None:
+        for name, value in INITIAL.items():
+            self._call(self.plc.write(name, value)).result(10)
+
+    def close(self) -> None:
+        try:
+            self._call(self.plc.stop()).result(30)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+            self.loop.close()
+
+
+INITIAL = {"ram_force": 0.0, "State": 0, "GoodCount": 0, "spindle_speed": 0.0, "program": "P100"}
+
+
+@pytest.fixture(scope="module")
+def shared_plc() -> Iterator[ThreadedPlc]:
+    plc = ThreadedPlc()
+    yield plc
+    plc.close()
+
+
+@pytest.fixture
+def plc(shared_plc) -> ThreadedPlc:
+    shared_plc.reset()
+    return shared_plc
 
 
 def opcua(point: str, station: str = "press-01", **kwargs) -> Binding:
@@ -231,32 +276,29 @@ def test_quality_follows_the_status_severity():
     assert quality(ua.StatusCode(0xC0000000)) is ReadingQuality.BAD  # severity 11: Bad
 
 
-def test_values_by_browse_path_and_node_id_with_quality_and_timestamps():
+def test_values_by_browse_path_and_node_id_with_quality_and_timestamps(plc):
     async def scenario():
-        async with plc_running() as plc:
-            source = make_source(conn(plc.endpoint), BINDINGS)
-            assert isinstance(source, OpcUaSource)
-            out = Collected()
-            task = asyncio.create_task(source.run(out.append))
-            try:
-                points = {"ram_force", "state", "spindle", "program"}
-                assert await until(lambda: {r.point for r in out} >= points)
-                stamp = dt.datetime(2024, 5, 1, 12, 0, 0, 250000, tzinfo=dt.UTC)
-                await plc.write("ram_force", 512.5, source_ts=stamp)
-                await plc.write("State", 6)
-                await plc.write(
-                    "spindle_speed", 1200.0, status=ua.StatusCodes.UncertainLastUsableValue
-                )
-                await plc.write("program", "P200", status=ua.StatusCodes.BadSensorFailure)
-                assert await until(
-                    lambda: 512.5 in out.values("ram_force") and 6 in out.values("state")
-                    and any(r.quality is ReadingQuality.BAD for r in out.of("program"))
-                    and any(r.quality is ReadingQuality.UNCERTAIN for r in out.of("spindle"))
-                )  # fmt: skip
-                resolved, failed = dict(source.resolved), set(source.failed)
-            finally:
-                await stop(task)
-            return resolved, failed, out, stamp
+        source = make_source(conn(plc.endpoint), BINDINGS)
+        assert isinstance(source, OpcUaSource)
+        out = Collected()
+        task = asyncio.create_task(source.run(out.append))
+        try:
+            points = {"ram_force", "state", "spindle", "program"}
+            assert await until(lambda: {r.point for r in out} >= points)
+            stamp = dt.datetime(2024, 5, 1, 12, 0, 0, 250000, tzinfo=dt.UTC)
+            await plc.write("ram_force", 512.5, source_ts=stamp)
+            await plc.write("State", 6)
+            await plc.write("spindle_speed", 1200.0, status=ua.StatusCodes.UncertainLastUsableValue)
+            await plc.write("program", "P200", status=ua.StatusCodes.BadSensorFailure)
+            assert await until(
+                lambda: 512.5 in out.values("ram_force") and 6 in out.values("state")
+                and any(r.quality is ReadingQuality.BAD for r in out.of("program"))
+                and any(r.quality is ReadingQuality.UNCERTAIN for r in out.of("spindle"))
+            )  # fmt: skip
+            resolved, failed = dict(source.resolved), set(source.failed)
+        finally:
+            await stop(task)
+        return resolved, failed, out, stamp
 
     resolved, failed, out, stamp = asyncio.run(scenario())
     force = next(r for r in out.of("ram_force") if r.value == 512.5)
@@ -270,7 +312,7 @@ def test_values_by_browse_path_and_node_id_with_quality_and_timestamps():
     assert len(resolved) == 4 and not failed
 
 
-def test_missing_node_is_an_error_naming_station_and_point_and_the_others_carry_on(caplog):
+def test_missing_node_is_an_error_naming_station_and_point_and_the_others_carry_on(plc, caplog):
     bindings = [
         *BINDINGS[:2],
         opcua("ghost", station="weld-01", node_id="ns=2;s=nothing.here"),
@@ -278,18 +320,17 @@ def test_missing_node_is_an_error_naming_station_and_point_and_the_others_carry_
     ]
 
     async def scenario():
-        async with plc_running() as plc:
-            source = OpcUaSource(conn(plc.endpoint), bindings)
-            out = Collected()
-            task = asyncio.create_task(source.run(out.append))
-            try:
-                assert await until(lambda: out.of("ram_force") and out.of("state"))
-                await plc.write("ram_force", 7.0)
-                assert await until(lambda: 7.0 in out.values("ram_force"))
-                failed = set(source.failed)
-            finally:
-                await stop(task)
-            return failed, out
+        source = OpcUaSource(conn(plc.endpoint), bindings)
+        out = Collected()
+        task = asyncio.create_task(source.run(out.append))
+        try:
+            assert await until(lambda: out.of("ram_force") and out.of("state"))
+            await plc.write("ram_force", 7.0)
+            assert await until(lambda: 7.0 in out.values("ram_force"))
+            failed = set(source.failed)
+        finally:
+            await stop(task)
+        return failed, out
 
     with caplog.at_level(logging.ERROR):
         failed, out = asyncio.run(scenario())
@@ -302,7 +343,7 @@ def test_missing_node_is_an_error_naming_station_and_point_and_the_others_carry_
     assert all("connection press-plc" in m for m in messages if "point" in m)
 
 
-def test_absolute_deadband_filters_small_changes():
+def test_absolute_deadband_filters_small_changes(plc):
     bindings = [
         opcua(
             "ram_force",
@@ -314,19 +355,18 @@ def test_absolute_deadband_filters_small_changes():
     ]
 
     async def scenario():
-        async with plc_running() as plc:
-            source = OpcUaSource(conn(plc.endpoint), bindings)
-            out = Collected()
-            task = asyncio.create_task(source.run(out.append))
-            try:
-                assert await until(lambda: out)
-                for value in (1.0, 2.0, 4.9, 10.0, 12.0, 20.0):
-                    await plc.write("ram_force", value)
-                    await asyncio.sleep(0.1)
-                assert await until(lambda: 20.0 in out.values("ram_force"))
-            finally:
-                await stop(task)
-            return out
+        source = OpcUaSource(conn(plc.endpoint), bindings)
+        out = Collected()
+        task = asyncio.create_task(source.run(out.append))
+        try:
+            assert await until(lambda: out)
+            for value in (1.0, 2.0, 4.9, 10.0, 12.0, 20.0):
+                await plc.write("ram_force", value)
+                await asyncio.sleep(0.1)
+            assert await until(lambda: 20.0 in out.values("ram_force"))
+        finally:
+            await stop(task)
+        return out
 
     # Changes of at most 5 from the last reported value are not reported.
     assert asyncio.run(scenario()).values("ram_force") == [0.0, 10.0, 20.0]
@@ -355,7 +395,7 @@ def strict_percent_deadband(monkeypatch):
 
 
 def test_refused_percent_deadband_is_logged_and_the_point_still_read(
-    strict_percent_deadband, caplog
+    plc, strict_percent_deadband, caplog
 ):
     bindings = [
         opcua(
@@ -369,17 +409,16 @@ def test_refused_percent_deadband_is_logged_and_the_point_still_read(
     ]
 
     async def scenario():
-        async with plc_running() as plc:
-            source = OpcUaSource(conn(plc.endpoint), bindings)
-            out = Collected()
-            task = asyncio.create_task(source.run(out.append))
-            try:
-                assert await until(lambda: out.of("ram_force") and out.of("state"))
-                await plc.write("ram_force", 0.5)
-                assert await until(lambda: 0.5 in out.values("ram_force"))
-            finally:
-                await stop(task)
-            return source
+        source = OpcUaSource(conn(plc.endpoint), bindings)
+        out = Collected()
+        task = asyncio.create_task(source.run(out.append))
+        try:
+            assert await until(lambda: out.of("ram_force") and out.of("state"))
+            await plc.write("ram_force", 0.5)
+            assert await until(lambda: 0.5 in out.values("ram_force"))
+        finally:
+            await stop(task)
+        return source
 
     with caplog.at_level(logging.ERROR):
         source = asyncio.run(scenario())
@@ -445,57 +484,69 @@ def certificates(tmp_path_factory) -> dict[str, Path]:
             "client_key": client_key, "password": password, "wrong": wrong}  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    "mode,policy",
-    [
-        ("SignAndEncrypt", ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt),
-        ("Sign", ua.SecurityPolicyType.Basic256Sha256_Sign),
-    ],
-)
-def test_basic256sha256_with_user_login(certificates, mode, policy, caplog):
-    pki = certificates
+@pytest.fixture(scope="module")
+def secure_plc(certificates) -> Iterator[ThreadedPlc]:
+    """Only Basic256Sha256 endpoints (Sign and SignAndEncrypt), user name login required."""
+    plc = ThreadedPlc(
+        policies=[
+            ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
+            ua.SecurityPolicyType.Basic256Sha256_Sign,
+        ],
+        cert=certificates["server_cert"],
+        key=certificates["server_key"],
+        users={"mes-gateway": "s3cret-pass"},
+    )
+    yield plc
+    plc.close()
 
-    def secure(password_file: Path, **kwargs) -> OpcUaConnection:
-        return conn(
-            plc.endpoint,
-            security_policy="Basic256Sha256",
-            security_mode=mode,
-            certificate=str(pki["client_cert"]),
-            private_key=str(pki["client_key"]),
-            server_certificate=str(pki["server_cert"]),
-            username="mes-gateway",
-            password_file=str(password_file),
-            **kwargs,
-        )
 
-    plc = Plc(policies=[policy], cert=pki["server_cert"], key=pki["server_key"],
-              users={"mes-gateway": "s3cret-pass"})  # fmt: skip
+def secure(plc, pki, mode: str, password_file: Path) -> OpcUaConnection:
+    return conn(
+        plc.endpoint,
+        security_policy="Basic256Sha256",
+        security_mode=mode,
+        certificate=str(pki["client_cert"]),
+        private_key=str(pki["client_key"]),
+        server_certificate=str(pki["server_cert"]),
+        username="mes-gateway",
+        password_file=str(password_file),
+    )
 
-    async def attempt(connection: OpcUaConnection, seconds: float) -> Collected:
-        source = OpcUaSource(connection, BINDINGS[:1])
-        out = Collected()
-        task = asyncio.create_task(source.run(out.append))
-        await until(lambda: out, seconds)
-        await stop(task)
-        return out
+
+async def attempt(connection: OpcUaConnection, seconds: float, plc=None) -> Collected:
+    source = OpcUaSource(connection, BINDINGS[:1])
+    out = Collected()
+    task = asyncio.create_task(source.run(out.append))
+    if await until(lambda: out, seconds) and plc is not None:
+        await plc.write("ram_force", 3.5)
+        await until(lambda: 3.5 in out.values("ram_force"), seconds)
+    await stop(task)
+    return out
+
+
+@pytest.mark.parametrize("mode", ["SignAndEncrypt", "Sign"])
+def test_basic256sha256_with_user_login(secure_plc, certificates, mode):
+    secure_plc.presented.clear()
+    connection = secure(secure_plc, certificates, mode, certificates["password"])
+    out = asyncio.run(attempt(connection, 15, secure_plc))
+    assert out.values("ram_force")[-1] == 3.5
+    assert all(r.quality is ReadingQuality.GOOD for r in out)
+    # The server was shown the gateway's own certificate on the secure channel.
+    assert certificates["client_cert"].read_bytes() in secure_plc.presented
+
+
+def test_wrong_password_or_no_security_reads_nothing_and_says_why(secure_plc, certificates, caplog):
+    wrong = secure(secure_plc, certificates, "SignAndEncrypt", certificates["wrong"])
+    missing = secure(secure_plc, certificates, "Sign", certificates["wrong"].with_name("absent"))
+    unsecured = conn(secure_plc.endpoint)
 
     async def scenario():
-        await plc.start()
-        try:
-            good = await attempt(secure(pki["password"]), 15)
-            if good:
-                await plc.write("ram_force", 3.5)
-            wrong_password = await attempt(secure(pki["wrong"]), 2)
-            unsecured = await attempt(conn(plc.endpoint), 2)
-            return good, wrong_password, unsecured
-        finally:
-            await plc.stop()
+        return await asyncio.gather(*(attempt(c, 2.0) for c in (wrong, missing, unsecured)))
 
     with caplog.at_level(logging.ERROR):
-        good, wrong_password, unsecured = asyncio.run(scenario())
-    assert good and good[0].point == "ram_force" and good[0].quality is ReadingQuality.GOOD
-    # The server saw the gateway's own certificate on the secure channel.
-    assert pki["client_cert"].read_bytes() in plc.presented
-    assert not wrong_password and not unsecured
+        results = asyncio.run(scenario())
+    assert results == [[], [], []]
     messages = [r.getMessage() for r in caplog.records if "press-plc" in r.getMessage()]
-    assert any("BadUserAccessDenied" in m or "UserAccessDenied" in m for m in messages), messages
+    assert any("BadUserAccessDenied" in m for m in messages), messages
+    assert any("password_file" in m and "absent" in m for m in messages), messages
+    assert any("No matching endpoints" in m and "SecurityPolicy#None" in m for m in messages)
