@@ -136,6 +136,8 @@ def reader(address: ModbusAddress):
     value read back depends on the type, scale and offset alone)."""
     if address.table.is_bits:
         return bool
+    if address.scale == 0:
+        return lambda value: as_read(value, address)  # raises, naming the address
     if is_integer(address.type):
         low, high = _INTEGER_RANGE[address.type]
         scale, offset = address.scale, address.offset
@@ -151,8 +153,6 @@ def reader(address: ModbusAddress):
             return raw if plain else raw * scale + offset
 
         return integer
-    if address.scale == 0:
-        return lambda value: as_read(value, address)  # raises, naming the address
     fmt, scale, offset = ">" + _STRUCT[address.type], address.scale, address.offset
 
     def floating(value):
