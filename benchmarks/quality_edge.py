@@ -164,7 +164,8 @@ def main() -> int:
 
             settings = {
                 "station": {"site": "berlin", "line": "body-line-1", "station": "vision-01"},
-                "camera": {"inboxDir": str(work / "inbox"), "pollIntervalMs": 20, "settleMs": 0},
+                "camera": {"inboxDir": str(work / "inbox"), "pollIntervalMs": 20, "settleMs": 0,
+                           "triggerQueue": str(work / "triggers.sqlite3")},
                 "model": {"componentName": "com.acme.mes.models.SurfaceDefects",
                           "version": "bench", "dir": str(work / "model")},
                 "capture": {"dir": str(work / "captures"), "minFreeBytes": 0},
