@@ -28,7 +28,12 @@ import json
 from typing import Any
 
 from mes_domain.collection import collector_configuration
-from mes_domain.naming import THING_GROUP_NAME, rule_name, thing_group_name
+from mes_domain.naming import (
+    THING_GROUP_NAME,
+    rule_name,
+    station_thing_group_name,
+    thing_group_name,
+)
 from mes_domain.plant import Line, Plant, Site, Station
 from mes_domain.topics import MessageKind, StationTopic
 
@@ -75,7 +80,7 @@ def camera_trigger_topic(site: str, line: str, station: str) -> str:
 
 
 def camera_thing_group(prefix: str, site: str, line: str, station: str) -> str:
-    return f"{thing_group_name(prefix, site, line)}:{station}"
+    return station_thing_group_name(prefix, site, line, station)
 
 
 def _policy(description: str, operation: str, resources: list[str]) -> dict[str, Any]:
@@ -169,6 +174,32 @@ def _target(name: str, where: str) -> str:
     return name
 
 
+def camera_gateway_deployment(
+    plant: Plant,
+    site: Site,
+    line: Line,
+    station: Station,
+    inspection_version: str,
+    model_version: str | None = None,
+) -> dict[str, Any]:
+    """The deployment of ``station``'s camera gateway: QualityInspection configured for it, and
+    its model component when ``model_version`` is given (the model pipeline releases with it)."""
+    if station.camera is None:
+        raise ValueError(f"{site.id}/{line.id}/{station.id} is not a camera station")
+    prefix = plant.deployment.stack_prefix
+    where = f"camera station {site.id}/{line.id}/{station.id}"
+    group = _target(camera_thing_group(prefix, site.id, line.id, station.id), where)
+    config = quality_inspection_configuration(plant, site, line, station)
+    components = {QUALITY_INSPECTION: _component(inspection_version, config)}
+    if model_version is not None:
+        components[station.camera.model_component] = _component(model_version)
+    return {
+        "deploymentName": f"{group} camera gateway",
+        "targetThingGroupName": group,
+        "components": components,
+    }
+
+
 def line_deployments(
     plant: Plant,
     site_id: str,
@@ -198,19 +229,11 @@ def line_deployments(
     for station in line.stations:
         if station.camera is None:
             continue
-        where = f"camera station {site.id}/{line.id}/{station.id}"
-        group = _target(camera_thing_group(prefix, site.id, line.id, station.id), where)
-        config = quality_inspection_configuration(plant, site, line, station)
-        components = {QUALITY_INSPECTION: _component(versions[QUALITY_INSPECTION], config)}
-        model = station.camera.model_component
-        if model in model_versions:
-            components[model] = _component(model_versions[model])
+        model = model_versions.get(station.camera.model_component)
         deployments.append(
-            {
-                "deploymentName": f"{group} camera gateway",
-                "targetThingGroupName": group,
-                "components": components,
-            }
+            camera_gateway_deployment(
+                plant, site, line, station, versions[QUALITY_INSPECTION], model
+            )
         )
     document = {"site": site.id, "line": line.id, "deployments": deployments}
     size = len(json.dumps(document).encode())

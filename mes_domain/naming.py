@@ -231,6 +231,23 @@ def thing_group_name(prefix: str, *ids: str) -> str:
     return "-".join((prefix, *ids))
 
 
+def station_thing_group_name(prefix: str, site: str, line: str, station: str) -> str:
+    """``<line group>:<station>``: the group of a camera station's own gateway. ":" occurs in no
+    id, so it never names a site or line group."""
+    return f"{thing_group_name(prefix, site, line)}:{station}"
+
+
+# Members of a site's group may decide on that site's models; the quality stack creates one per
+# site with camera stations. A group name is 1 to 128 characters (COGNITO_GROUP_NAME): the prefix
+# plus a 64-character id is 74.
+APPROVERS_GROUP_PREFIX = "approvers-"
+
+
+def approvers_group_name(site: str) -> str:
+    """The Cognito group whose members may approve or reject models of ``site``."""
+    return f"{APPROVERS_GROUP_PREFIX}{site}"
+
+
 def line_path(site: str, line: str) -> str:
     return f"{site}/{line}"
 
