@@ -17,6 +17,7 @@ from pathlib import Path
 
 from greengrass_components.common.recipe import Recipe
 from mes_domain.edge_deployment import DATA_COLLECTOR, QUALITY_INSPECTION, line_deployments
+from mes_domain.edge_spooler import DISK_SPOOLER, NUCLEUS, with_disk_spooler
 
 COMPONENTS_DIR = Path(__file__).resolve().parent
 RECIPES = {
@@ -70,8 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for site in plant.sites:
         for line in site.lines:
+            spooler = (models.get(NUCLEUS), models.get(DISK_SPOOLER))
             try:
                 document = line_deployments(plant, site.id, line.id, versions, models)
+                if all(spooler):  # the IoT Core spool on disk (mes_domain.edge_spooler)
+                    document = with_disk_spooler(document, *spooler)
             except KeyError as exc:
                 print(
                     f"error: line {site.id}/{line.id} needs a version of {exc.args[0]}: give "
@@ -82,6 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ValueError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
+            if not all(spooler) and line is site.lines[0] and site is plant.sites[0]:
+                print(
+                    f"warning: no --component-version {NUCLEUS}=... and {DISK_SPOOLER}=...: "
+                    "the nucleus keeps its in-memory spool (2.5 MB, oldest dropped when full)",
+                    file=sys.stderr,
+                )
             path = args.out / f"{site.id}.{line.id}.json"
             path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
             print(path)

@@ -83,3 +83,27 @@ def test_the_in_memory_default_holds_only_thousands_of_results():
     )  # fmt: skip
     size = len(result.model_dump_json(exclude_none=True).encode())
     assert IN_MEMORY_SPOOL_DEFAULT_BYTES // size < 10_000 < 3 * 3600
+
+
+def test_the_deployments_tool_adds_the_disk_spooler_when_given_its_versions(tmp_path, capsys):
+    from greengrass_components.deployments import main
+    from tests.conftest import DEMO_PLANT
+
+    args = ["--config", str(DEMO_PLANT), "--component-version", f"{DATA_COLLECTOR}=1.0.0"]
+    spooled = [
+        *args,
+        "--component-version", f"{NUCLEUS}=2.14.3",
+        "--component-version", f"{DISK_SPOOLER}=1.0.6",
+    ]  # fmt: skip
+    assert main([*spooled, "--out", str(tmp_path / "disk")]) == 0
+    files = sorted((tmp_path / "disk").glob("*.json"))
+    assert files
+    for path in files:
+        for deployment in json.loads(path.read_text())["deployments"]:
+            merge = json.loads(deployment["components"][NUCLEUS]["configurationUpdate"]["merge"])
+            assert merge["mqtt"]["spooler"]["storageType"] == "Disk"
+            assert deployment["components"][DISK_SPOOLER]["componentVersion"] == "1.0.6"
+    # Without them the tool says the spool stays in memory
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "memory")]) == 0
+    assert "in-memory spool" in capsys.readouterr().err
