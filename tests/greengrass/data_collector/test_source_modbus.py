@@ -12,8 +12,8 @@ import time
 from contextlib import asynccontextmanager
 
 import pytest
-from data_collector.readings import Binding, Reading
-from data_collector.sources import make_source
+from data_collector.readings import Binding, Reading, SourceError
+from data_collector.sources import make_source, run_source
 from data_collector.sources.modbus import (
     BITS_PER_READ,
     MAX_GAP_BYTES,
@@ -26,7 +26,14 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from mes_domain.collection import ModbusAddress, ModbusConnection, ModbusTable, ModbusType
+from mes_domain.collection import (
+    ModbusAddress,
+    ModbusConnection,
+    ModbusTable,
+    ModbusType,
+    MqttAddress,
+    MqttConnection,
+)
 from mes_domain.contracts import ReadingQuality
 from tests.greengrass.broker import free_port
 
@@ -433,3 +440,58 @@ def test_unreachable_at_start_keeps_retrying():
             await device.stop()
 
     assert asyncio.run(scenario())
+
+
+def test_make_source_rejects_a_binding_of_another_connection():
+    with pytest.raises(SourceError, match="station weld-01, point state is addressed to modbus"):
+        make_source(
+            connection(502).model_copy(update={"name": "other"}), [binding("state", address=0)]
+        )
+
+
+def test_a_dead_misconfigured_or_crashing_source_does_not_stop_the_others(caplog):
+    class Crashing(ModbusSource):
+        runs = 0
+
+        async def run(self, sink):
+            Crashing.runs += 1
+            raise RuntimeError("driver bug")
+
+    dead_plc = ModbusConnection(name="dead-plc", host="127.0.0.1", port=free_port())
+    dead = Binding("assembly-01", "torque", ModbusAddress(connection="dead-plc", address=0))
+    bench = MqttConnection(name="bench", host="127.0.0.1", port=free_port(), username="u",
+                           password_file="/nonexistent/password")  # fmt: skip
+    on_bench = Binding(
+        "test-01", "leak_rate", MqttAddress(connection="bench", topic="t", path="$.v")
+    )
+
+    async def scenario():
+        async with device_running() as device:
+            await device.set("holding_register", 0, [3])
+            good = make_source(connection(device.port), [binding("state", address=0)])
+            others = [
+                make_source(dead_plc, [dead]),
+                make_source(bench, [on_bench]),
+                Crashing(connection(device.port).model_copy(update={"name": "crashy"}), []),
+            ]
+            out = Collected()
+            tasks = [asyncio.create_task(run_source(s, out.append, restart_s=0.1))
+                     for s in [good, *others]]  # fmt: skip
+            try:
+                assert await until(lambda: good.polls >= 5 and Crashing.runs >= 2)
+                await device.set("holding_register", 0, [4])
+                assert await until(lambda: out.last("state") == 4)
+                return out, [t.done() for t in tasks]
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    with caplog.at_level(logging.ERROR):
+        out, done = asyncio.run(scenario())
+    assert {r.point for r in out} == {"state"} and not any(done)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("Modbus dead-plc" in m and "unreachable" in m for m in messages)
+    assert any("connection bench, station test-01, point leak_rate" in m
+               and "/nonexistent/password" in m for m in messages)  # fmt: skip
+    assert any("source crashy failed" in m for m in messages)
