@@ -2,7 +2,9 @@
 triggers arrive on local publish/subscribe (``pubsub``), as the recipe's accessControl allows.
 
 The nucleus spools IoT Core publishes while the gateway is offline, so a publish that the
-nucleus accepted is not lost to a network outage.
+nucleus accepted is not lost to a network outage. By default that spool is 2.5 MB in memory
+and drops its oldest messages when full; our deployments put it on disk
+(``mes_domain.edge_spooler``).
 """
 
 from __future__ import annotations

@@ -398,3 +398,22 @@ def test_queued_triggers_outlive_the_component_until_their_result_is_published(t
     assert again.run_once() == 3
     assert [r.part_id for r in results(transport2)] == ["cam-0", "cam-1", "cam-2"]
     assert again.triggers.count() == 0 and again.run_once() == 0
+
+
+def test_the_greengrass_ipc_connection_is_retried_until_the_nucleus_answers(monkeypatch, caplog):
+    import awsiot.greengrasscoreipc.clientv2 as clientv2
+    from quality_inspection.main import _ipc_client
+    from quality_inspection.uploader import Backoff
+
+    attempts = []
+
+    class Nucleus:
+        def __init__(self) -> None:
+            attempts.append(1)
+            if len(attempts) < 3:
+                raise ConnectionRefusedError("ipc.socket not there yet")
+
+    monkeypatch.setattr(clientv2, "GreengrassCoreIPCClientV2", Nucleus)
+    client = _ipc_client(threading.Event(), Backoff(base_s=0.01, max_s=0.02))
+    assert isinstance(client, Nucleus) and len(attempts) == 3
+    assert caplog.text.count("Greengrass IPC not available") == 2
