@@ -101,14 +101,22 @@ async def address_space_shelf() -> Path:
     return await asyncio.to_thread(_build_shelf, folder)
 
 
-class _Users:
-    def __init__(self, users: dict[str, str]) -> None:
-        self.users = users
+class _Gate:
+    """asyncua opens an unsecured channel to anyone (GetEndpoints needs one) and would give it a
+    session too; a secured server refuses that session here (no client certificate on the
+    channel), and checks user names and passwords."""
+
+    def __init__(self, users: dict[str, str], secure: bool) -> None:
+        self.users, self.secure = users, secure
 
     def get_user(self, iserver, username=None, password=None, certificate=None):
-        if username is not None and self.users.get(username) == password:
+        if self.secure and not certificate:  # asyncua gives b"" for none
+            return None
+        if self.users:
+            if username is None or self.users.get(username) != password:
+                return None
             return User(role=UserRole.User, name=username)
-        return None
+        return User(role=UserRole.User)
 
 
 def _users(connection: OpcUaConnection, security: OpcUaServerSecurity | None) -> dict[str, str]:
@@ -169,7 +177,7 @@ class OpcUaEndpoint:
         self._last: dict[ua.NodeId, object] = {}
 
     async def start(self) -> None:
-        server = Server(user_manager=_Users(self.users) if self.users else None)
+        server = Server(user_manager=_Gate(self.users, self.secure))
         await server.init(await address_space_shelf())
         server.set_endpoint(self.endpoint)
         server.set_server_name(f"plant_sim {', '.join(c.name for c in self.connections)}")
