@@ -347,7 +347,7 @@ def test_poll_interval_and_fresh_values():
             return rate, out
 
     rate, out = asyncio.run(scenario())
-    assert 7 <= rate <= 11, rate  # 100 ms polls: ~10/s
+    assert 6 <= rate <= 11, rate  # 100 ms polls: ~10/s (a loaded CI core may lag a little)
     stamps = [r.ts_ms for r in out]
     assert stamps == sorted(stamps) and abs(stamps[-1] - time.time() * 1000) < 5000
 
