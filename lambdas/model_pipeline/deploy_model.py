@@ -1,8 +1,9 @@
-"""Step 7: put the new model version on the line's core devices and mark it DEPLOYED.
+"""Step 7: put the new model version on its camera station's gateway and mark it DEPLOYED.
 
 Event: the state with the request fields, ``training.model_version`` and ``component``.
-Revises the deployment of the thing group ``<THING_GROUP_ARN_PREFIX><site>-<line>`` (other
-components untouched), or creates one with just the model.
+Revises the deployment of the station's own thing group (``mes_domain.naming``
+``station_thing_group_name``) to the camera gateway's deployment generated from the plant config
+(``mes_domain.edge_deployment``) with the new model; the line's group is never touched.
 Returns ``DeploymentResult``: deployment_id.
 """
 
@@ -25,7 +26,11 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = runtime.settings().require(EnvVar.MODELS_TABLE, EnvVar.THING_GROUP_ARN_PREFIX)
     request = DeployEvent.model_validate(event)
     result = deploy_model(
-        request, runtime.registry(), runtime.greengrass(), settings.thing_group_arn_prefix
+        request,
+        runtime.plant(),
+        runtime.registry(),
+        runtime.greengrass(),
+        settings.thing_group_arn_prefix,
     )
     logger.info(
         "model deployed",

@@ -1,4 +1,5 @@
-"""Greengrass v2: the model as a component version, and the line's deployment revised to it.
+"""Greengrass v2: the model as a component version, and its camera gateway's deployment
+revised to it.
 
 The model component has no lifecycle: it only brings the two artifacts and the configuration
 (model id, version, threshold) to the core devices; the inspection component reads them.
@@ -129,35 +130,42 @@ def current_deployment(gg: Any, target_arn: str) -> dict[str, Any] | None:
     return gg.get_deployment(deploymentId=latest["deploymentId"])
 
 
-def revised_components(
-    current: dict[str, Any] | None, name: str, version: str
+def released_components(
+    current: dict[str, Any] | None, generated: dict[str, Any], model: str
 ) -> dict[str, dict[str, Any]]:
-    """The deployment's components with the model at ``version``; the others untouched.
+    """The camera gateway's generated components (QualityInspection configured for its station,
+    ``model`` at its new version) over the current deployment's, whose other components stay as
+    they are; a component keeps its ``runWith``.
 
     A core device keeps a component's configuration across versions, so the model's is reset
     to the new version's defaults (``reset: [""]``), or it would keep the old threshold.
     """
     components = copy.deepcopy((current or {}).get("components", {}))
-    previous = components.get(name, {})
-    components[name] = {
-        **{key: value for key, value in previous.items() if key == "runWith"},
-        "componentVersion": version,
-        "configurationUpdate": {"reset": [""]},
-    }
+    for name, spec in generated["components"].items():
+        previous = components.get(name, {})
+        run_with = {key: value for key, value in previous.items() if key == "runWith"}
+        components[name] = {**run_with, **copy.deepcopy(spec)}
+    components[model]["configurationUpdate"] = {"reset": [""]}
     return components
 
 
 def deployment_request(
-    current: dict[str, Any] | None, target_arn: str, name: str, version: str
+    current: dict[str, Any] | None,
+    target_arn: str,
+    generated: dict[str, Any],
+    model: str,
 ) -> dict[str, Any]:
-    """``create_deployment`` arguments: the current deployment revised, or a new one."""
-    group = target_arn.rsplit("/", 1)[-1]
+    """``create_deployment`` arguments: the camera gateway's ``generated`` deployment
+    (``mes_domain.edge_deployment.camera_gateway_deployment``) revising the target's current
+    one, whose policies it keeps. A deployment to a group replaces the group's previous one
+    (greengrass/v2/developerguide/revise-deployments.html), so it must carry all of it."""
+    version = generated["components"][model]["componentVersion"]
     request: dict[str, Any] = {
         "targetArn": target_arn,
-        "deploymentName": (current or {}).get("deploymentName") or f"{group} quality models",
-        "components": revised_components(current, name, version),
+        "deploymentName": generated["deploymentName"],
+        "components": released_components(current, generated, model),
         # The same model to the same target is one request, however often the step is retried.
-        "clientToken": hashlib.sha256(f"{target_arn}|{name}|{version}".encode()).hexdigest(),
+        "clientToken": hashlib.sha256(f"{target_arn}|{model}|{version}".encode()).hexdigest(),
     }
     for key in ("deploymentPolicies", "iotJobConfiguration"):
         if current and current.get(key):
@@ -165,7 +173,11 @@ def deployment_request(
     return request
 
 
-def deploy(gg: Any, target_arn: str, name: str, version: str) -> str:
-    """Create or revise the target's deployment; returns the deployment id."""
-    request = deployment_request(current_deployment(gg, target_arn), target_arn, name, version)
+def component_version(deployment: dict[str, Any] | None, name: str) -> str | None:
+    """The version of ``name`` that ``deployment`` runs, if it runs it."""
+    return ((deployment or {}).get("components") or {}).get(name, {}).get("componentVersion")
+
+
+def deploy(gg: Any, request: dict[str, Any]) -> str:
+    """Create the deployment; returns its id."""
     return gg.create_deployment(**request)["deploymentId"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from mes_domain.naming import station_thing_group_name
 from mes_domain.quality import (  # noqa: F401 - shared with the edge
     DEFECT,
     GOOD,
@@ -33,9 +34,10 @@ def model_version(trained_at_epoch_s: float) -> str:
     return f"1.0.{int(trained_at_epoch_s)}"
 
 
-def thing_group_arn(prefix: str, site: str, line: str) -> str:
-    """The line's thing group, which every core device of the line belongs to."""
-    return f"{prefix}{site}-{line}"
+def thing_group_arn(arn_prefix: str, prefix: str, site: str, line: str, station: str) -> str:
+    """The ARN of the camera station's own gateway group (named as the generated deployments
+    name it), where its models go; ``arn_prefix`` ends in ``thinggroup/``."""
+    return arn_prefix + station_thing_group_name(prefix, site, line, station)
 
 
 def component_version_arn(thing_group_arn_prefix: str, name: str, version: str) -> str:

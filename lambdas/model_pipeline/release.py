@@ -1,14 +1,23 @@
 """Steps 6 and 7's logic: an approved model becomes a component version, then is deployed.
 
 Both read the model from the registry and refuse one that is not approved, so a wrongly wired
-state machine cannot put an unreviewed model on the line.
+state machine cannot put an unreviewed model on the line. The model goes to its camera
+station's own gateway group only, never to the line's group (whose deployment it would replace).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from lambdas.model_pipeline.greengrass import deploy, publish, recipe
+from lambdas.model_pipeline.errors import CameraGatewayNotDeployed
+from lambdas.model_pipeline.greengrass import (
+    component_version,
+    current_deployment,
+    deploy,
+    deployment_request,
+    publish,
+    recipe,
+)
 from lambdas.model_pipeline.layout import component_version_arn, thing_group_arn
 from lambdas.model_pipeline.registry import (
     InvalidTransition,
@@ -24,6 +33,7 @@ from lambdas.model_pipeline.requests import (
     PublishEvent,
 )
 from lambdas.model_pipeline.stations import camera_station
+from mes_domain.edge_deployment import QUALITY_INSPECTION, camera_gateway_deployment
 from mes_domain.plant import Plant
 
 RELEASABLE = frozenset({ModelStatus.APPROVED, ModelStatus.DEPLOYED})
@@ -62,9 +72,16 @@ def publish_model(
 
 
 def deploy_model(
-    event: DeployEvent, registry: ModelRegistry, gg: Any, thing_group_arn_prefix: str
+    event: DeployEvent,
+    plant: Plant,
+    registry: ModelRegistry,
+    gg: Any,
+    thing_group_arn_prefix: str,
 ) -> DeploymentResult:
-    """Revise the line's deployment to the new model version and mark the model DEPLOYED.
+    """Revise the camera station's gateway deployment to the new model version and mark the
+    model DEPLOYED. The deployment is the one generated from the plant config for that gateway
+    (QualityInspection configured for the station, at the version the gateway runs, and the new
+    model); components the generated one does not name are kept.
 
     A re-run after the model was marked returns the recorded deployment.
     """
@@ -73,9 +90,29 @@ def deploy_model(
     if record.status is ModelStatus.DEPLOYED and record.deployment_id:
         return DeploymentResult(deployment_id=record.deployment_id)
     check_transition(record.status, ModelStatus.DEPLOYED, key, version)
-    target = thing_group_arn(thing_group_arn_prefix, event.site, event.line)
+    station = camera_station(plant, event.site, event.line, event.station)
+    ref = plant.station(event.site, event.line, event.station)
     component = event.component
-    deployment_id = deploy(gg, target, component.component_name, component.component_version)
+    if component.component_name != station.camera.model_component:
+        raise ValueError(
+            f"{key}'s model component is {station.camera.model_component}, not "
+            f"{component.component_name}: the plant config changed since it was published"
+        )
+    prefix = plant.deployment.stack_prefix
+    target = thing_group_arn(thing_group_arn_prefix, prefix, event.site, event.line, event.station)
+    current = current_deployment(gg, target)
+    inspection = component_version(current, QUALITY_INSPECTION)
+    if inspection is None:
+        raise CameraGatewayNotDeployed(
+            f"{target} has no deployment running {QUALITY_INSPECTION}: create the camera "
+            "gateway's deployment (python -m greengrass_components.deployments) before "
+            "releasing a model to it"
+        )
+    generated = camera_gateway_deployment(
+        plant, ref.site, ref.line, station, inspection, component.component_version
+    )
+    request = deployment_request(current, target, generated, component.component_name)
+    deployment_id = deploy(gg, request)
     registry.transition(
         key,
         version,

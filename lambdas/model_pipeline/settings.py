@@ -18,9 +18,8 @@ from lambdas.common.plant import PLANT_LAYER_FILE
 from lambdas.common.settings import from_environ
 from lambdas.model_pipeline.contract import EnvVar
 
-THING_GROUP_ARN_PREFIX_PATTERN = (
-    r"^arn:aws[a-z-]*:iot:[a-z]{2}(-[a-z]+)+-\d:\d{12}:thinggroup/[A-Za-z0-9_:-]*$"
-)
+# Up to the group name: the name comes from mes_domain.naming, never from the environment.
+THING_GROUP_ARN_PREFIX_PATTERN = r"^arn:aws[a-z-]*:iot:[a-z]{2}(-[a-z]+)+-\d:\d{12}:thinggroup/$"
 
 
 Fraction = Annotated[float, Field(ge=0, le=1)]
@@ -39,7 +38,7 @@ class Settings(BaseModel):
     min_auroc: Fraction = 0.9
     min_defect_recall: Fraction = 0.8
     min_good_images: Annotated[int, Field(ge=1)] = 20
-    # The line's thing group is ``<prefix><site>-<line>``.
+    # A camera station's gateway group is ``<prefix><mes_domain.naming group name>``.
     thing_group_arn_prefix: Annotated[str, Field(pattern=THING_GROUP_ARN_PREFIX_PATTERN)] | None = (
         None
     )

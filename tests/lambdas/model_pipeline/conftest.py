@@ -19,7 +19,7 @@ from lambdas.model_pipeline.settings import EnvVar
 DATASET_BUCKET = "mes-demo-datasets"
 MODEL_BUCKET = "mes-demo-models"
 MODELS_TABLE = "mes-demo-model-registry"
-THING_GROUP_ARN_PREFIX = "arn:aws:iot:eu-central-1:123456789012:thinggroup/MesDemo-"
+THING_GROUP_ARN_PREFIX = "arn:aws:iot:eu-central-1:123456789012:thinggroup/"
 REGION = "eu-central-1"
 
 SITE, LINE, STATION = "berlin", "body-line-1", "vision-01"
@@ -124,6 +124,20 @@ def greengrass(greengrass_client, monkeypatch):
     with Stubber(greengrass_client) as stubber:
         yield stubber, pauses
         stubber.assert_no_pending_responses()
+
+
+@pytest.fixture
+def greengrass_calls(greengrass_client):
+    """(operation, parameters) of every Greengrass call made, as the client sent them."""
+    calls: list[tuple[str, dict]] = []
+
+    def record(params, model, **_):
+        calls.append((model.name, json.loads(json.dumps(params, default=str))))
+
+    event = "before-parameter-build.greengrassv2"
+    greengrass_client.meta.events.register(event, record)
+    yield calls
+    greengrass_client.meta.events.unregister(event, record)
 
 
 def approved_model(registry, state, status=ModelStatus.APPROVED) -> None:

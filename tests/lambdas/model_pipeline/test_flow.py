@@ -15,8 +15,16 @@ from lambdas.model_pipeline import (
 )
 from lambdas.model_pipeline.approval import decide
 from lambdas.model_pipeline.registry import ModelStatus
+from mes_domain.edge_deployment import QUALITY_INSPECTION
 from tests.lambdas.conftest import LambdaContext
-from tests.lambdas.model_pipeline.conftest import REGION, STATION_KEY, sample_state
+from tests.lambdas.model_pipeline.conftest import (
+    REGION,
+    STATION_KEY,
+    THING_GROUP_ARN_PREFIX,
+    sample_state,
+)
+
+GATEWAY = f"{THING_GROUP_ARN_PREFIX}MesDemo-berlin-body-line-1:vision-01"
 
 
 def test_a_gated_model_goes_from_registration_to_the_line(registry, greengrass):
@@ -53,8 +61,25 @@ def test_a_gated_model_goes_from_registration_to_the_line(registry, greengrass):
         {"inlineRecipe": ANY},
     )
     state["component"] = publish_component.lambda_handler(state, LambdaContext())
-    gg.add_response("list_deployments", {"deployments": []})
-    gg.add_response("create_deployment", {"deploymentId": "d-1"})
+    # The camera gateway runs QualityInspection (its generated deployment, issue 15).
+    created = {"creationTimestamp": "2026-11-01T00:00:00Z", "deploymentStatus": "ACTIVE"}
+    gg.add_response(
+        "list_deployments",
+        {"deployments": [{"targetArn": GATEWAY, "deploymentId": "d-0", **created}]},
+        {"targetArn": GATEWAY, "historyFilter": "LATEST_ONLY"},
+    )
+    inspection = {QUALITY_INSPECTION: {"componentVersion": "1.0.0"}}
+    gg.add_response("get_deployment", {"targetArn": GATEWAY, "components": inspection})
+    gg.add_response(
+        "create_deployment",
+        {"deploymentId": "d-1"},
+        {
+            "targetArn": GATEWAY,
+            "deploymentName": ANY,
+            "components": ANY,
+            "clientToken": ANY,
+        },
+    )
     state["deployment"] = deploy_model.lambda_handler(state, LambdaContext())
 
     assert state["deployment"] == {"deployment_id": "d-1"}

@@ -25,12 +25,15 @@ def test_numbers_are_parsed_from_text_and_bounded():
         Settings.from_environ({EnvVar.MIN_GOOD_IMAGES: "0"})
 
 
-def test_the_thing_group_prefix_must_be_a_thing_group_arn():
-    good = "arn:aws:iot:eu-central-1:123456789012:thinggroup/MesDemo-"
+def test_the_thing_group_prefix_is_a_thing_group_arn_up_to_the_name():
+    good = "arn:aws:iot:eu-central-1:123456789012:thinggroup/"
     assert Settings.from_environ({EnvVar.THING_GROUP_ARN_PREFIX: good}).thing_group_arn_prefix
 
-    with pytest.raises(ValidationError, match="thing_group_arn_prefix"):
-        Settings.from_environ({EnvVar.THING_GROUP_ARN_PREFIX: "MesDemo-"})
+    # The group name comes from mes_domain.naming: a prefix carrying part of it (the old
+    # "thinggroup/<stack prefix>-") would name groups that do not exist.
+    for bad in ("MesDemo-", good + "MesDemo-"):
+        with pytest.raises(ValidationError, match="thing_group_arn_prefix"):
+            Settings.from_environ({EnvVar.THING_GROUP_ARN_PREFIX: bad})
 
 
 def test_require_names_every_missing_key():
