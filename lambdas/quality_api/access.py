@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lambdas.model_pipeline.registry import ModelRecord
-from lambdas.quality_api.contract import approvers_group
+from mes_domain.naming import approvers_group_name
 
 
 class NotAllowed(Exception):
@@ -35,7 +35,7 @@ def check_decision(
     claims: Mapping[str, Any], site: str, record: ModelRecord, decision: str
 ) -> None:
     """Raise ``NotAllowed`` unless the user in ``claims`` may take ``decision`` on ``record``."""
-    group = approvers_group(site)
+    group = approvers_group_name(site)
     if group not in groups(claims):
         raise NotAllowed(
             f"only members of the Cognito group {group!r} may decide on models of site {site!r}"

@@ -11,14 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# A site's approvers group is named by mes_domain.naming.approvers_group_name (stack and handler).
 MAX_FILES_PER_REQUEST = 100
-# Members of a site's group may decide on that site's models; the stack creates one per site.
-APPROVERS_GROUP_PREFIX = "approvers-"
-
-
-def approvers_group(site: str) -> str:
-    """The Cognito group whose members may approve or reject models of ``site``."""
-    return f"{APPROVERS_GROUP_PREFIX}{site}"
 
 
 class EnvVar(StrEnum):

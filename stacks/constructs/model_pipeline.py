@@ -1,6 +1,6 @@
 """The quality model pipeline: validate the dataset, train, evaluate against the gate, register,
 wait for a quality expert's approval, publish the model as a Greengrass component version and
-deploy it to the station's line.
+deploy it to the camera station's own gateway group (never the line's group).
 
 The state machine is built from CDK task constructs; each step is a function of its own, with a
 role that holds only what that step touches (``lambdas/model_pipeline``).
@@ -19,7 +19,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from lambdas.model_pipeline.contract import EnvVar
-from mes_domain.naming import model_pipeline_name
+from mes_domain.naming import model_pipeline_name, station_thing_group_name
 from mes_domain.plant import Plant
 from stacks.compliance import acknowledge
 from stacks.constructs.lambda_packaging import LambdaPackaging
@@ -59,15 +59,26 @@ def component_arn(stack: Stack, name: str, *, version: str | None = None) -> str
     )
 
 
+def station_thing_groups(stack: Stack, prefix: str) -> str:
+    """The ARN pattern of the camera stations' gateway groups, where models are released: the
+    naming function with "*" for the ids. ":" occurs in no id, so it matches no site or line
+    group (a line group's deployment is the line gateway's, which a release would replace)."""
+    return stack.format_arn(
+        service="iot",
+        resource="thinggroup",
+        resource_name=station_thing_group_name(prefix, "*", "*", "*"),
+    )
+
+
 def deployment_statements(
-    stack: Stack, thing_group_prefix: str, *, write: bool = False
+    stack: Stack, prefix: str, *, write: bool = False
 ) -> list[iam.PolicyStatement]:
     """GetDeployment (on ``deployments:ID``) and the IoT actions Greengrass takes for the
-    caller on the line thing groups' jobs: the Service Authorization Reference lists
+    caller on the camera station groups' jobs: the Service Authorization Reference lists
     iot:DescribeJob and iot:DescribeThingGroup for GetDeployment, and for CreateDeployment also
     iot:CreateJob, iot:UpdateJob and iot:CancelJob (``write``). Its thing and shadow actions
     serve deployments to a single core device, which the pipeline never targets."""
-    thing_groups = f"{thing_group_prefix}*"
+    thing_groups = station_thing_groups(stack, prefix)
     jobs = stack.format_arn(service="iot", resource="job", resource_name="*")
     statements = [
         iam.PolicyStatement(
@@ -112,9 +123,8 @@ class ModelPipeline(Construct):
         prefix = plant.deployment.stack_prefix
         self._plant, self._packaging, self._logs_key = plant, packaging, logs_key
         self._plant_layer = PlantConfigLayer(self, "Plant", plant=plant).layer
-        thing_groups = stack.format_arn(
-            service="iot", resource="thinggroup", resource_name=f"{prefix}-"
-        )
+        # Up to the group name, which the functions take from mes_domain.naming.
+        thing_groups = stack.format_arn(service="iot", resource="thinggroup", resource_name="")
         datasets, models, table = storage.dataset_bucket, storage.model_bucket, storage.models_table
         environment = {
             EnvVar.DATASET_BUCKET: datasets.bucket_name,
@@ -175,7 +185,11 @@ class ModelPipeline(Construct):
                 )
             )
 
-        deploy = step("deploy_model", (EnvVar.MODELS_TABLE, EnvVar.THING_GROUP_ARN_PREFIX))
+        deploy = step(
+            "deploy_model",
+            (EnvVar.MODELS_TABLE, EnvVar.THING_GROUP_ARN_PREFIX),
+            plant_layer=True,  # the camera gateway's deployment is generated from the plant
+        )
         grant_table(table, deploy.role, "dynamodb:GetItem", "dynamodb:UpdateItem")
         deploy.role.add_to_policy(
             iam.PolicyStatement(
@@ -184,7 +198,7 @@ class ModelPipeline(Construct):
                 resources=["*"],
             )
         )
-        for statement in deployment_statements(stack, thing_groups, write=True):
+        for statement in deployment_statements(stack, prefix, write=True):
             deploy.role.add_to_policy(statement)
 
         self.functions = {
@@ -355,6 +369,7 @@ class ModelPipeline(Construct):
             "under models/ of the model bucket only; a version's key is known only at run time."
         }
         greengrass = f"arn:{account.format('greengrass')}"
+        station_groups = station_thing_group_name(prefix, "*", "*", "*")
         component_versions = {
             f"{iam5}[Resource::{greengrass}:components:{name}:versions:*]": "Versions of the "
             f"configured model component {name}: a version is the model's, known at run time."
@@ -381,10 +396,12 @@ class ModelPipeline(Construct):
             "publish_component": {**read, **models, **component_versions},
             "deploy_model": {
                 **jobs,
-                f"{iam5}[Resource::{greengrass}:deployments:*]": "Reads the line's current "
-                "deployment, whose id is found at run time by its target thing group.",
-                f"{iam5}[Resource::arn:{account.format('iot')}:thinggroup/{prefix}-*]": "The "
-                "platform's own line thing groups, named <prefix>-<site>-<line>.",
+                f"{iam5}[Resource::{greengrass}:deployments:*]": "Reads the camera gateway's "
+                "current deployment, whose id is found at run time by its target thing group.",
+                f"{iam5}[Resource::arn:{account.format('iot')}:thinggroup/{station_groups}]": (
+                    "The platform's camera station gateway groups only, named "
+                    "<prefix>-<site>-<line>:<station>; no site or line group name has a ':'."
+                ),
             },
         }
         state_machine_policy = self.state_machine.role.node.find_child("DefaultPolicy")

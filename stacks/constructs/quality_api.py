@@ -15,13 +15,12 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from lambdas.quality_api.contract import (
-    DecisionRequest,
-    EnvVar,
-    UploadRequest,
-    approvers_group,
+from lambdas.quality_api.contract import DecisionRequest, EnvVar, UploadRequest
+from mes_domain.naming import (
+    approvers_group_name,
+    quality_user_pool_name,
+    station_thing_group_name,
 )
-from mes_domain.naming import quality_user_pool_name
 from mes_domain.plant import Plant
 from mes_domain.schemas import draft04
 from stacks.compliance import acknowledge
@@ -82,7 +81,7 @@ class QualityApi(Construct):
                 self,
                 f"Approvers-{site}",
                 user_pool_id=self.user_pool.user_pool_id,
-                group_name=approvers_group(site),
+                group_name=approvers_group_name(site),
                 description=f"Quality experts who may approve or reject models of site {site}",
             )
             for site in sorted({ref.site.id for ref in plant.stations() if ref.station.camera})
@@ -122,10 +121,7 @@ class QualityApi(Construct):
                 resources=["*"],
             )
         )
-        thing_groups = Stack.of(self).format_arn(
-            service="iot", resource="thinggroup", resource_name=f"{prefix}-"
-        )
-        for statement in deployment_statements(Stack.of(self), thing_groups):
+        for statement in deployment_statements(Stack.of(self), prefix):
             role.add_to_policy(statement)
 
         rest = PlatformRestApi(
@@ -210,8 +206,10 @@ class QualityApi(Construct):
                 "GetDeployment reads the deployment's IoT job, whose id Greengrass chose."
             ),
             "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:<AWS::Region>:"
-            f"<AWS::AccountId>:thinggroup/{self._prefix}-*]": (
-                "GetDeployment describes its target, one of the platform's line thing groups."
+            "<AWS::AccountId>:thinggroup/"
+            f"{station_thing_group_name(self._prefix, '*', '*', '*')}]": (
+                "GetDeployment describes its target, a camera station's gateway group "
+                "(<prefix>-<site>-<line>:<station>), where models are released."
             ),
         }.items():
             acknowledge(policy, finding, reason)

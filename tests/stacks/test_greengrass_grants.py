@@ -8,16 +8,24 @@ ARN (``components/*``) matches nothing, so every call would be denied.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 
 import pytest
+
+from mes_domain import edge_deployment as edge
+from mes_domain.naming import station_thing_group_name, thing_group_name
 
 GREENGRASS_V2 = re.compile(
     r"^arn:\$\{AWS::Partition\}:greengrass:\$\{AWS::Region\}:\$\{AWS::AccountId\}:"
     r"(components:[^:/]+(:versions:[^:/]+)?|deployments:[^:/]+|coreDevices:[^:/]+)$"
 )
 COMPONENT = "com.acme.mes.models.SurfaceDefects"  # the demo plant's camera model component
+# The camera stations' gateway groups (<prefix>-<site>-<line>:<station>), never a line's group:
+# a deployment to a group replaces its previous one
+# (docs.aws.amazon.com/greengrass/v2/developerguide/revise-deployments.html).
+STATION_GROUPS = "thinggroup/MesDemo-*-*:*"
 
 
 def _text(value) -> str:
@@ -75,13 +83,13 @@ def test_publish_creates_and_describes_only_the_configured_components(quality_te
 
 def test_deploy_creates_deployments_with_the_iot_jobs_greengrass_runs_for_it(quality_template):
     grants = _grants(quality_template, "PipelineDeployModel")
-    groups = _arn("iot", "thinggroup/MesDemo-*")
+    groups = _arn("iot", STATION_GROUPS)
     jobs = _arn("iot", "job/*")
     # CreateDeployment and ListDeployments take no resource type, so only "*" matches them.
     assert grants["greengrass:CreateDeployment"] == {"*"}
     assert grants["greengrass:ListDeployments"] == {"*"}
     assert grants["greengrass:GetDeployment"] == {_arn("greengrass", "deployments:*")}
-    # The dependent actions the reference lists, on the platform's line thing groups only.
+    # The dependent actions the reference lists, on the camera stations' groups only.
     assert grants["iot:CreateJob"] == {jobs, groups}
     assert grants["iot:DescribeThingGroup"] == {groups}
     for action in ("iot:DescribeJob", "iot:UpdateJob", "iot:CancelJob"):
@@ -92,7 +100,7 @@ def test_the_api_reads_deployment_status_and_writes_none(quality_template):
     grants = _grants(quality_template, "ApiHandler")
     assert grants["greengrass:GetDeployment"] == {_arn("greengrass", "deployments:*")}
     assert grants["iot:DescribeJob"] == {_arn("iot", "job/*")}
-    assert grants["iot:DescribeThingGroup"] == {_arn("iot", "thinggroup/MesDemo-*")}
+    assert grants["iot:DescribeThingGroup"] == {_arn("iot", STATION_GROUPS)}
     assert not {"greengrass:CreateDeployment", "iot:CreateJob"} & set(grants)
 
 
@@ -104,3 +112,35 @@ def test_acknowledgements_name_the_arns_actually_granted(quality_template, polic
         if key.startswith(policy_prefix):
             text = json.dumps(policy.get("Metadata", {}))
             assert "components/" not in text and "deployments/" not in text
+
+
+def _matches(pattern: str, name: str) -> bool:
+    """IAM's "*" matches any characters, ":" included."""
+    return fnmatch.fnmatchcase(name, pattern.removeprefix("thinggroup/"))
+
+
+def test_the_granted_groups_are_every_camera_gateway_group_and_no_line_or_site_group(
+    quality_template, demo_plant
+):
+    versions = {edge.DATA_COLLECTOR: "1.0.0", edge.QUALITY_INSPECTION: "1.0.0"}
+    cameras, others = set(), set()
+    for site in demo_plant.sites:
+        others.add(thing_group_name("MesDemo", site.id))
+        for line in site.lines:
+            others.add(thing_group_name("MesDemo", site.id, line.id))
+            document = edge.line_deployments(demo_plant, site.id, line.id, versions)
+            for deployment in document["deployments"]:
+                if edge.QUALITY_INSPECTION in deployment["components"]:
+                    cameras.add(deployment["targetThingGroupName"])
+    assert cameras == {station_thing_group_name("MesDemo", "berlin", "body-line-1", "vision-01")}
+    granted = {
+        resource.rsplit(":thinggroup/", 1)[-1]
+        for action in ("iot:CreateJob", "iot:DescribeThingGroup")
+        for resource in _grants(quality_template, "PipelineDeployModel")[action]
+        if ":thinggroup/" in resource
+    }
+    assert granted == {STATION_GROUPS.removeprefix("thinggroup/")}
+    for name in cameras:
+        assert _matches(STATION_GROUPS, name), name
+    for name in others:
+        assert not _matches(STATION_GROUPS, name), name
