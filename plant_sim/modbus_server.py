@@ -50,6 +50,7 @@ class ModbusEndpoint:
         self.connections = connections
         self.bindings = bindings
         self.server: ModbusTcpServer | None = None
+        self.on_write = None  # called with (binding, value) for each value written
         self._last: dict[int, object] = {}
         self._unit = {id(b): b.connection.unit_id for b in bindings}
         # (unit, table, register) -> the binding that owns it
@@ -114,6 +115,8 @@ class ModbusEndpoint:
             )
             self._last[id(binding)] = value
             written += 1
+            if self.on_write is not None:
+                self.on_write(binding, value)
         return written
 
     async def stop(self) -> None:

@@ -174,11 +174,17 @@ class OpcUaEndpoint:
         self.users = _users(first, security)
         self.server: Server | None = None
         self._nodes: dict[int, ua.NodeId] = {}  # id(binding) -> its variable
+        self.on_write = None  # called with (binding, value) for each value written
         self._last: dict[ua.NodeId, object] = {}
 
     async def start(self) -> None:
         server = Server(user_manager=_Gate(self.users, self.secure))
-        await server.init(await address_space_shelf())
+        try:
+            shelf = await address_space_shelf()
+        except OSError as err:  # no writable cache: build the address space in memory
+            log.warning("no OPC UA address space cache (%s); starting slower", err)
+            shelf = None
+        await server.init(shelf)
         server.set_endpoint(self.endpoint)
         server.set_server_name(f"plant_sim {', '.join(c.name for c in self.connections)}")
         security = self.security
@@ -272,6 +278,8 @@ class OpcUaEndpoint:
             by_address[key] = (binding, node.nodeid)
             self._nodes[id(binding)] = node.nodeid
             self._last[node.nodeid] = binding.value()
+            if self.on_write is not None:
+                self.on_write(binding, binding.value())
 
     async def push(self) -> int:
         """Write every value that changed since the last push; the number written."""
@@ -295,6 +303,8 @@ class OpcUaEndpoint:
                 node_id, ua.DataValue(variant, SourceTimestamp=changed, ServerTimestamp=now)
             )
             written += 1
+            if self.on_write is not None:
+                self.on_write(binding, value)
         return written
 
     async def stop(self) -> None:

@@ -61,6 +61,8 @@ class PlantSimulator:
     ``profiles``: one ``MachineProfile`` for all, or per station path (others get the default).
     ``opcua_security``: the server side of secured OPC UA connections, by connection name.
     ``mqtt``: False leaves the MQTT topics unpublished (no broker to publish to).
+    ``record_writes``: keep every value written to the OPC UA and Modbus servers in ``writes``
+    as (station path, point, value, epoch ms of the change), in order.
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class PlantSimulator:
         opcua_security: Mapping[str, OpcUaServerSecurity] | None = None,
         mqtt_connect_timeout_s: float = 10.0,
         mqtt: bool = True,
+        record_writes: bool = False,
     ) -> None:
         self.plant = plant
         self.seed = seed
@@ -103,6 +106,15 @@ class PlantSimulator:
         self.endpoints = self._endpoints(bindings, opcua_security or {}, mqtt_connect_timeout_s)
         if not mqtt:
             self.endpoints = [e for e in self.endpoints if not isinstance(e, MqttBroker)]
+        self.writes: list[tuple[StationPath, str, object, int]] = []
+        if record_writes:
+            for endpoint in self.endpoints:
+                if not isinstance(endpoint, MqttBroker):
+                    endpoint.on_write = self._record
+
+    def _record(self, binding: PointBinding, value) -> None:
+        changed = binding.changed_ms(self.start_ms)
+        self.writes.append((binding.machine.path, binding.point, value, changed))
         self.started = False
 
     def _lines(self, wanted: list[tuple[str, str]] | None) -> list[tuple[str, Line]]:

@@ -231,7 +231,7 @@ def test_a_plc_restart_over_modbus_through_the_threaded_helper():
         mtbf_s=1e12, idle_probability=0.0, setup_every_parts=None, cycle_jitter=0.0
     )
     with (
-        SimulatorThread(plant, seed=1, profiles=steady) as simulator,
+        SimulatorThread(plant, seed=1, profiles=steady, record_writes=True) as simulator,
         ModbusTcpClient("127.0.0.1", port=port) as client,
     ):
         simulator.advance(100.0)
@@ -248,10 +248,13 @@ def test_a_plc_restart_over_modbus_through_the_threaded_helper():
             + (client.read_holding_registers(20, count=1, device_id=1).registers[0])
             == 7
         )
-        assert (
-            simulator.truth(SITE, LINE, "m1")["good"] + simulator.truth(SITE, LINE, "m1")["bad"]
-            == 107
-        )
+        final = simulator.truth(SITE, LINE, "m1")
+        assert final["good"] + final["bad"] == 107
+        # What the PLC showed over time, one write per sync: start, 100 s, restart, 7 s on.
+        writes = simulator.run(lambda: list(simulator.simulator.writes))
+        counts = [(value, ms) for _path, point, value, ms in writes if point == "counter.good"]
+        assert [v for v, _ in counts] == [0, good, 0, final["values"]["counter.good"]]
+        assert [ms for _, ms in counts] == sorted(ms for _, ms in counts)
 
 
 @pytest.fixture(scope="module")
