@@ -3,7 +3,9 @@ failure statistics that match the configured MTBF and MTTR."""
 
 from __future__ import annotations
 
+import asyncio
 import statistics
+import time
 from itertools import pairwise
 
 import pytest
@@ -236,3 +238,14 @@ def test_time_runs_forward_only():
     simulator = PlantSimulator(plant_with([counting_station()], [MODBUS_PLC]))
     with pytest.raises(SimulatorError):
         simulator.advance(-1.0)
+
+
+def test_real_time_runs_the_machines_at_the_speed_factor():
+    simulator = PlantSimulator(plant_with([counting_station()], [MODBUS_PLC]), start_ms=0)
+    began = time.monotonic()
+    asyncio.run(simulator.run_realtime(speed=200.0, duration_s=0.5, tick_s=0.02))
+    wall = time.monotonic() - began
+    assert 0.5 <= wall < 2.0
+    assert simulator.now_s == pytest.approx(200.0 * wall, rel=0.25)
+    assert simulator.machine(SITE, LINE, "m1").now == simulator.now_s
+    assert simulator.machine(SITE, LINE, "m1").good > 0
