@@ -46,6 +46,7 @@ RUNNING = EquipmentState.RUNNING
 IDLE = EquipmentState.IDLE
 SETUP = EquipmentState.SETUP
 UNPLANNED_STOP = EquipmentState.UNPLANNED_STOP
+PLANNED_STOP = EquipmentState.PLANNED_STOP
 
 # Plausible ranges of a tag by unit (low, high); others: 0..100.
 UNIT_RANGES: dict[str, tuple[float, float]] = {
@@ -87,10 +88,17 @@ class MachineProfile:
     setup_every_parts: int | None = 500  # None: never changes over
     setup_s: float = 300.0  # +-20 %
     string_every_parts: int = 10  # a string tag moves to its next value
+    # A planned stop (a break) every so many seconds from the start; None: no breaks. A break
+    # interrupts a cycle (the part is started again after it) and pauses a stop in progress.
+    planned_stop_every_s: float | None = None
+    planned_stop_s: float = 1800.0
 
     def __post_init__(self) -> None:
         if self.mtbf_s <= 0 or self.mttr_s <= 0 or self.mean_idle_s <= 0 or self.setup_s <= 0:
             raise SimulatorError(f"{self}: times must be positive")
+        every = self.planned_stop_every_s
+        if every is not None and not 0 < self.planned_stop_s < every:
+            raise SimulatorError(f"{self}: a planned stop is shorter than its period")
         if not 0 <= self.scrap_rate <= 1 or not 0 <= self.idle_probability <= 1:
             raise SimulatorError(f"{self}: rates are between 0 and 1")
 
@@ -203,6 +211,8 @@ class Machine:
         self._parts_since_setup = 0
         self._samples = 0  # tag samples taken; the next is at (_samples + 1) * period
         self._state_until = math.inf
+        self._breaks = 0  # planned stops begun; the next at (_breaks + 1) * every
+        self._paused: tuple[EquipmentState, float] | None = None  # a stop a break interrupted
         self._failure_at = self.rng.expovariate(1 / self.profile.mtbf_s)
         self._run_left = 0.0
         self._cycle_end = self._cycle_time()
@@ -311,20 +321,23 @@ class Machine:
         self._state_until = math.inf
 
     def _stop(self, state: EquipmentState, t: float, duration: float) -> None:
-        if state is not UNPLANNED_STOP:
+        if self.state is RUNNING and state is not UNPLANNED_STOP:
             self._run_left = self._failure_at - t  # running time left until the next failure
         self._enter(state, t)
         self._state_until = t + duration
         self._cycle_end = self._failure_at = math.inf
 
     def _next_event(self) -> tuple[float, int]:
-        # At equal times: failure, then the end of a cycle, of a stop, then a tag sample.
+        # At equal times: failure, end of a cycle, end of a stop, a break, then a tag sample.
         sample_at = (self._samples + 1) * self.tag_period_s
+        every = self.profile.planned_stop_every_s
+        break_at = (self._breaks + 1) * every if every else math.inf
         return min(
             (self._failure_at, 0),
             (self._cycle_end, 1),
             (self._state_until, 2),
-            (sample_at, 3),
+            (break_at, 3),
+            (sample_at, 4),
         )
 
     def advance_to(self, t_end: float) -> None:
@@ -339,9 +352,12 @@ class Machine:
             elif kind == 1:
                 self._part_done(t)
             elif kind == 2:
-                if self.state is UNPLANNED_STOP:
-                    self._run_left = self.rng.expovariate(1 / self.profile.mtbf_s)
-                self._start_running(t)
+                self._stop_ends(t)
+            elif kind == 3:
+                self._breaks += 1
+                if self.state is not RUNNING:
+                    self._paused = (self.state, self._state_until)
+                self._stop(PLANNED_STOP, t, self.profile.planned_stop_s)
             else:
                 self._samples += 1
                 running = self.state is RUNNING
@@ -351,6 +367,18 @@ class Machine:
                 continue
             self._refresh(t)
         self.now = max(self.now, t_end)
+
+    def _stop_ends(self, t: float) -> None:
+        if self.state is PLANNED_STOP and self._paused is not None:
+            (state, until), self._paused = self._paused, None
+            if until > t:  # the interrupted stop goes on after the break
+                self._enter(state, t)
+                self._state_until = until
+                return
+            self.state = state  # it ended during the break
+        if self.state is UNPLANNED_STOP:
+            self._run_left = self.rng.expovariate(1 / self.profile.mtbf_s)
+        self._start_running(t)
 
     def advance(self, seconds: float) -> None:
         self.advance_to(self.now + seconds)

@@ -12,7 +12,7 @@ import pytest
 
 from mes_domain.contracts import EquipmentState
 from plant_sim import MachineProfile, PlantSimulator, SimulatorError
-from plant_sim.machine import COUNTER_BAD, COUNTER_GOOD, STATE
+from plant_sim.machine import COUNTER_BAD, COUNTER_GOOD, PLANNED_STOP, STATE
 from tests.plant_sim.conftest import (
     LINE,
     MODBUS_PLC,
@@ -249,3 +249,43 @@ def test_real_time_runs_the_machines_at_the_speed_factor():
     assert simulator.now_s == pytest.approx(200.0 * wall, rel=0.25)
     assert simulator.machine(SITE, LINE, "m1").now == simulator.now_s
     assert simulator.machine(SITE, LINE, "m1").good > 0
+
+
+def test_planned_stops_come_on_time_and_pause_what_they_interrupt():
+    profile = MachineProfile(
+        mtbf_s=900.0, mttr_s=300.0, planned_stop_every_s=3600.0, planned_stop_s=600.0
+    )
+    plant = plant_with([counting_station(ideal_cycle_time_s=20.0)], [MODBUS_PLC])
+    simulator = PlantSimulator(plant, seed=6, profiles=profile)
+    simulator.advance(48 * 3600.0)
+    machine = simulator.machine(SITE, LINE, "m1")
+    history = list(machine.history)
+    breaks = [(t, next_t) for (t, s), (next_t, _) in pairwise(history) if s is PLANNED_STOP]
+    assert [t for t, _ in breaks] == [3600.0 * k for k in range(1, 48)]
+    assert all(end - start == pytest.approx(600.0) for start, end in breaks)
+    after = [state for (t, s), (_, state) in pairwise(history) if s is PLANNED_STOP]
+    assert EquipmentState.RUNNING in after and set(after) - {EquipmentState.RUNNING}  # resumed
+    # Nothing is made and nothing fails during a break.
+    spans = list(pairwise(history))
+    for (start, state), (end, _) in spans:
+        if state is PLANNED_STOP:
+            assert not any(start < t < end for t, _ in history)
+
+
+def test_a_break_before_a_failure_keeps_the_running_time_left():
+    profile = MachineProfile(
+        idle_probability=0.0,
+        setup_every_parts=None,
+        planned_stop_every_s=100.0,
+        planned_stop_s=10.0,
+        mtbf_s=1e9,
+        cycle_jitter=0.0,
+    )
+    plant = plant_with([counting_station(ideal_cycle_time_s=1.0)], [MODBUS_PLC])
+    simulator = PlantSimulator(plant, seed=1, profiles=profile)
+    simulator.advance(1050.0)  # the tenth break ended at 1010
+    machine = simulator.machine(SITE, LINE, "m1")
+    assert machine.failures == 0 and machine.state is EquipmentState.RUNNING
+    assert machine.good + machine.bad == 1050 - 10 * 10
+    states = {s for _, s in machine.history}
+    assert states == {EquipmentState.RUNNING, PLANNED_STOP}
