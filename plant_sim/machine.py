@@ -2,9 +2,10 @@
 
 The machine runs cycles (the station's ideal cycle time, plus jitter: a cycle is never faster
 than ideal), scraps a share of its parts, fails after an exponential running time (MTBF) and is
-repaired after an exponential time (MTTR), starves now and then (IDLE) and changes over every
-so many parts (SETUP). Its PLC keeps cumulative counters that roll over at the configured bits
-and restart at 0 with the PLC (``restart_plc``).
+repaired after an exponential time (MTTR), starves now and then (IDLE), changes over every
+so many parts (SETUP) and, if its profile says so, stops for planned breaks (PLANNED_STOP).
+Its PLC keeps cumulative counters that roll over at the configured bits and restart at 0 with
+the PLC (``restart_plc``).
 
 Every event happens at a time computed from earlier events only, never from where ``advance``
 was called, so ``advance(600)`` and ten ``advance(60)`` give exactly the same machine. The
@@ -350,7 +351,8 @@ class Machine:
                 self.failures += 1
                 self._stop(UNPLANNED_STOP, t, self.rng.expovariate(1 / self.profile.mttr_s))
             elif kind == 1:
-                self._part_done(t)
+                self._part_done(t)  # refreshes the points itself, before its MQTT snapshot
+                continue
             elif kind == 2:
                 self._stop_ends(t)
             elif kind == 3:
