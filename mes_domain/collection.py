@@ -229,6 +229,8 @@ class ModbusAddress(StrictModel):
                 f"{self.table} holds {'bits: type bool' if self.table.is_bits else 'registers'}"
                 f", not {self.type}"
             )
+        if self.scale == 0:
+            raise ValueError("scale 0 would make every reading the offset")
         if self.address + self.type.registers - 1 > 65535:
             raise ValueError(f"{self.type} at {self.address} runs past register 65535")
         return self

@@ -28,6 +28,9 @@ FORBIDDEN_ROOTS = (
     "onnxruntime",
     "mes_vision",
     "greengrass_components",
+    "plant_sim",
+    "asyncua",
+    "pymodbus",
 )
 CONTRACT_ALLOWED_ROOTS = {"pydantic", "mes_domain"}
 

@@ -72,6 +72,7 @@ def test_an_address_of_another_protocol_than_its_connection_is_refused():
         ({"table": "coil", "type": "uint16"}, "holds bits"),
         ({"table": "holding_register", "type": "bool"}, "holds registers"),
         ({"address": 65534, "type": "float64"}, "runs past register 65535"),
+        ({"scale": 0}, "scale 0"),
     ],
 )
 def test_modbus_addresses_that_cannot_be_read_are_refused(fields, message):
