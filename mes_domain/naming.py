@@ -368,13 +368,22 @@ def derived_names(plant: Plant) -> Iterator[DerivedName]:
                         SITEWISE_NAME, station_model_name(prefix, site.id, line.id, numbered)
                     )
             for k, station in enumerate(line.stations):
+                station_field: FieldPath = ("sites", i, "lines", j, "stations", k, "id")
                 yield DerivedName(
-                    ("sites", i, "lines", j, "stations", k, "id"),
+                    station_field,
                     station.id,
                     SITEWISE_NAME,
                     station_asset_name(site.id, line.id, station.id),
                     "the site or line id",
                 )
+                if station.camera is not None:  # the camera gateway's own group
+                    yield DerivedName(
+                        station_field,
+                        station.id,
+                        THING_GROUP_NAME,
+                        station_thing_group_name(prefix, site.id, line.id, station.id),
+                        "deployment.stack_prefix, the site or line id",
+                    )
 
 
 def name_problems(plant: Plant) -> Iterator[tuple[FieldPath, str, str]]:

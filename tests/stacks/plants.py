@@ -77,8 +77,13 @@ def longest_names(demo: Plant) -> Plant:
     other_line["id"] = "o" * (group_room - len(site["id"]))
     for line in (camera_line, other_line):
         line["name"] = "L" * 128
+        # a camera station's gateway group is the line's group, ":" and the station id
+        camera_room = naming.THING_GROUP_NAME.max_length - len(
+            naming.station_thing_group_name(prefix, site["id"], line["id"], "")
+        )
         for number, station in enumerate(line["stations"]):
-            station["id"] = f"{number}".ljust(64, "t")
+            room = min(64, camera_room) if station.get("camera") else 64
+            station["id"] = f"{number}".ljust(room, "t")
             station["name"] = "T" * 128
             for tag_number, tag in enumerate(station["tags"]):
                 tag["name"] = f"t{tag_number}".ljust(64, "g")

@@ -116,3 +116,16 @@ def test_counters_are_good_and_bad_or_total_and_reject():
     counters["total"] = counters["good"]
     with pytest.raises(ValidationError, match="not both"):
         Plant.model_validate(raw)
+
+
+def test_a_camera_stations_gateway_group_name_is_checked_when_the_plant_loads():
+    raw = copy.deepcopy(DEMO)
+    line = _line(raw)
+    line["id"] = "l" * 64
+    raw["sites"][0]["id"] = "s" * 40
+    camera = next(s for s in line["stations"] if s.get("camera"))
+    camera["id"] = "c" * 20  # prefix-site-line fits 128; ':' + 20 more does not
+    with pytest.raises(ValidationError, match=r"(?s)stations\.3\.id.*thing group name"):
+        Plant.model_validate(raw)
+    camera["id"] = "c" * 5
+    Plant.model_validate(raw)
