@@ -1,0 +1,5 @@
+import sys
+
+from data_collector.main import main
+
+sys.exit(main())
