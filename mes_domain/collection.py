@@ -411,3 +411,67 @@ class CollectorConfig(StrictModel):
             check_addresses(self.settings, f"{where} state", addresses_of(station.state))
             check_addresses(self.settings, f"{where} counters", addresses_of(station.counters))
         return self
+
+
+# The component's name and what its recipe's accessControl allows, rendered for one line: the
+# per-line deployment merges this over the recipe's default configuration (an IPC authorization
+# policy is configuration: docs.aws.amazon.com/greengrass/v2/developerguide/
+# update-component-configurations.html#merge-configuration-update).
+DATA_COLLECTOR_COMPONENT = "com.acme.mes.DataCollector"
+COLLECTED_KINDS = ("telemetry", "state", "count", "event")
+
+
+def collector_topics(config: CollectorConfig) -> list[str]:
+    """Every topic the line's collector publishes on: each station's kinds, routed kinds
+    through Basic Ingest to the stack's rules when ``rule_prefix`` is set."""
+    from mes_domain.naming import ingest_topic
+    from mes_domain.topics import MessageKind, StationTopic
+
+    return [
+        ingest_topic(
+            StationTopic(config.site, config.line, station.station, MessageKind(kind)),
+            config.rule_prefix,
+        )
+        for station in config.stations
+        if station.tags or station.state or station.counters
+        for kind in COLLECTED_KINDS
+    ]
+
+
+def collector_component_configuration(plant: Any, site_id: str, line_id: str) -> dict[str, Any]:
+    """The DataCollector's configuration for one line's deployment (a MERGE update): what it
+    reads (settings left at their defaults omitted) and exactly the IoT Core topics it may
+    publish on."""
+    collector = CollectorConfig.model_validate(collector_configuration(plant, site_id, line_id))
+    return {
+        "collector": _without_defaults(collector),
+        "accessControl": {
+            "aws.greengrass.ipc.mqttproxy": {
+                f"{DATA_COLLECTOR_COMPONENT}:mqttproxy:1": {
+                    "policyDescription": "Publish this line's readings, states, counts and "
+                    "events to AWS IoT Core.",
+                    "operations": ["aws.greengrass#PublishToIoTCore"],
+                    "resources": collector_topics(collector),
+                }
+            }
+        },
+    }
+
+
+def _without_defaults(config: CollectorConfig) -> dict[str, Any]:
+    """``config`` as JSON without the values left at their defaults, but with every
+    ``protocol``: it tells the connection and address kinds apart."""
+    full = config.model_dump(mode="json")
+    small = config.model_dump(mode="json", exclude_defaults=True)
+
+    def keep_protocol(full_value: Any, small_value: Any) -> Any:
+        if isinstance(full_value, dict) and isinstance(small_value, dict):
+            out = {k: keep_protocol(full_value[k], v) for k, v in small_value.items()}
+            if "protocol" in full_value:
+                out = {"protocol": full_value["protocol"], **out}
+            return out
+        if isinstance(full_value, list) and isinstance(small_value, list):
+            return [keep_protocol(f, s) for f, s in zip(full_value, small_value, strict=True)]
+        return small_value
+
+    return keep_protocol(full, small)
