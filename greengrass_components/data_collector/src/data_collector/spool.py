@@ -229,7 +229,12 @@ class Spool:
         return size
 
     def stations(self) -> list[str]:
-        return [s for (s,) in self._db.execute("SELECT DISTINCT station FROM rows")]
+        # Each half reads one partial index, not the table (a backlog may be millions of rows)
+        query = (
+            "SELECT DISTINCT station FROM rows WHERE batch IS NULL UNION "
+            "SELECT DISTINCT station FROM rows WHERE batch IS NOT NULL"
+        )
+        return [s for (s,) in self._db.execute(query)]
 
     def assigned_batches(self) -> list[tuple[str, str, str, int]]:
         """(batch id, station, kind, first id) of batches assigned but not acknowledged: a
