@@ -11,7 +11,7 @@ import pytest
 from data_collector.publisher import Planned, Publisher
 from data_collector.spool import COUNT, EVENT, STATE, TELEMETRY, Row, Spool
 
-from greengrass_components.common.transport import InMemoryTransport
+from greengrass_components.common.transport import InMemoryTransport, TransportError
 from mes_domain.collection import (
     IOT_CORE_BYTES_PER_S,
     IOT_CORE_MAX_PAYLOAD_BYTES,
@@ -261,3 +261,36 @@ def test_readings_spooled_during_a_link_loss_become_backlog_and_arrive_once(spoo
         counter.update(r.ts for r in batch.readings)
     assert set(counter) == {T0 + k for k in range(i)} and max(counter.values()) == 1
     assert publisher.stats.failures > 0 and publisher.stats.backlog_messages > 0
+
+
+class RefusingTransport(InMemoryTransport):
+    """A broker whose policy denies one topic (say events) and takes the rest."""
+
+    def __init__(self, denied: str) -> None:
+        super().__init__()
+        self.denied = denied
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        if topic.endswith(self.denied):
+            raise TransportError(f"not authorized to publish to {topic}")
+        super().publish(topic, payload)
+
+
+def test_a_message_the_broker_refuses_never_blocks_the_others(spool):
+    transport, clock = RefusingTransport("/event"), Clock()
+    publisher = make(spool, transport, clock)
+    spool.put(
+        [Row("press-01", EVENT, T0, b'{"v":1,"ts":1700000000000,"code":"X","severity":"INFO"}')]
+    )
+    drain(publisher, clock, clock.now + 2)  # refused, retried, refused
+    for second in range(5):
+        spool.put([reading("press-01", second * 10 + i) for i in range(10)])
+        spool.put(
+            [Row("press-01", COUNT, T0 + second, b'{"v":1,"ts":1700000000000,"good":1,"bad":0}')]
+        )
+        drain(publisher, clock, clock.now + 2)
+    got = [r.ts for b in batches(transport) for r in b.readings]
+    assert got == [T0 + i for i in range(50)]
+    assert sum(1 for m in transport.published if m.topic.endswith("/count")) == 5
+    assert publisher.stats.failures >= 2  # the refused event is still retried, and kept
+    assert spool.head("press-01", EVENT) is None and spool.assigned_batches()

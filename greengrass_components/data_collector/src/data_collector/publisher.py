@@ -105,6 +105,7 @@ class Publisher:
         self.stats = PublisherStats()
         self._first_seen: dict[tuple[str, str], tuple[int, float]] = {}
         self._failures = 0
+        self._batch_failures: dict[str, int] = {}
         self._retry_at = 0.0
         self._header = {s: batcher.header_size(site, line, s, spool.session) for s in self.stations}
         self._row_limit = max_batch_bytes // 40 + 1  # a spooled reading is over 40 bytes
@@ -145,10 +146,14 @@ class Publisher:
         return Planned(station, kind, self.topic(station, kind), payload, batch, readings, live)
 
     def _next(self, now: float) -> tuple[list[Spooled], bool] | float:
-        # 1. A batch assigned but not acknowledged (a failed publish, or a crash): the same
-        #    rows under the same id, first, so the cloud can tell the copy.
-        assigned = self.spool.assigned_batches()
-        if assigned:
+        # 1. A batch assigned but not acknowledged (a crash between publish and ack): the
+        #    same rows under the same id, first, so the cloud can tell the copy. One that
+        #    failed here waits behind what is ready (least-failed first), so a message the
+        #    broker refuses (a topic the policy denies) never blocks the others.
+        assigned = sorted(
+            self.spool.assigned_batches(), key=lambda a: (self._batch_failures.get(a[0], 0), a[3])
+        )
+        if assigned and not self._batch_failures.get(assigned[0][0]):
             return self.spool.batch_rows(assigned[0][0]), False
         # 2. Live: state, count and events at once; telemetry when full or old enough.
         waits: list[float] = []
@@ -175,6 +180,8 @@ class Publisher:
             if queue:
                 first_id, station, kind = min(queue)
                 return self._rows(station, kind, first_id), live
+        if assigned:
+            return self.spool.batch_rows(assigned[0][0]), False
         return min([IDLE_S, *waits])
 
     def _seen(self, station: str, kind: str, head_id: int, now: float) -> tuple[int, float]:
@@ -210,6 +217,7 @@ class Publisher:
 
     def sent(self, planned: Planned) -> None:
         self.spool.ack([planned.batch])
+        self._batch_failures.pop(planned.batch, None)
         if self._failures:
             self.live_from = self.spool.max_id() + 1
             log.info(
@@ -228,6 +236,7 @@ class Publisher:
     def failed(self, planned: Planned, error: Exception) -> None:
         """The rows keep their batch id; the same message is tried again after a backoff."""
         self._failures += 1
+        self._batch_failures[planned.batch] = self._batch_failures.get(planned.batch, 0) + 1
         self.stats.failures += 1
         delay = min(RETRY_MAX_S, RETRY_MIN_S * 2 ** min(self._failures - 1, 10))
         self._retry_at = self.clock() + delay
