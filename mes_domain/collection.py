@@ -421,9 +421,25 @@ DATA_COLLECTOR_COMPONENT = "com.acme.mes.DataCollector"
 COLLECTED_KINDS = ("telemetry", "state", "count", "event")
 
 
+def station_kinds(station: CollectedStation) -> list[str]:
+    """What the collector publishes for ``station``: telemetry for the tags it reads, state
+    changes for a state source, part counts for counters, and events (unknown state codes,
+    counter resets, spool drops) for any station it reads at all."""
+    kinds = [
+        kind
+        for kind, present in (
+            ("telemetry", station.tags),
+            ("state", station.state),
+            ("count", station.counters),
+        )
+        if present
+    ]
+    return [*kinds, "event"] if kinds else []
+
+
 def collector_topics(config: CollectorConfig) -> list[str]:
-    """Every topic the line's collector publishes on: each station's kinds, routed kinds
-    through Basic Ingest to the stack's rules when ``rule_prefix`` is set."""
+    """Every topic the line's collector publishes on, exactly: routed kinds through Basic
+    Ingest to the stack's rules when ``rule_prefix`` is set, events to the broker."""
     from mes_domain.naming import ingest_topic
     from mes_domain.topics import MessageKind, StationTopic
 
@@ -433,8 +449,7 @@ def collector_topics(config: CollectorConfig) -> list[str]:
             config.rule_prefix,
         )
         for station in config.stations
-        if station.tags or station.state or station.counters
-        for kind in COLLECTED_KINDS
+        for kind in station_kinds(station)
     ]
 
 

@@ -7,10 +7,10 @@ greengrass_components.deployments`` writes them per line (mes_domain does no I/O
 ``accessControl`` names exactly the topics the component publishes or subscribes to.
 
 - **The line gateway** (the line's thing group) runs ``com.acme.mes.DataCollector`` when a
-  station of the line reads a machine (``Line.collects``): ``collector`` is
-  ``collector_configuration`` and ``topics`` the Basic Ingest topic of each station and kind
-  it publishes (the IoT rules of ``stacks/constructs/ingest_rules.py``, named by
-  ``mes_domain.naming.rule_name``).
+  station of the line reads a machine (``Line.collects``), configured as
+  ``mes_domain.collection.collector_component_configuration`` renders it: what it reads, and
+  the topics it publishes (telemetry, state and counts through Basic Ingest to the IoT rules
+  named by ``mes_domain.naming.rule_name``; events to the broker on the line's own topics).
 - **A camera gateway per camera station** runs ``com.acme.mes.QualityInspection`` for that one
   station, with its model component. The component serves one station: its configuration has
   one ``station``, one inbox and one trigger topic, and its recipe passes one model
@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mes_domain.collection import collector_configuration
+from mes_domain.collection import collector_component_configuration
 from mes_domain.naming import (
     THING_GROUP_NAME,
     rule_name,
@@ -56,19 +56,6 @@ INBOX_DIR = "inbox"
 TRIGGER_ROOT = "triggered"
 
 
-def collected_kinds(station: Station) -> list[MessageKind]:
-    """What the DataCollector publishes for ``station``: telemetry for tags it reads, state
-    changes for a state source, part counts for counters."""
-    kinds = []
-    if any(tag.source is not None for tag in station.tags):
-        kinds.append(MessageKind.TELEMETRY)
-    if station.state is not None:
-        kinds.append(MessageKind.STATE)
-    if station.counters is not None:
-        kinds.append(MessageKind.COUNT)
-    return kinds
-
-
 def ingest_topic(prefix: str, site: str, line: str, station: str, kind: MessageKind) -> str:
     """The Basic Ingest topic of a station's messages of ``kind``: straight to its IoT rule."""
     return StationTopic(site, line, station, kind).basic_ingest(rule_name(prefix, kind))
@@ -92,30 +79,9 @@ def _policy(description: str, operation: str, resources: list[str]) -> dict[str,
 
 
 def data_collector_configuration(plant: Plant, site: Site, line: Line) -> dict[str, Any]:
-    """The DataCollector's configuration on the line gateway."""
-    prefix = plant.deployment.stack_prefix
-    topics = {
-        station.id: {
-            kind.value: ingest_topic(prefix, site.id, line.id, station.id, kind)
-            for kind in collected_kinds(station)
-        }
-        for station in line.stations
-        if collected_kinds(station)
-    }
-    publish = [topic for by_kind in topics.values() for topic in by_kind.values()]
-    return {
-        "collector": collector_configuration(plant, site.id, line.id),
-        "topics": topics,
-        "accessControl": {
-            MQTT_PROXY: {
-                f"{DATA_COLLECTOR}:mqttproxy:1": _policy(
-                    f"Publish the machine data of line {site.id}/{line.id} to its IoT rules.",
-                    "PublishToIoTCore",
-                    publish,
-                )
-            }
-        },
-    }
+    """The DataCollector's configuration on the line gateway: the component's own rendering
+    (mes_domain.collection), so what it reads and the topics it may publish agree with it."""
+    return collector_component_configuration(plant, site.id, line.id)
 
 
 def quality_inspection_configuration(
