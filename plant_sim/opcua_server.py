@@ -275,6 +275,14 @@ class OpcUaEndpoint:
                 node = await parent.add_variable(
                     q.NamespaceIndex, q.Name, variant.Value, variant.VariantType
                 )
+            # The first value's SourceTimestamp is the machine's time too, not the server's
+            # clock: a reader orders it before the changes that follow.
+            changed = datetime.datetime.fromtimestamp(
+                binding.changed_ms(self.start_ms) / 1000, datetime.UTC
+            )
+            await server.write_attribute_value(
+                node.nodeid, ua.DataValue(variant, SourceTimestamp=changed)
+            )
             by_address[key] = (binding, node.nodeid)
             self._nodes[id(binding)] = node.nodeid
             self._last[node.nodeid] = binding.value()
