@@ -291,3 +291,16 @@ def test_total_and_reject_sum_to_good_and_bad(start_total, plan, reject_first):
         assert bad_sum == made_bad
         assert debt >= 0 and good_sum == made_good + debt
         assert debt == expected
+
+
+def test_good_and_bad_counted_at_one_instant_get_distinct_timestamps():
+    """Timestream keeps one record per (station, measure, time): two counts may not share it."""
+    deriver = StationDeriver("press-01", counters=counters(16))
+    for point, value in ((COUNTER_GOOD, 10), (COUNTER_BAD, 2)):
+        deriver.feed(reading(point, value))
+    ts = T0 + 1000
+    found = [
+        *deriver.feed(reading(COUNTER_GOOD, 11, ts)),
+        *deriver.feed(reading(COUNTER_BAD, 3, ts)),
+    ]
+    assert [(c.ts, c.good, c.bad) for c in found] == [(ts, 1, 0), (ts + 1, 0, 1)]

@@ -375,13 +375,7 @@ def test_opcua_sign_and_encrypt_end_to_end(run_line, certificates):
     check_one_lifetime(run)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DataCollector defect: a poll that reads a good and a bad part gives two PartCounts "
-    "with the same ts; the cloud's Timestream record key (station, count, ts) takes one and "
-    "rejects the other, so parts are lost in the cloud",
-)
-def test_good_and_bad_parts_read_in_one_poll_are_one_count_record(run_line):
+def test_good_and_bad_parts_read_in_one_poll_are_distinct_count_records(run_line):
     """Timestream rejects a second record with the same dimensions, measure name and time but
     other values (https://docs.aws.amazon.com/timestream/latest/APIReference/API_RejectedRecord.html),
     and ``event_record`` keys a PartCount by station, kind and ``ts``."""

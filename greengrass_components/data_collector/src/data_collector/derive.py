@@ -32,6 +32,10 @@ reject read after its part was already counted good becomes a debt that the next
 pay back before any is counted, so no delta is ever negative and the sum of good equals
 total minus reject as soon as production continues.
 
+Each ``PartCount`` of a station has its own ``ts``: the cloud keys counts by station and time, so
+a count read in the same millisecond as the last one (good and bad in one poll) is stamped 1 ms
+after it.
+
 The memory (last values, last state) is a JSON-able dict the spool persists in the same
 transaction as the events derived from it, so a gateway restart neither loses nor repeats a
 part.
@@ -247,5 +251,10 @@ class StationDeriver:
             good = max(0, pending)
             self.memory["pending"] = pending - good
         if good or bad:
-            out.append(_validate(PartCount, {"ts": reading.ts_ms, "good": good, "bad": bad}))
+            # The cloud keys a count by (station, ts) (Timestream takes one record per key), so
+            # two counts read at one instant (good and bad in one poll) must not share a ts:
+            # a later one moves 1 ms past the last.
+            ts = max(reading.ts_ms, self.memory.get("last_count_ts", 0) + 1)
+            self.memory["last_count_ts"] = ts
+            out.append(_validate(PartCount, {"ts": ts, "good": good, "bad": bad}))
         return out
