@@ -45,6 +45,7 @@ benchmark: $(DEV_STAMP) mosquitto
 	$(VENV_PYTHON) benchmarks/vision.py $(QUICK)
 	$(VENV_PYTHON) benchmarks/erp_import.py $(QUICK)
 	$(VENV_PYTHON) benchmarks/quality_edge.py $(QUICK)
+	$(VENV_PYTHON) benchmarks/collector.py $(QUICK)
 
 $(VENV_PYTHON):
 	$(PYTHON) -m venv $(VENV)

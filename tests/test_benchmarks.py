@@ -8,6 +8,7 @@ measured in the same run, with the ratio of the two.
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from tests.conftest import PROJECT_ROOT
 # two workers finish together.
 EXPECTED_UNITS = {
     "synth_time": ["s"],
+    "collector": ["readings/s", "messages", "readings/s"],
     "vision": ["AUROC", "images/s"],
     "quality_edge": ["images/s"],
     "erp_import": ["rows/s", "MiB"],
@@ -83,5 +85,19 @@ def test_quick_figures_keep_the_properties_the_design_promises(runs):
     assert by_unit[("kpi", "events/s")] > 3  # vectorised KPIs beat the per-event loop
     assert by_unit[("ingest", "calls")] < 0.5  # multi-measure records: fewer WriteRecords
     assert by_unit[("erp_import", "MiB")] < 0.5  # streaming holds a fraction of the file
+    assert by_unit[("collector", "messages")] < 0.1  # batches bill a fraction of the messages
     auroc = [f for f in figures(runs["vision"]) if f["unit"] == "AUROC"]
     assert 0.5 < float(auroc[0]["value"]) <= 1.0
+
+
+def test_quick_collector_benchmark_ends_with_its_summary_and_loses_nothing(runs):
+    last = runs["collector"].stdout.strip().splitlines()[-1]
+    match = re.fullmatch(
+        r"collector: (\d+) readings/s, (\d+(?:\.\d+)?) messages per 1000 readings, "
+        r"lost (\d+) of (\d+)",
+        last,
+    )
+    assert match, last
+    rate, per_1000, lost, total = match.groups()
+    assert int(rate) > 0 and 0 < float(per_1000) < 1000
+    assert int(lost) == 0 and int(total) > 0

@@ -233,7 +233,9 @@ def write_config(plant: Plant, path: Path) -> Path:
 class CollectorProcess:
     """``python -m data_collector`` as the Greengrass recipe runs it."""
 
-    def __init__(self, config: Path, mqtt_port: int, spool: Path, log: Path) -> None:
+    def __init__(
+        self, config: Path, mqtt_port: int, spool: Path, log: Path, extra: tuple[str, ...] = ()
+    ) -> None:
         self.args = [
             sys.executable,
             "-m",
@@ -246,12 +248,13 @@ class CollectorProcess:
             str(mqtt_port),
             "--spool",
             str(spool),
+            *extra,
         ]
         self.log = log
         self.process: subprocess.Popen | None = None
         self.starts = 0
 
-    def start(self) -> CollectorProcess:
+    def start(self, preexec_fn=None) -> CollectorProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(COLLECTOR_SRC), str(PROJECT_ROOT)])
         env["PYTHONUNBUFFERED"] = "1"
@@ -259,7 +262,12 @@ class CollectorProcess:
             out.write(f"--- start {self.starts + 1} ---\n".encode())
             out.flush()
             self.process = subprocess.Popen(
-                self.args, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+                self.args,
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=preexec_fn,
             )
         self.starts += 1
         return self
