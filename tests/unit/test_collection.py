@@ -129,3 +129,19 @@ def test_a_camera_stations_gateway_group_name_is_checked_when_the_plant_loads():
         Plant.model_validate(raw)
     camera["id"] = "c" * 5
     Plant.model_validate(raw)
+
+
+def test_the_readmes_collection_example_is_a_valid_line():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    section = readme[readme.index("## Collecting from machines") :]
+    example = yaml.safe_load(section[section.index("```yaml") + 7 : section.index("```\n")])
+    (line,) = example["lines"]
+    for station in line["stations"]:  # the example leaves out what every station has
+        station.update(kind="press", ideal_cycle_time_s=6.0)
+        for tag in station["tags"]:
+            tag["source"]["connection"] = "weld-plc"
+    from mes_domain.plant import Line
+
+    parsed = Line.model_validate(line)
+    assert parsed.collects()
+    assert {c.protocol.value for c in parsed.collection.connections} == {"opcua", "modbus"}
