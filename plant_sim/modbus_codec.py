@@ -136,8 +136,6 @@ def reader(address: ModbusAddress):
     value read back depends on the type, scale and offset alone)."""
     if address.table.is_bits:
         return bool
-    if address.scale == 0:
-        return lambda value: as_read(value, address)  # raises, naming the address
     if is_integer(address.type):
         low, high = _INTEGER_RANGE[address.type]
         scale, offset = address.scale, address.offset

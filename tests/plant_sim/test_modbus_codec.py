@@ -121,7 +121,6 @@ def test_bits_are_booleans():
         (40000, "int16", {}),
         (3300.0, "int16", {"scale": 0.1}),  # raw 33000
         (1e39, "float32", {}),
-        (1.0, "int16", {"scale": 0.0}),
     ],
 )
 def test_a_value_the_register_cannot_hold_is_an_error(value, kind, fields):
