@@ -391,3 +391,45 @@ def test_good_and_bad_parts_read_in_one_poll_are_distinct_count_records(run_line
     truth = (after["good"], after["bad"])
     assert wait_for(lambda: run.cloud.counted("weld-01") == truth, 15), run.failure("counts")
     assert not run.cloud.collisions, run.cloud.collisions
+
+
+def test_a_stop_while_the_opcua_source_closes_a_dead_link_ends_the_source():
+    """Found end to end: SIGTERM while the OPC UA server was gone left the collector running
+    until SIGKILL, because the source's close swallowed the cancellation. Here the close of a
+    refused connection is slow, and the cancel lands in it."""
+    import asyncio
+
+    from asyncua import Client
+    from data_collector.collector import bindings_of
+    from data_collector.sources import make_source
+
+    from mes_domain.collection import CollectorConfig, collector_configuration
+
+    plant = line_plant(LinePorts(free_port(), free_port(), free_port()), stations=("press-01",))
+    config = CollectorConfig.model_validate(collector_configuration(plant, SITE, LINE))
+    source = make_source(config.settings.connection("press-plc"), bindings_of(config)["press-plc"])
+    closing = []
+
+    async def slow_disconnect(self) -> None:
+        closing.append(time.monotonic())
+        await asyncio.sleep(1.0)
+
+    async def scenario() -> bool:
+        task = asyncio.create_task(source.run(lambda _reading: None))
+        while not closing:  # the connection was refused; the source is closing the client
+            await asyncio.sleep(0.01)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=5)
+        return bool(done) and task.cancelled()
+
+    # A loop of its own, closed without waiting for a source that would not end (a failure
+    # here is then a failed assertion, not a hung test).
+    loop = asyncio.new_event_loop()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Client, "disconnect", slow_disconnect)
+        try:
+            ended = loop.run_until_complete(scenario())
+        finally:
+            loop.close()
+    assert ended, "the OPC UA source went on after its task was cancelled"
+    assert len(closing) == 1  # no reconnect after the cancel

@@ -231,7 +231,10 @@ class OpcUaSource(Source):
             return
         try:
             await asyncio.wait_for(asyncio.shield(client.disconnect()), 2.0)
-        except BaseException:  # noqa: BLE001 - the link is gone or going anyway
+        except asyncio.CancelledError:
+            client.disconnect_socket()
+            raise  # swallowed, a stop that lands here would leave the source running forever
+        except Exception:  # noqa: BLE001 - the link is gone or going anyway
             client.disconnect_socket()
 
     async def _watch(self, client: Client, lost: asyncio.Event, sink: Sink) -> None:
