@@ -154,6 +154,9 @@ class _IpcReload:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    # asyncua and pymodbus log every notification and request at INFO: a flood on a gateway.
+    for library in ("asyncua", "pymodbus"):
+        logging.getLogger(library).setLevel(logging.WARNING)
     ipc_client = None
     try:
         if args.ipc:
