@@ -274,7 +274,9 @@ def test_a_cut_link_loses_nothing(run_line):
     run.finish()
     check_readings_in_equal_out(run)
     check_one_lifetime(run)
-    assert run.metrics["backlog_messages"] > 0  # what waited in the spool went out after
+    # The collector saw the outage: publishes failed, or what waited went out as backlog (when
+    # the outage's rows all fit the batches being retried, there is no backlog left to drain).
+    assert run.metrics["publish_failures"] + run.metrics["backlog_messages"] > 0
     assert "link" in run.collector.log_text()  # the loss was logged
 
 
