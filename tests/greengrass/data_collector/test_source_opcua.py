@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import ipaddress
 import logging
 import threading
 import time
@@ -23,75 +22,12 @@ from data_collector.sources.opcua import OpcUaSource, quality
 
 from mes_domain.collection import OpcUaAddress, OpcUaConnection
 from mes_domain.contracts import ReadingQuality
+from plant_sim.certificates import generate_certificates
 from tests.greengrass.broker import free_port
 
 NAMESPACE = "urn:acme:test-plant"
 CLIENT_URI = "urn:acme:mes:gateway"
 SERVER_URI = "urn:acme:test-plc"
-
-
-def write_certificate(folder: Path, name: str, uri: str) -> tuple[Path, Path]:
-    """A self-signed RSA 2048 / SHA-256 application instance certificate (DER) and key (PEM),
-    as Basic256Sha256 needs: the application URI and 127.0.0.1 in subjectAltName."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.UniformResourceIdentifier(uri),
-                    x509.DNSName("localhost"),
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                ]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=True,
-                key_encipherment=True,
-                data_encipherment=True,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),  # fmt: skip
-            critical=True,
-        )
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / f"{name}.der", folder / f"{name}.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 class Users:
@@ -134,7 +70,7 @@ class Plc:
             async def validate(cert, app_description) -> None:
                 from cryptography.hazmat.primitives import serialization
 
-                self.presented.append(cert.public_bytes(serialization.Encoding.DER))
+                self.presented.append(cert.public_bytes(serialization.Encoding.PEM))
 
             server.set_certificate_validator(validate)
         if s.get("users"):
@@ -474,14 +410,14 @@ def test_server_restart_restores_subscriptions_and_resolves_browse_paths_again(c
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("opcua-pki")
-    server_cert, server_key = write_certificate(folder, "plc", SERVER_URI)
-    client_cert, client_key = write_certificate(folder, "gateway", CLIENT_URI)
+    pki = generate_certificates(folder, server_uri=SERVER_URI, client_uri=CLIENT_URI)
     password = folder / "password"
     password.write_text("s3cret-pass\n")
     wrong = folder / "wrong-password"
     wrong.write_text("guess\n")
-    return {"server_cert": server_cert, "server_key": server_key, "client_cert": client_cert,
-            "client_key": client_key, "password": password, "wrong": wrong}  # fmt: skip
+    return {"server_cert": pki.server.certificate, "server_key": pki.server.private_key,
+            "client_cert": pki.client.certificate, "client_key": pki.client.private_key,
+            "password": password, "wrong": wrong}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
