@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import zipfile
@@ -10,6 +9,7 @@ import zipfile
 import pytest
 
 from tests.conftest import PROJECT_ROOT
+from tests.greengrass.build_stubs import load_build, write_stub_wheels
 from tests.greengrass.conftest import COMPONENT_DIR
 
 # Every module of the component and its transports imports from the unpacked artifact alone.
@@ -24,21 +24,14 @@ print(main.__file__)
 
 @pytest.fixture(scope="module")
 def build_module():
-    spec = importlib.util.spec_from_file_location("qi_build", COMPONENT_DIR / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_build(COMPONENT_DIR / "build.py", "qi_build")
 
 
 @pytest.fixture
 def stub_wheels(tmp_path, build_module):
     """A wheel file (empty stand-in) for every pin of requirements-edge.txt."""
     folder = tmp_path / "wheels"
-    folder.mkdir()
-    pins = build_module.pinned_requirements(PROJECT_ROOT / "requirements-edge.txt")
-    for name, version in pins.items():
-        (folder / f"{name}-{version}-py3-none-any.whl").write_bytes(b"stub")
-    return folder, pins
+    return folder, write_stub_wheels(folder, build_module, PROJECT_ROOT / "requirements-edge.txt")
 
 
 def test_requirements_edge_pins_exact_versions_of_what_the_edge_needs(build_module):

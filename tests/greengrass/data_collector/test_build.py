@@ -4,7 +4,6 @@ point imports from the unpacked zip alone."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import zipfile
@@ -12,6 +11,7 @@ import zipfile
 import pytest
 
 from tests.conftest import PROJECT_ROOT
+from tests.greengrass.build_stubs import load_build, write_stub_wheels
 from tests.greengrass.data_collector.conftest import COLLECTOR_DIR
 
 IMPORT_CHECK = """
@@ -23,20 +23,15 @@ print(main.__file__)
 
 @pytest.fixture(scope="module")
 def build_module():
-    spec = importlib.util.spec_from_file_location("dc_build", COLLECTOR_DIR / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_build(COLLECTOR_DIR / "build.py", "dc_build")
 
 
 @pytest.fixture
 def stub_wheels(tmp_path, build_module):
     folder = tmp_path / "wheels"
-    folder.mkdir()
-    pins = build_module.pinned_requirements(PROJECT_ROOT / "requirements-collector.txt")
-    for name, version in pins.items():
-        (folder / f"{name}-{version}-py3-none-any.whl").write_bytes(b"stub")
-    return folder, pins
+    return folder, write_stub_wheels(
+        folder, build_module, PROJECT_ROOT / "requirements-collector.txt"
+    )
 
 
 def test_requirements_pin_what_the_collector_imports(build_module):
