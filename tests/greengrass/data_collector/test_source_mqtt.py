@@ -19,6 +19,7 @@ from data_collector.sources.mqtt import MqttSource, compile_path, pick
 from greengrass_components.common.mqtt5_transport import Mqtt5Transport
 from mes_domain.collection import MqttAddress, MqttConnection
 from tests.greengrass.broker import Broker, TestPki, mosquitto_binary
+from tests.greengrass.data_collector.conftest import until
 
 TOPIC = "bench/test-01/result"
 
@@ -105,15 +106,6 @@ def own_broker(tmp_path):
         pytest.fail("mosquitto is not installed: `make test` installs it")
     with Broker(binary, tmp_path) as broker:
         yield broker
-
-
-async def until(predicate, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.02)
-    return bool(predicate())
 
 
 def publisher(broker: Broker) -> Mqtt5Transport:

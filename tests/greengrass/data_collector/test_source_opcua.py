@@ -24,6 +24,7 @@ from mes_domain.collection import OpcUaAddress, OpcUaConnection
 from mes_domain.contracts import ReadingQuality
 from plant_sim.certificates import generate_certificates
 from tests.greengrass.broker import free_port
+from tests.greengrass.data_collector.conftest import until
 
 NAMESPACE = "urn:acme:test-plant"
 CLIENT_URI = "urn:acme:mes:gateway"
@@ -181,18 +182,25 @@ class Collected(list):
         return [r.value for r in self.of(point)]
 
 
-async def until(predicate, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.02)
-    return bool(predicate())
-
-
 async def stop(task: asyncio.Task) -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+async def collect_and_write(plc, bindings, value: float) -> tuple[OpcUaSource, Collected, set]:
+    """Run a source until ram_force and state came, write ``value`` to ram_force and wait for it;
+    the stopped source, what it collected and its failed points before the stop."""
+    source = OpcUaSource(conn(plc.endpoint), bindings)
+    out = Collected()
+    task = asyncio.create_task(source.run(out.append))
+    try:
+        assert await until(lambda: out.of("ram_force") and out.of("state"))
+        await plc.write("ram_force", value)
+        assert await until(lambda: value in out.values("ram_force"))
+        failed = set(source.failed)
+    finally:
+        await stop(task)
+    return source, out, failed
 
 
 BINDINGS = [
@@ -255,21 +263,8 @@ def test_missing_node_is_an_error_naming_station_and_point_and_the_others_carry_
         opcua("lost", station="weld-02", browse_path=["2:press-01", "2:NoSuchTag"]),
     ]
 
-    async def scenario():
-        source = OpcUaSource(conn(plc.endpoint), bindings)
-        out = Collected()
-        task = asyncio.create_task(source.run(out.append))
-        try:
-            assert await until(lambda: out.of("ram_force") and out.of("state"))
-            await plc.write("ram_force", 7.0)
-            assert await until(lambda: 7.0 in out.values("ram_force"))
-            failed = set(source.failed)
-        finally:
-            await stop(task)
-        return failed, out
-
     with caplog.at_level(logging.ERROR):
-        failed, out = asyncio.run(scenario())
+        _, out, failed = asyncio.run(collect_and_write(plc, bindings, 7.0))
     assert not out.of("ghost") and not out.of("lost")
     assert failed == {2, 3}
     messages = [r.getMessage() for r in caplog.records]
@@ -344,20 +339,8 @@ def test_refused_percent_deadband_is_logged_and_the_point_still_read(
         BINDINGS[1],
     ]
 
-    async def scenario():
-        source = OpcUaSource(conn(plc.endpoint), bindings)
-        out = Collected()
-        task = asyncio.create_task(source.run(out.append))
-        try:
-            assert await until(lambda: out.of("ram_force") and out.of("state"))
-            await plc.write("ram_force", 0.5)
-            assert await until(lambda: 0.5 in out.values("ram_force"))
-        finally:
-            await stop(task)
-        return source
-
     with caplog.at_level(logging.ERROR):
-        source = asyncio.run(scenario())
+        source, _, _ = asyncio.run(collect_and_write(plc, bindings, 0.5))
     assert len(strict_percent_deadband) == 1 and not source.failed
     errors = [r.getMessage() for r in caplog.records if "deadband" in r.getMessage()]
     assert len(errors) == 1
