@@ -20,6 +20,21 @@ PSEUDO = {
 }
 
 
+def template_text(value) -> str:
+    """A template value as a string, with pseudo parameters and references kept as ``${Name}``
+    (for pattern checks that need no resolution)."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        return "${" + value["Ref"] + "}"
+    if "Fn::GetAtt" in value:
+        return "${" + ".".join(value["Fn::GetAtt"]) + "}"
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(template_text(part) for part in parts)
+    return json.dumps(value)
+
+
 class Unresolved(LookupError):
     """A reference this reader cannot follow; the message says which."""
 

@@ -16,6 +16,7 @@ import pytest
 
 from mes_domain import edge_deployment as edge
 from mes_domain.naming import station_thing_group_name, thing_group_name
+from tests.stacks.assembly import template_text
 
 GREENGRASS_V2 = re.compile(
     r"^arn:\$\{AWS::Partition\}:greengrass:\$\{AWS::Region\}:\$\{AWS::AccountId\}:"
@@ -26,20 +27,6 @@ COMPONENT = "com.acme.mes.models.SurfaceDefects"  # the demo plant's camera mode
 # a deployment to a group replaces its previous one
 # (docs.aws.amazon.com/greengrass/v2/developerguide/revise-deployments.html).
 STATION_GROUPS = "thinggroup/MesDemo-*-*:*"
-
-
-def _text(value) -> str:
-    """A resource as a string, with pseudo parameters and references kept as ``${Name}``."""
-    if isinstance(value, str):
-        return value
-    if "Ref" in value:
-        return "${" + value["Ref"] + "}"
-    if "Fn::GetAtt" in value:
-        return "${" + ".".join(value["Fn::GetAtt"]) + "}"
-    if "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
-        return separator.join(_text(part) for part in parts)
-    return json.dumps(value)
 
 
 def _grants(template, policy_prefix: str) -> dict[str, set[str]]:
@@ -53,7 +40,8 @@ def _grants(template, policy_prefix: str) -> dict[str, set[str]]:
             resources = statement["Resource"]
             for action in [actions] if isinstance(actions, str) else actions:
                 grants.setdefault(action, set()).update(
-                    _text(r) for r in (resources if isinstance(resources, list) else [resources])
+                    template_text(r)
+                    for r in (resources if isinstance(resources, list) else [resources])
                 )
     return grants
 

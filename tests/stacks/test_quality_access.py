@@ -3,8 +3,6 @@ gateways scoped to their own line's camera stations."""
 
 from __future__ import annotations
 
-import json
-
 import aws_cdk as cdk
 import pytest
 import yaml
@@ -20,6 +18,7 @@ from stacks.constructs.gateway_policy import (
 )
 from stacks.constructs.quality_storage import GatewayAccess, QualityStorage
 from tests.conftest import DEMO_PLANT
+from tests.stacks.assembly import template_text
 
 
 def test_each_site_with_camera_stations_has_an_approvers_group(quality_template, demo_plant):
@@ -35,19 +34,6 @@ def test_each_site_with_camera_stations_has_an_approvers_group(quality_template,
 # Gateways: a camera line's gateways may assume only their line's role alias (IoT policy, by
 # the thing's site and line attributes), and that role reads and writes only the prefixes of
 # the line's camera stations.
-
-
-def _text(value) -> str:
-    if isinstance(value, str):
-        return value
-    if "Ref" in value:
-        return "${" + value["Ref"] + "}"
-    if "Fn::GetAtt" in value:
-        return "${" + ".".join(value["Fn::GetAtt"]) + "}"
-    if "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
-        return separator.join(_text(part) for part in parts)
-    return json.dumps(value)
 
 
 def _camera(station_id: str) -> dict:
@@ -96,7 +82,7 @@ def _line_policies(template) -> dict[str, dict[str, set[str]]]:
                 resources = statement["Resource"]
                 for action in [actions] if isinstance(actions, str) else actions:
                     grants.setdefault(action, set()).update(
-                        _text(r)
+                        template_text(r)
                         for r in (resources if isinstance(resources, list) else [resources])
                     )
         found[alias["Properties"]["RoleAlias"]] = grants
@@ -137,7 +123,7 @@ def test_the_demo_gateway_roles_match_the_iot_policys_alias(quality_template, ii
     assume = statements["AssumeOwnLineRole"]
     assert assume["Action"] == "iot:AssumeRoleWithCertificate"
     alias_pattern = gateway_role_alias("MesDemo", THING_SITE, THING_LINE)
-    assert _text(assume["Resource"]).endswith(f":rolealias/{alias_pattern}")
+    assert template_text(assume["Resource"]).endswith(f":rolealias/{alias_pattern}")
     aliases = quality_template.find_resources("AWS::IoT::RoleAlias").values()
     assert [a["Properties"]["RoleAlias"] for a in aliases] == [
         gateway_role_alias("MesDemo", "berlin", "body-line-1")

@@ -40,6 +40,7 @@ from data_collector.readings import (
     Binding,
     Reading,
     SourceError,
+    set_within,
 )
 from data_collector.spool import COUNT, EVENT, TELEMETRY, Row, Spool
 from data_collector.spool import STATE as STATE_KIND
@@ -298,10 +299,7 @@ class Collector:
                 last_metrics = now
                 self.write_metrics()
                 log.info("metrics %s", json.dumps(self.metrics(), sort_keys=True))
-            try:
-                await asyncio.wait_for(self._stop.wait(), self.flush_interval_s)
-            except TimeoutError:
-                pass
+            await set_within(self._stop, self.flush_interval_s)
 
     async def run(self) -> None:
         """Collect and publish until ``stop``; then flush what was read and close the spool

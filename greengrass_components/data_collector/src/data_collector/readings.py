@@ -6,6 +6,7 @@ batching, spooling and publishing happen behind the ``Sink``.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,3 +69,12 @@ class Source(ABC):
 
 
 SourceFactory = Callable[[object, list[Binding]], Source]
+
+
+async def set_within(event: asyncio.Event, seconds: float) -> bool:
+    """Wait up to ``seconds`` for ``event``; whether it is set (a timed loop's tick)."""
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True

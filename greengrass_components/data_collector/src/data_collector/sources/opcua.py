@@ -33,7 +33,7 @@ from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
 from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 
-from data_collector.readings import Binding, Reading, Sink, Source, Value
+from data_collector.readings import Binding, Reading, Sink, Source, Value, set_within
 from data_collector.sources._common import Backoff, PointErrors, now_ms
 from mes_domain.collection import (
     DeadbandType,
@@ -241,10 +241,7 @@ class OpcUaSource(Source):
         """Return when the connection is lost; meanwhile retry points that failed."""
         next_retry = time.monotonic() + self.retry_failed_s
         while not lost.is_set():
-            try:
-                await asyncio.wait_for(lost.wait(), self.watchdog_s)
-            except TimeoutError:
-                pass
+            await set_within(lost, self.watchdog_s)
             if client.uaclient.state in (UaClientState.DISCONNECTED, UaClientState.DISCONNECTING):
                 return
             if self.failed and time.monotonic() >= next_retry:
