@@ -1,0 +1,275 @@
+"""The edge fleet's contract: the names the EdgeFleet stack creates and the onboarding CLI
+(``python -m mes_gateway``) and the pre-provisioning hook use, all derived from the plant config.
+
+A gateway onboards by claim (fleet provisioning): the operator registers its serial in the
+allow-list table with its site and line (and station, for a camera gateway); the gateway
+connects with the claim certificate and calls RegisterThing with the template parameter
+``SerialNumber``; the hook checks the serial and returns the thing name, the ``site`` and
+``line`` attributes and the two thing groups; the template creates the thing, activates the
+gateway's own certificate and attaches the Greengrass core policy.
+
+- **A line gateway** joins its line's group (the line's deployment: nucleus with the disk
+  spooler, DataCollector) and its site's group (no deployment targets a site group).
+- **A camera gateway** joins its station's group (``<line group>:<station>``: nucleus, disk
+  spooler, QualityInspection configured for the station; written by the stack) and the
+  station's model group (``<station group>:models``: the model component only; written by the
+  model pipeline). Each writer owns its group, so neither replaces the other's deployment; a core
+  device runs the components of every group it is in and checks their version requirements
+  across them (greengrass/v2/developerguide/manage-deployments.html).
+
+The CLI finds what the stack created through SSM parameters (``ssm_parameter_name``) or the
+EdgeFleet stack's outputs (``Output``). Pure: no AWS SDK. Only add to this module; the CLI
+imports these names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from enum import StrEnum
+
+from mes_domain.naming import (
+    IOT_POLICY_NAME,
+    NameRule,
+    gateway_role_alias,
+    stack_name,
+    station_thing_group_name,
+    thing_group_name,
+)
+
+# --- AWS's rules on the names below, as the API references state them ---
+
+# CreateProvisioningTemplate templateName: 1 to 36 of [0-9A-Za-z_-]
+# (docs.aws.amazon.com/iot/latest/apireference/API_CreateProvisioningTemplate.html).
+PROVISIONING_TEMPLATE_NAME = NameRule(
+    "IoT provisioning template name",
+    36,
+    r"[0-9A-Za-z_-]+",
+    "docs.aws.amazon.com/iot/latest/apireference/API_CreateProvisioningTemplate.html",
+)
+# CreateThing thingName: 1 to 128 of [a-zA-Z0-9:_-]
+# (docs.aws.amazon.com/iot/latest/apireference/API_CreateThing.html).
+THING_NAME = NameRule(
+    "IoT thing name",
+    128,
+    r"[a-zA-Z0-9:_-]+",
+    "docs.aws.amazon.com/iot/latest/apireference/API_CreateThing.html",
+)
+# CreateSecret Name: 1 to 512 of letters, digits and /_+=.@-
+# (docs.aws.amazon.com/secretsmanager/latest/apireference/API_CreateSecret.html).
+SECRET_NAME = NameRule(
+    "Secrets Manager secret name",
+    512,
+    r"[A-Za-z0-9/_+=.@-]+",
+    "docs.aws.amazon.com/secretsmanager/latest/apireference/API_CreateSecret.html",
+)
+# PutParameter Name: up to 1011 characters of a-zA-Z0-9_.-/ for a hierarchy
+# (docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html).
+SSM_PARAMETER_NAME = NameRule(
+    "SSM parameter name",
+    1011,
+    r"/[a-zA-Z0-9_./-]+",
+    "docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html",
+)
+
+# --- the stack ---
+
+CAPABILITY = "EdgeFleet"
+
+
+def edge_fleet_stack_name(prefix: str) -> str:
+    return stack_name(prefix, CAPABILITY)
+
+
+# --- serials and thing names ---
+
+# A serial goes into the thing name (THING_NAME): letters, digits, "_" and "-"; 48 at most, so
+# that the longest prefix (64) plus "-gateway-" plus the serial stays within 128.
+SERIAL_PATTERN = r"[A-Za-z0-9_-]{1,48}"
+SERIAL_MAX_LENGTH = 48
+
+
+def is_valid_serial(serial: object) -> bool:
+    return isinstance(serial, str) and re.fullmatch(SERIAL_PATTERN, serial) is not None
+
+
+def gateway_thing_name(prefix: str, serial: str) -> str:
+    """The IoT thing (Greengrass core device) of the gateway with ``serial``. One serial, one
+    thing: a replacement gateway has a new serial, so a new thing in the same groups."""
+    if not is_valid_serial(serial):
+        raise ValueError(f"serial {serial!r} is not of the form {SERIAL_PATTERN}")
+    return f"{prefix}-gateway-{serial}"
+
+
+# --- thing groups ---
+
+MODEL_GROUP_SUFFIX = ":models"
+
+
+def line_thing_group_name(prefix: str, site: str, line: str) -> str:
+    return thing_group_name(prefix, site, line)
+
+
+def site_thing_group_name(prefix: str, site: str) -> str:
+    return thing_group_name(prefix, site)
+
+
+def camera_thing_group_name(prefix: str, site: str, line: str, station: str) -> str:
+    return station_thing_group_name(prefix, site, line, station)
+
+
+def model_thing_group_name(prefix: str, site: str, line: str, station: str) -> str:
+    """``<station group>:models``: the group only the model pipeline deploys to. Two ":" set it
+    apart from every station group (one ":") and line or site group (none)."""
+    return station_thing_group_name(prefix, site, line, station) + MODEL_GROUP_SUFFIX
+
+
+def gateway_thing_groups(
+    prefix: str, site: str, line: str, station: str | None = None
+) -> tuple[str, str]:
+    """The two groups a gateway joins at provisioning: (its deployment's group, the other).
+    A line gateway: its line's group and its site's; a camera gateway (``station`` given): its
+    station's group and the station's model group."""
+    if station is None:
+        return (line_thing_group_name(prefix, site, line), site_thing_group_name(prefix, site))
+    return (
+        camera_thing_group_name(prefix, site, line, station),
+        model_thing_group_name(prefix, site, line, station),
+    )
+
+
+# --- IoT names ---
+
+
+def provisioning_template_name(prefix: str) -> str:
+    """``<prefix>-gateways``; a prefix too long for the template's 36 characters is cut and
+    made unique again with a hash of the whole prefix."""
+    name = f"{prefix}-gateways"
+    if len(name) <= PROVISIONING_TEMPLATE_NAME.max_length:
+        return name
+    digest = hashlib.sha256(prefix.encode()).hexdigest()[:8]
+    room = PROVISIONING_TEMPLATE_NAME.max_length - len(f"-{digest}-gateways")
+    return f"{prefix[:room]}-{digest}-gateways"
+
+
+def claim_policy_name(prefix: str) -> str:
+    return f"{prefix}-gateway-claim"
+
+
+def core_device_policy_name(prefix: str) -> str:
+    """The Greengrass core device policy the template attaches to each gateway's certificate."""
+    return f"{prefix}-greengrass-core"
+
+
+def role_alias_name(prefix: str, site: str, line: str) -> str:
+    """The role alias of a line's gateways (Greengrass nucleus ``iotRoleAlias``)."""
+    return gateway_role_alias(prefix, site, line)
+
+
+def claim_secret_name(prefix: str) -> str:
+    """The secret holding the claim certificate and its private key (``ClaimSecretField``)."""
+    return f"{prefix}/edge-fleet/claim-certificate"
+
+
+class ClaimSecretField(StrEnum):
+    """The keys of the claim secret's JSON ``SecretString``."""
+
+    CERTIFICATE_ID = "certificateId"
+    CERTIFICATE_ARN = "certificateArn"
+    CERTIFICATE_PEM = "certificatePem"
+    PRIVATE_KEY = "privateKey"
+
+
+# --- the provisioning template's parameters ---
+
+
+class TemplateParameter(StrEnum):
+    """Parameters of the provisioning template. The gateway sends ``SERIAL_NUMBER`` (the
+    nucleus' fleet provisioning plugin ``templateParameters``); the hook returns the others as
+    ``parameterOverrides``; AWS IoT fills ``CERTIFICATE_ID``."""
+
+    SERIAL_NUMBER = "SerialNumber"
+    THING_NAME = "ThingName"
+    SITE = "Site"
+    LINE = "Line"
+    THING_GROUP = "ThingGroup"
+    SECOND_THING_GROUP = "SecondThingGroup"
+    CERTIFICATE_ID = "AWS::IoT::Certificate::Id"
+
+
+# The thing attributes the gateway and core policies read (${iot:Connection.Thing.Attributes[..]}).
+THING_ATTRIBUTE_SITE = "site"
+THING_ATTRIBUTE_LINE = "line"
+THING_ATTRIBUTE_SERIAL = "serial"
+
+
+# --- the allow-list table ---
+
+
+class AllowListAttribute(StrEnum):
+    """The allow-list table's attributes; ``SERIAL`` is its partition key (a string)."""
+
+    SERIAL = "serial"
+    SITE = "site"
+    LINE = "line"
+    STATION = "station"  # only for a camera gateway
+    STATUS = "status"
+    THING_NAME = "thing_name"
+    REGISTERED_AT = "registered_at"  # ISO 8601, UTC
+    PROVISIONED_AT = "provisioned_at"  # ISO 8601, UTC, set by the hook
+    CERTIFICATE_ID = "certificate_id"  # the gateway's own certificate, set by the hook
+
+
+class GatewayStatus(StrEnum):
+    """REGISTERED: expected, may provision once. PROVISIONED: used; the hook refuses it again.
+    RETIRED: taken out of service by the operator; refused."""
+
+    REGISTERED = "REGISTERED"
+    PROVISIONED = "PROVISIONED"
+    RETIRED = "RETIRED"
+
+
+# --- discovery ---
+
+
+class Output(StrEnum):
+    """The EdgeFleet stack's CloudFormation outputs (``edge_fleet_stack_name``)."""
+
+    ALLOW_LIST_TABLE = "AllowListTableName"
+    PROVISIONING_TEMPLATE = "ProvisioningTemplateName"
+    CLAIM_SECRET_ARN = "ClaimSecretArn"
+    CLAIM_CERTIFICATE_ID = "ClaimCertificateId"
+    ARTIFACTS_BUCKET = "ArtifactsBucketName"
+    OPERATOR_ROLE_ARN = "OperatorRoleArn"
+
+
+class Parameter(StrEnum):
+    """The keys of the SSM parameters the stack writes (``ssm_parameter_name``)."""
+
+    ALLOW_LIST_TABLE = "allow-list-table"
+    PROVISIONING_TEMPLATE = "provisioning-template"
+    CLAIM_SECRET_ARN = "claim-secret-arn"
+    ARTIFACTS_BUCKET = "artifacts-bucket"
+
+
+def ssm_parameter_name(prefix: str, key: Parameter | str) -> str:
+    return f"/{prefix}/edge-fleet/{Parameter(key).value}"
+
+
+def name_problems(prefix: str) -> list[str]:
+    """What AWS would refuse among the prefix-derived fleet names (the plant validator checks
+    the per-line ones through mes_domain.naming)."""
+    checks = [
+        (PROVISIONING_TEMPLATE_NAME, provisioning_template_name(prefix)),
+        (IOT_POLICY_NAME, claim_policy_name(prefix)),
+        (IOT_POLICY_NAME, core_device_policy_name(prefix)),
+        (SECRET_NAME, claim_secret_name(prefix)),
+        (THING_NAME, gateway_thing_name(prefix, "x" * SERIAL_MAX_LENGTH)),
+        *((SSM_PARAMETER_NAME, ssm_parameter_name(prefix, key)) for key in Parameter),
+    ]
+    problems = []
+    for rule, name in checks:
+        reason = rule.problem(name)
+        if reason is not None:
+            problems.append(f"{rule.what} {name!r}: {reason}")
+    return problems
