@@ -1,0 +1,3 @@
+from mes_gateway.cli import main
+
+raise SystemExit(main())
