@@ -22,6 +22,20 @@ def _code(error: ClientError) -> str:
     return error.response.get("Error", {}).get("Code", "")
 
 
+class NoRegion(ValueError):
+    """No region given and none configured."""
+
+
+def connect(region: str | None, profile: str | None = None) -> AwsFleet:
+    session = boto3.session.Session(profile_name=profile, region_name=region)
+    if not session.region_name:
+        raise NoRegion(
+            "no AWS region: set deployment.region in the plant config, pass --region or set "
+            "AWS_REGION"
+        )
+    return AwsFleet(session, session.region_name)
+
+
 class AwsFleet:
     """The fleet's AWS resources, through one boto3 session."""
 

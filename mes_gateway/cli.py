@@ -28,17 +28,12 @@ USAGE_ERROR = 2
 
 
 def _aws_fleet(region: str | None, profile: str | None) -> Fleet:
-    import boto3
+    from mes_gateway.aws import NoRegion, connect  # boto3 only where AWS is called
 
-    from mes_gateway.aws import AwsFleet
-
-    session = boto3.session.Session(profile_name=profile, region_name=region)
-    if not (region or session.region_name):
-        raise OnboardingError(
-            "no AWS region: set deployment.region in the plant config, pass --region or set "
-            "AWS_REGION"
-        )
-    return AwsFleet(session, region or session.region_name)
+    try:
+        return connect(region, profile)
+    except NoRegion as error:
+        raise OnboardingError(str(error)) from None
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,0 +1,268 @@
+"""An EdgeFleet stack as the onboarding CLI finds it, in moto (DynamoDB, Secrets Manager, IoT,
+CloudFormation, SSM), and botocore's Stubber for Greengrass V2, which moto lacks. Fake
+credentials only."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from mes_domain.edge_spooler import NUCLEUS
+from mes_domain.fleet import (
+    AllowListAttribute,
+    ClaimSecretField,
+    Output,
+    Parameter,
+    claim_secret_name,
+    edge_fleet_stack_name,
+    gateway_thing_groups,
+    ssm_parameter_name,
+)
+
+REGION = "eu-central-1"
+NUCLEUS_VERSION = "2.14.3"
+TABLE = "mes-gateway-allow-list"
+TEMPLATE = "acme-fleet-template"
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "AKIAFAKEONBOARDING01",
+    "AWS_SECRET_ACCESS_KEY": "fake-secret-access-key-for-onboarding-tests",
+    "AWS_SESSION_TOKEN": "fake-session-token-for-onboarding-tests",
+}
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch):
+    for name, value in {**FAKE_CREDENTIALS, "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def plant():
+    from stacks.plant_config import load_plant
+    from tests.conftest import DEMO_PLANT
+
+    return load_plant(DEMO_PLANT)
+
+
+@pytest.fixture(scope="session")
+def places(plant):
+    """(site, line) of the demo plant's first line and (site, line, station) of a camera."""
+    site = plant.sites[0]
+    camera = next(ref for ref in plant.stations() if ref.station.camera is not None)
+    return (site.id, site.lines[0].id), camera.path
+
+
+@dataclass
+class Cloud:
+    """The moto account and what the tests need to know of it."""
+
+    clients: dict[str, Any]
+    prefix: str
+    claim_certificate_id: str
+    claim_certificate_pem: str
+    claim_private_key: str
+
+    def item(self, serial: str) -> dict[str, str] | None:
+        item = self.clients["dynamodb"].get_item(
+            TableName=TABLE, Key={AllowListAttribute.SERIAL.value: {"S": serial}}
+        )
+        return {k: v["S"] for k, v in item["Item"].items()} if "Item" in item else None
+
+    def mark_provisioned(self, serial: str) -> None:
+        """What the pre-provisioning hook records when the gateway has provisioned."""
+        self.clients["dynamodb"].update_item(
+            TableName=TABLE,
+            Key={AllowListAttribute.SERIAL.value: {"S": serial}},
+            UpdateExpression="SET #s = :s, #p = :p",
+            ExpressionAttributeNames={
+                "#s": AllowListAttribute.STATUS.value,
+                "#p": AllowListAttribute.PROVISIONED_AT.value,
+            },
+            ExpressionAttributeValues={
+                ":s": {"S": "PROVISIONED"},
+                ":p": {"S": "2026-01-05T06:00:00+00:00"},
+            },
+        )
+
+    def thing_group_arn(self, name: str) -> str:
+        return self.clients["iot"].describe_thing_group(thingGroupName=name)["thingGroupArn"]
+
+
+def _stack_template(outputs: dict[str, str]) -> str:
+    return json.dumps(
+        {
+            "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},
+            "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+        }
+    )
+
+
+@pytest.fixture
+def cloud(aws_credentials, plant, places):
+    """The EdgeFleet stack's resources: allow-list table, claim certificate and secret, the
+    line and camera thing groups, and the stack's outputs."""
+    import boto3
+    from moto import mock_aws
+
+    prefix = plant.deployment.stack_prefix
+    with mock_aws():
+        clients = {
+            name: boto3.client(name, region_name=REGION)
+            for name in ("dynamodb", "secretsmanager", "iot", "cloudformation", "ssm")
+        }
+        clients["dynamodb"].create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": AllowListAttribute.SERIAL.value, "KeyType": "HASH"}],
+            AttributeDefinitions=[
+                {"AttributeName": AllowListAttribute.SERIAL.value, "AttributeType": "S"}
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        claim = clients["iot"].create_keys_and_certificate(setAsActive=True)
+        secret = clients["secretsmanager"].create_secret(
+            Name=claim_secret_name(prefix),
+            SecretString=json.dumps(
+                {
+                    ClaimSecretField.CERTIFICATE_ID.value: claim["certificateId"],
+                    ClaimSecretField.CERTIFICATE_ARN.value: claim["certificateArn"],
+                    ClaimSecretField.CERTIFICATE_PEM.value: claim["certificatePem"],
+                    ClaimSecretField.PRIVATE_KEY.value: claim["keyPair"]["PrivateKey"],
+                }
+            ),
+        )
+        (site, line), camera = places
+        for group in (
+            *gateway_thing_groups(prefix, site, line),
+            *gateway_thing_groups(prefix, *camera),
+        ):
+            clients["iot"].create_thing_group(thingGroupName=group)
+        clients["cloudformation"].create_stack(
+            StackName=edge_fleet_stack_name(prefix),
+            TemplateBody=_stack_template(
+                {
+                    Output.ALLOW_LIST_TABLE.value: TABLE,
+                    Output.PROVISIONING_TEMPLATE.value: TEMPLATE,
+                    Output.CLAIM_SECRET_ARN.value: secret["ARN"],
+                    Output.CLAIM_CERTIFICATE_ID.value: claim["certificateId"],
+                }
+            ),
+        )
+        yield Cloud(
+            clients=clients,
+            prefix=prefix,
+            claim_certificate_id=claim["certificateId"],
+            claim_certificate_pem=claim["certificatePem"],
+            claim_private_key=claim["keyPair"]["PrivateKey"],
+        )
+
+
+@pytest.fixture
+def cloud_without_outputs(cloud):
+    """The same resources, found through the stack's SSM parameters instead of its outputs."""
+    clients = cloud.clients
+    clients["cloudformation"].delete_stack(StackName=edge_fleet_stack_name(cloud.prefix))
+    for key, value in {
+        Parameter.ALLOW_LIST_TABLE: TABLE,
+        Parameter.PROVISIONING_TEMPLATE: TEMPLATE,
+        Parameter.CLAIM_SECRET_ARN: claim_secret_name(cloud.prefix),
+    }.items():
+        clients["ssm"].put_parameter(
+            Name=ssm_parameter_name(cloud.prefix, key), Value=value, Type="String"
+        )
+    return cloud
+
+
+class Greengrass:
+    """Greengrass V2 responses queued on a Stubber of the adapter's client."""
+
+    def __init__(self, fleet):
+        from botocore.stub import Stubber
+
+        self.stubber = Stubber(fleet.client("greengrassv2"))
+        self.stubber.activate()
+
+    def deployment(self, target_arn: str, nucleus_version: str = NUCLEUS_VERSION) -> None:
+        self.stubber.add_response(
+            "list_deployments",
+            {
+                "deployments": [
+                    {
+                        "targetArn": target_arn,
+                        "deploymentId": "old-1",
+                        "creationTimestamp": "2026-01-01T00:00:00Z",
+                    },
+                    {
+                        "targetArn": target_arn,
+                        "deploymentId": "new-2",
+                        "creationTimestamp": "2026-01-02T00:00:00Z",
+                    },
+                ]
+            },
+            {"targetArn": target_arn, "historyFilter": "LATEST_ONLY"},
+        )
+        self.stubber.add_response(
+            "get_deployment",
+            {
+                "targetArn": target_arn,
+                "deploymentId": "new-2",
+                "components": {
+                    NUCLEUS: {"componentVersion": nucleus_version},
+                    "com.acme.mes.DataCollector": {"componentVersion": "1.0.0"},
+                },
+            },
+            {"deploymentId": "new-2"},
+        )
+
+    def no_deployment(self, target_arn: str) -> None:
+        self.stubber.add_response(
+            "list_deployments",
+            {"deployments": []},
+            {"targetArn": target_arn, "historyFilter": "LATEST_ONLY"},
+        )
+
+    def core_devices(self, devices: list[dict[str, Any]]) -> None:
+        self.stubber.add_response("list_core_devices", {"coreDevices": devices}, {})
+
+    def installed(self, thing_name: str, components: dict[str, str]) -> None:
+        self.stubber.add_response(
+            "list_installed_components",
+            {
+                "installedComponents": [
+                    {"componentName": name, "componentVersion": version}
+                    for name, version in components.items()
+                ]
+            },
+            {"coreDeviceThingName": thing_name, "topologyFilter": "ALL"},
+        )
+
+
+@pytest.fixture
+def fleet(cloud):
+    from mes_gateway.aws import connect
+
+    return connect(REGION)
+
+
+@pytest.fixture
+def greengrass(fleet):
+    stubbed = Greengrass(fleet)
+    yield stubbed
+    stubbed.stubber.assert_no_pending_responses()
+
+
+@pytest.fixture
+def cli(fleet, capsys):
+    """``python -m mes_gateway ARGS`` against the moto account: (exit code, stdout, stderr)."""
+    from mes_gateway.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args), make_fleet=lambda region, profile: fleet)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
