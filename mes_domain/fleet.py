@@ -72,6 +72,13 @@ SSM_PARAMETER_NAME = NameRule(
     "docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html",
 )
 
+# --- the Greengrass software every gateway runs ---
+
+# The nucleus every deployment pins (the installer should install the same one) and the disk
+# spooler plugin, which needs nucleus 2.11.0 or later (mes_domain.edge_spooler).
+NUCLEUS_VERSION = "2.13.0"
+DISK_SPOOLER_VERSION = "1.0.0"
+
 # --- the stack ---
 
 CAPABILITY = "EdgeFleet"

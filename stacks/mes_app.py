@@ -9,6 +9,7 @@ import aws_cdk as cdk
 from mes_domain import naming
 from mes_domain.plant import Plant
 from stacks.constructs.lambda_packaging import LambdaPackaging
+from stacks.edge_fleet_stack import EdgeFleetStack
 from stacks.enterprise_stack import EnterpriseStack
 from stacks.iiot_stack import IiotStack
 from stacks.kpi_stack import KpiStack
@@ -25,6 +26,7 @@ class MesStacks:
     kpi: KpiStack
     quality: QualityInspectionStack
     enterprise: EnterpriseStack
+    edge_fleet: EdgeFleetStack
 
 
 def stack_name(plant: Plant, capability: str) -> str:
@@ -123,6 +125,21 @@ def compose_stacks(
         **common,
     )
 
+    edge_fleet = EdgeFleetStack(
+        app,
+        stack_name(plant, "EdgeFleet"),
+        plant=plant,
+        iiot=iiot,
+        quality=quality,
+        data_key=platform.data_key,
+        logs_key=platform.logs_key,
+        access_logs=platform.access_logs,
+        alarm_topic=platform.alarm_topic,
+        packaging=packaging,
+        description=f"{plant.name}: gateway onboarding, Greengrass deployments, gateway health",
+        **common,
+    )
+
     for key, value in deployment.tags.items():
         cdk.Tags.of(app).add(key, value)
     return MesStacks(
@@ -132,4 +149,5 @@ def compose_stacks(
         kpi=kpi,
         quality=quality,
         enterprise=enterprise,
+        edge_fleet=edge_fleet,
     )
