@@ -1,6 +1,8 @@
-"""An EdgeFleet stack as the onboarding CLI finds it, in moto (DynamoDB, Secrets Manager, IoT,
-CloudFormation, SSM), and botocore's Stubber for Greengrass V2, which moto lacks. Fake
-credentials only."""
+"""An EdgeFleet stack as the onboarding CLI finds it: moto for DynamoDB, Secrets Manager, IoT and
+SSM; botocore's Stubber for Greengrass V2, which moto lacks; and DescribeStacks answered on the
+client's before-call event (moto's CloudFormation needs moto extras, openapi-spec-validator
+among them, that this project does not install), its answers checked against the API model as
+Stubber checks them. Fake credentials only."""
 
 from __future__ import annotations
 
@@ -63,6 +65,7 @@ class Cloud:
 
     clients: dict[str, Any]
     prefix: str
+    stacks: dict[str, dict[str, str]]
     claim_certificate_id: str
     claim_certificate_pem: str
     claim_private_key: str
@@ -93,15 +96,6 @@ class Cloud:
         return self.clients["iot"].describe_thing_group(thingGroupName=name)["thingGroupArn"]
 
 
-def _stack_template(outputs: dict[str, str]) -> str:
-    return json.dumps(
-        {
-            "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},
-            "Outputs": {key: {"Value": value} for key, value in outputs.items()},
-        }
-    )
-
-
 @pytest.fixture
 def cloud(aws_credentials, plant, places):
     """The EdgeFleet stack's resources: allow-list table, claim certificate and secret, the
@@ -113,7 +107,7 @@ def cloud(aws_credentials, plant, places):
     with mock_aws():
         clients = {
             name: boto3.client(name, region_name=REGION)
-            for name in ("dynamodb", "secretsmanager", "iot", "cloudformation", "ssm")
+            for name in ("dynamodb", "secretsmanager", "iot", "ssm")
         }
         clients["dynamodb"].create_table(
             TableName=TABLE,
@@ -141,20 +135,18 @@ def cloud(aws_credentials, plant, places):
             *gateway_thing_groups(prefix, *camera),
         ):
             clients["iot"].create_thing_group(thingGroupName=group)
-        clients["cloudformation"].create_stack(
-            StackName=edge_fleet_stack_name(prefix),
-            TemplateBody=_stack_template(
-                {
-                    Output.ALLOW_LIST_TABLE.value: TABLE,
-                    Output.PROVISIONING_TEMPLATE.value: TEMPLATE,
-                    Output.CLAIM_SECRET_ARN.value: secret["ARN"],
-                    Output.CLAIM_CERTIFICATE_ID.value: claim["certificateId"],
-                }
-            ),
-        )
+        stacks = {
+            edge_fleet_stack_name(prefix): {
+                Output.ALLOW_LIST_TABLE.value: TABLE,
+                Output.PROVISIONING_TEMPLATE.value: TEMPLATE,
+                Output.CLAIM_SECRET_ARN.value: secret["ARN"],
+                Output.CLAIM_CERTIFICATE_ID.value: claim["certificateId"],
+            }
+        }
         yield Cloud(
             clients=clients,
             prefix=prefix,
+            stacks=stacks,
             claim_certificate_id=claim["certificateId"],
             claim_certificate_pem=claim["certificatePem"],
             claim_private_key=claim["keyPair"]["PrivateKey"],
@@ -165,7 +157,7 @@ def cloud(aws_credentials, plant, places):
 def cloud_without_outputs(cloud):
     """The same resources, found through the stack's SSM parameters instead of its outputs."""
     clients = cloud.clients
-    clients["cloudformation"].delete_stack(StackName=edge_fleet_stack_name(cloud.prefix))
+    del cloud.stacks[edge_fleet_stack_name(cloud.prefix)]
     for key, value in {
         Parameter.ALLOW_LIST_TABLE: TABLE,
         Parameter.PROVISIONING_TEMPLATE: TEMPLATE,
@@ -241,11 +233,46 @@ class Greengrass:
         )
 
 
+def answer_describe_stacks(client, stacks: dict[str, dict[str, str]]) -> None:
+    """DescribeStacks of ``client`` answers from ``stacks`` (name -> outputs), as CloudFormation
+    does: the stack with its outputs, or a ValidationError for a stack that does not exist."""
+    from datetime import UTC, datetime
+
+    from botocore.awsrequest import AWSResponse
+    from botocore.validate import ParamValidator
+
+    def answer(params, model, **_):
+        name = params["body"]["StackName"]  # the query protocol's request body
+        if name not in stacks:
+            error = {"Code": "ValidationError", "Message": f"Stack with id {name} does not exist"}
+            return AWSResponse("", 400, {}, None), {"Error": error}
+        response = {
+            "Stacks": [
+                {
+                    "StackName": name,
+                    "CreationTime": datetime(2026, 1, 1, tzinfo=UTC),
+                    "StackStatus": "CREATE_COMPLETE",
+                    "Outputs": [
+                        {"OutputKey": key, "OutputValue": value}
+                        for key, value in stacks[name].items()
+                    ],
+                }
+            ]
+        }
+        report = ParamValidator().validate(response, model.output_shape)
+        assert not report.has_errors(), report.generate_report()
+        return AWSResponse("", 200, {}, None), response
+
+    client.meta.events.register("before-call.cloudformation.DescribeStacks", answer)
+
+
 @pytest.fixture
 def fleet(cloud):
     from mes_gateway.aws import connect
 
-    return connect(REGION)
+    fleet = connect(REGION)
+    answer_describe_stacks(fleet.client("cloudformation"), cloud.stacks)
+    return fleet
 
 
 @pytest.fixture
