@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from mes_domain.edge_spooler import NUCLEUS
 from mes_domain.fleet import (
+    NUCLEUS_VERSION,
     SERIAL_PATTERN,
     AllowListAttribute,
     ClaimSecretField,
@@ -70,10 +70,8 @@ class Fleet(Protocol):
     def get_gateway(self, table: str, serial: str) -> dict[str, Any] | None: ...
     def list_gateways(self, table: str) -> list[dict[str, Any]]: ...
     def secret_json(self, secret_id: str) -> dict[str, Any]: ...
-    def certificate_status(self, certificate_id: str) -> str: ...
+    def certificate_status(self, certificate_id: str) -> str | None: ...
     def set_certificate_status(self, certificate_id: str, status: str) -> None: ...
-    def thing_group_arn(self, name: str) -> str | None: ...
-    def latest_deployment_components(self, target_arn: str) -> dict[str, Any] | None: ...
     def core_devices(self) -> list[dict[str, Any]]: ...
     def installed_components(self, thing_name: str) -> list[dict[str, Any]]: ...
 
@@ -140,6 +138,7 @@ class BundleReport:
     nucleus_version: str
     offline: bool
     files: list[str]
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -182,37 +181,39 @@ class Onboarding:
     # --- discovery ---
 
     def resources(self) -> FleetResources:
-        """The stack's outputs first, its SSM parameters for what they lack, and the names
-        mes_domain.fleet derives where neither says (the table has no derived name)."""
+        """The stack's SSM parameters first (the operator role may read them), its outputs for
+        what they lack, and the names mes_domain.fleet derives where neither says."""
         if self._resources is not None:
             return self._resources
         stack = edge_fleet_stack_name(self.prefix)
-        outputs = self.fleet.stack_outputs(stack) or {}
+        outputs: dict[str, str] | None = None
 
-        def find(output: Output, parameter: Parameter | None) -> str | None:
-            if outputs.get(output):
-                return outputs[output]
-            if parameter is None:
-                return None
-            return self.fleet.parameter(ssm_parameter_name(self.prefix, parameter))
+        def find(parameter: Parameter | None, output: Output) -> str | None:
+            nonlocal outputs
+            if parameter is not None:
+                value = self.fleet.parameter(ssm_parameter_name(self.prefix, parameter))
+                if value:
+                    return value
+            if outputs is None:
+                outputs = self.fleet.stack_outputs(stack) or {}
+            return outputs.get(output) or None
 
-        table = find(Output.ALLOW_LIST_TABLE, Parameter.ALLOW_LIST_TABLE)
+        table = find(Parameter.ALLOW_LIST_TABLE, Output.ALLOW_LIST_TABLE)
         if table is None:
             raise OnboardingError(
                 f"no allow-list table in {self.fleet.region or 'this region'}: deploy the "
-                f"{stack} stack first (neither its output {Output.ALLOW_LIST_TABLE.value} nor the "
-                f"SSM parameter {ssm_parameter_name(self.prefix, Parameter.ALLOW_LIST_TABLE)} "
-                "exists)"
+                f"{stack} stack first (neither the SSM parameter "
+                f"{ssm_parameter_name(self.prefix, Parameter.ALLOW_LIST_TABLE)} nor its output "
+                f"{Output.ALLOW_LIST_TABLE.value} exists)"
             )
+        template = find(Parameter.PROVISIONING_TEMPLATE, Output.PROVISIONING_TEMPLATE)
+        secret = find(Parameter.CLAIM_SECRET_ARN, Output.CLAIM_SECRET_ARN)
         self._resources = FleetResources(
             allow_list_table=table,
-            provisioning_template=(
-                find(Output.PROVISIONING_TEMPLATE, Parameter.PROVISIONING_TEMPLATE)
-                or provisioning_template_name(self.prefix)
-            ),
-            claim_secret=find(Output.CLAIM_SECRET_ARN, Parameter.CLAIM_SECRET_ARN)
-            or claim_secret_name(self.prefix),
-            claim_certificate_id=find(Output.CLAIM_CERTIFICATE_ID, None),
+            provisioning_template=template or provisioning_template_name(self.prefix),
+            claim_secret=secret or claim_secret_name(self.prefix),
+            # The secret holds it too; the output only when the stack's outputs were read.
+            claim_certificate_id=(outputs or {}).get(Output.CLAIM_CERTIFICATE_ID),
         )
         return self._resources
 
@@ -308,7 +309,8 @@ class Onboarding:
             raise OnboardingError(f"serial {serial!r} is {gateway.status}: it cannot onboard")
         self._check_place(gateway.site, gateway.line, gateway.station)
         resources = self.resources()
-        claim = self._claim(resources)
+        warnings: list[str] = []
+        claim = self._claim(resources, warnings)
         groups = gateway_thing_groups(self.prefix, gateway.site, gateway.line, gateway.station)
         try:
             settings = ProvisioningSettings(
@@ -317,7 +319,9 @@ class Onboarding:
                 iot_credential_endpoint=self.fleet.endpoint(CREDENTIAL_ENDPOINT),
                 role_alias=role_alias_name(self.prefix, gateway.site, gateway.line),
                 provisioning_template=resources.provisioning_template,
-                nucleus_version=nucleus_version or self._deployed_nucleus(groups[0]),
+                # The version every deployment pins, so the first one does not restart the
+                # fresh nucleus to change it.
+                nucleus_version=nucleus_version or NUCLEUS_VERSION,
                 template_parameters={TemplateParameter.SERIAL_NUMBER.value: serial},
             )
             names = write_bundle(
@@ -333,14 +337,20 @@ class Onboarding:
             nucleus_version=settings.nucleus_version,
             offline=offline is not None,
             files=names,
+            warnings=warnings,
         )
 
-    def _claim(self, resources: FleetResources) -> ClaimCredentials:
+    def _claim(self, resources: FleetResources, warnings: list[str]) -> ClaimCredentials:
         secret = self.fleet.secret_json(resources.claim_secret)
         certificate_id = resources.claim_certificate_id or secret.get(
             ClaimSecretField.CERTIFICATE_ID
         )
-        if certificate_id and self.fleet.certificate_status(certificate_id) != ACTIVE:
+        status = self.fleet.certificate_status(certificate_id) if certificate_id else None
+        if status is None:
+            warnings.append(
+                "could not check that the claim certificate is ACTIVE (iot:DescribeCertificate)"
+            )
+        elif status != ACTIVE:
             raise OnboardingError(
                 "the claim certificate is disabled, so the gateway could not provision: run "
                 "`restore-claim` first (and `revoke-claim` once it has onboarded)"
@@ -354,19 +364,6 @@ class Onboarding:
             raise OnboardingError(f"the claim secret has no {missing} field") from None
         except BundleError as error:
             raise OnboardingError(str(error)) from None
-
-    def _deployed_nucleus(self, group: str) -> str:
-        """The nucleus version the group's deployment runs, so the first deployment does not
-        restart the fresh nucleus to change it."""
-        arn = self.fleet.thing_group_arn(group)
-        components = self.fleet.latest_deployment_components(arn) if arn else None
-        version = (components or {}).get(NUCLEUS, {}).get("componentVersion")
-        if not version:
-            raise OnboardingError(
-                f"no deployment of {NUCLEUS} targets the thing group {group!r} yet: deploy the "
-                "EdgeFleet stack, or pass --nucleus-version"
-            )
-        return version
 
     # --- status ---
 

@@ -14,12 +14,39 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from mes_domain.fleet import AllowListAttribute
+from mes_gateway.api import OnboardingError
 
 _DESERIALIZE = TypeDeserializer().deserialize
 
 
 def _code(error: ClientError) -> str:
     return error.response.get("Error", {}).get("Code", "")
+
+
+class AwsRefused(OnboardingError):
+    """An AWS call failed; the message names the call and AWS's reason."""
+
+
+def _refusals_explained(cls: type) -> type:
+    """Each public method's ClientError becomes AwsRefused naming the operation."""
+    for name, method in list(vars(cls).items()):
+        if name.startswith("_") or not callable(method):
+            continue
+
+        def wrapped(*args: Any, __method: Any = method, **kwargs: Any) -> Any:
+            try:
+                return __method(*args, **kwargs)
+            except ClientError as error:
+                operation = error.operation_name
+                reason = error.response.get("Error", {})
+                raise AwsRefused(
+                    f"AWS refused {operation}: {reason.get('Code')}: {reason.get('Message')}"
+                ) from None
+
+        wrapped.__name__ = name
+        wrapped.__doc__ = method.__doc__
+        setattr(cls, name, wrapped)
+    return cls
 
 
 class NoRegion(ValueError):
@@ -36,6 +63,7 @@ def connect(region: str | None, profile: str | None = None) -> AwsFleet:
     return AwsFleet(session, session.region_name)
 
 
+@_refusals_explained
 class AwsFleet:
     """The fleet's AWS resources, through one boto3 session."""
 
@@ -112,37 +140,20 @@ class AwsFleet:
         secret = self.client("secretsmanager").get_secret_value(SecretId=secret_id)
         return json.loads(secret["SecretString"])
 
-    def certificate_status(self, certificate_id: str) -> str:
-        description = self.client("iot").describe_certificate(certificateId=certificate_id)
+    def certificate_status(self, certificate_id: str) -> str | None:
+        """ACTIVE, INACTIVE, ...; None when these credentials may not describe it."""
+        try:
+            description = self.client("iot").describe_certificate(certificateId=certificate_id)
+        except ClientError as error:
+            if _code(error) in ("AccessDeniedException", "AccessDenied"):
+                return None
+            raise
         return description["certificateDescription"]["status"]
 
     def set_certificate_status(self, certificate_id: str, status: str) -> None:
         self.client("iot").update_certificate(certificateId=certificate_id, newStatus=status)
 
     # --- Greengrass ---
-
-    def thing_group_arn(self, name: str) -> str | None:
-        try:
-            return self.client("iot").describe_thing_group(thingGroupName=name)["thingGroupArn"]
-        except ClientError as error:
-            if _code(error) == "ResourceNotFoundException":
-                return None
-            raise
-
-    def latest_deployment_components(self, target_arn: str) -> dict[str, Any] | None:
-        """The components of the newest deployment that targets ``target_arn``."""
-        greengrass = self.client("greengrassv2")
-        deployments = [
-            d
-            for page in greengrass.get_paginator("list_deployments").paginate(
-                targetArn=target_arn, historyFilter="LATEST_ONLY"
-            )
-            for d in page.get("deployments", [])
-        ]
-        if not deployments:
-            return None
-        newest = max(deployments, key=lambda d: d["creationTimestamp"])
-        return greengrass.get_deployment(deploymentId=newest["deploymentId"]).get("components", {})
 
     def core_devices(self) -> list[dict[str, Any]]:
         pages = self.client("greengrassv2").get_paginator("list_core_devices").paginate()

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from mes_domain.fleet import SERIAL_PATTERN
+from mes_domain.fleet import NUCLEUS_VERSION, SERIAL_PATTERN
 from mes_domain.plant import Plant
 from mes_gateway.api import Fleet, GatewayHealth, Onboarding, OnboardingError
 from mes_gateway.bundle import OfflineFiles
@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--plugin-jar", type=Path, help="the fleet provisioning plugin's jar")
         command.add_argument(
             "--nucleus-version",
-            help="default: the version the gateway's thing group deployment runs",
+            help=f"default: {NUCLEUS_VERSION}, the version every gateway deployment pins",
         )
 
     register = commands.add_parser("register", help="add a gateway to the allow-list")
@@ -127,6 +127,8 @@ def _write_bundle(onboarding: Onboarding, args: argparse.Namespace) -> None:
     report = onboarding.bundle(
         args.serial, args.out, offline=_offline(args), nucleus_version=args.nucleus_version
     )
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     kind = "offline bundle" if report.offline else "bundle"
     print(
         f"wrote {report.path}: the {kind} of {report.thing_name} (nucleus "

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from mes_domain.edge_spooler import NUCLEUS
 from mes_domain.fleet import (
     AllowListAttribute,
     ClaimSecretField,
@@ -20,12 +19,10 @@ from mes_domain.fleet import (
     Parameter,
     claim_secret_name,
     edge_fleet_stack_name,
-    gateway_thing_groups,
     ssm_parameter_name,
 )
 
 REGION = "eu-central-1"
-NUCLEUS_VERSION = "2.14.3"
 TABLE = "mes-gateway-allow-list"
 TEMPLATE = "acme-fleet-template"
 FAKE_CREDENTIALS = {
@@ -66,6 +63,7 @@ class Cloud:
     clients: dict[str, Any]
     prefix: str
     stacks: dict[str, dict[str, str]]
+    calls: list[str]
     claim_certificate_id: str
     claim_certificate_pem: str
     claim_private_key: str
@@ -92,12 +90,12 @@ class Cloud:
             },
         )
 
-    def thing_group_arn(self, name: str) -> str:
-        return self.clients["iot"].describe_thing_group(thingGroupName=name)["thingGroupArn"]
+    def describe_stacks_calls(self) -> int:
+        return self.calls.count("DescribeStacks")
 
 
 @pytest.fixture
-def cloud(aws_credentials, plant, places):
+def cloud(aws_credentials, plant):
     """The EdgeFleet stack's resources: allow-list table, claim certificate and secret, the
     line and camera thing groups, and the stack's outputs."""
     import boto3
@@ -129,12 +127,15 @@ def cloud(aws_credentials, plant, places):
                 }
             ),
         )
-        (site, line), camera = places
-        for group in (
-            *gateway_thing_groups(prefix, site, line),
-            *gateway_thing_groups(prefix, *camera),
-        ):
-            clients["iot"].create_thing_group(thingGroupName=group)
+        # What the stack writes: SSM parameters and outputs.
+        for key, value in {
+            Parameter.ALLOW_LIST_TABLE: TABLE,
+            Parameter.PROVISIONING_TEMPLATE: TEMPLATE,
+            Parameter.CLAIM_SECRET_ARN: secret["ARN"],
+        }.items():
+            clients["ssm"].put_parameter(
+                Name=ssm_parameter_name(prefix, key), Value=value, Type="String"
+            )
         stacks = {
             edge_fleet_stack_name(prefix): {
                 Output.ALLOW_LIST_TABLE.value: TABLE,
@@ -147,6 +148,7 @@ def cloud(aws_credentials, plant, places):
             clients=clients,
             prefix=prefix,
             stacks=stacks,
+            calls=[],
             claim_certificate_id=claim["certificateId"],
             claim_certificate_pem=claim["certificatePem"],
             claim_private_key=claim["keyPair"]["PrivateKey"],
@@ -154,18 +156,11 @@ def cloud(aws_credentials, plant, places):
 
 
 @pytest.fixture
-def cloud_without_outputs(cloud):
-    """The same resources, found through the stack's SSM parameters instead of its outputs."""
-    clients = cloud.clients
-    del cloud.stacks[edge_fleet_stack_name(cloud.prefix)]
-    for key, value in {
-        Parameter.ALLOW_LIST_TABLE: TABLE,
-        Parameter.PROVISIONING_TEMPLATE: TEMPLATE,
-        Parameter.CLAIM_SECRET_ARN: claim_secret_name(cloud.prefix),
-    }.items():
-        clients["ssm"].put_parameter(
-            Name=ssm_parameter_name(cloud.prefix, key), Value=value, Type="String"
-        )
+def cloud_without_parameters(cloud):
+    """The same resources, found through the stack's outputs alone."""
+    for key in (Parameter.ALLOW_LIST_TABLE, Parameter.PROVISIONING_TEMPLATE,
+                Parameter.CLAIM_SECRET_ARN):  # fmt: skip
+        cloud.clients["ssm"].delete_parameter(Name=ssm_parameter_name(cloud.prefix, key))
     return cloud
 
 
@@ -177,45 +172,6 @@ class Greengrass:
 
         self.stubber = Stubber(fleet.client("greengrassv2"))
         self.stubber.activate()
-
-    def deployment(self, target_arn: str, nucleus_version: str = NUCLEUS_VERSION) -> None:
-        self.stubber.add_response(
-            "list_deployments",
-            {
-                "deployments": [
-                    {
-                        "targetArn": target_arn,
-                        "deploymentId": "old-1",
-                        "creationTimestamp": "2026-01-01T00:00:00Z",
-                    },
-                    {
-                        "targetArn": target_arn,
-                        "deploymentId": "new-2",
-                        "creationTimestamp": "2026-01-02T00:00:00Z",
-                    },
-                ]
-            },
-            {"targetArn": target_arn, "historyFilter": "LATEST_ONLY"},
-        )
-        self.stubber.add_response(
-            "get_deployment",
-            {
-                "targetArn": target_arn,
-                "deploymentId": "new-2",
-                "components": {
-                    NUCLEUS: {"componentVersion": nucleus_version},
-                    "com.acme.mes.DataCollector": {"componentVersion": "1.0.0"},
-                },
-            },
-            {"deploymentId": "new-2"},
-        )
-
-    def no_deployment(self, target_arn: str) -> None:
-        self.stubber.add_response(
-            "list_deployments",
-            {"deployments": []},
-            {"targetArn": target_arn, "historyFilter": "LATEST_ONLY"},
-        )
 
     def core_devices(self, devices: list[dict[str, Any]]) -> None:
         self.stubber.add_response("list_core_devices", {"coreDevices": devices}, {})
@@ -233,7 +189,7 @@ class Greengrass:
         )
 
 
-def answer_describe_stacks(client, stacks: dict[str, dict[str, str]]) -> None:
+def answer_describe_stacks(client, stacks: dict[str, dict[str, str]], calls: list[str]) -> None:
     """DescribeStacks of ``client`` answers from ``stacks`` (name -> outputs), as CloudFormation
     does: the stack with its outputs, or a ValidationError for a stack that does not exist."""
     from datetime import UTC, datetime
@@ -242,6 +198,7 @@ def answer_describe_stacks(client, stacks: dict[str, dict[str, str]]) -> None:
     from botocore.validate import ParamValidator
 
     def answer(params, model, **_):
+        calls.append(model.name)
         name = params["body"]["StackName"]  # the query protocol's request body
         if name not in stacks:
             error = {"Code": "ValidationError", "Message": f"Stack with id {name} does not exist"}
@@ -271,7 +228,7 @@ def fleet(cloud):
     from mes_gateway.aws import connect
 
     fleet = connect(REGION)
-    answer_describe_stacks(fleet.client("cloudformation"), cloud.stacks)
+    answer_describe_stacks(fleet.client("cloudformation"), cloud.stacks, cloud.calls)
     return fleet
 
 

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from mes_domain.fleet import (
+    NUCLEUS_VERSION,
     AllowListAttribute,
     GatewayStatus,
     gateway_thing_groups,
@@ -23,7 +24,7 @@ from mes_domain.fleet import (
 from mes_gateway.bundle import FOLDER
 from mes_gateway.nucleus_config import CLAIM_CERTIFICATE, CLAIM_PRIVATE_KEY
 from tests.conftest import PROJECT_ROOT
-from tests.mes_gateway.conftest import FAKE_CREDENTIALS, NUCLEUS_VERSION, REGION, TEMPLATE
+from tests.mes_gateway.conftest import FAKE_CREDENTIALS, REGION, TEMPLATE
 
 SERIAL = "GW-0001"
 
@@ -163,10 +164,8 @@ def register_line_gateway(cli, places, serial=SERIAL):
     return site, line
 
 
-def test_bundle_writes_what_the_gateway_needs(cli, cloud, greengrass, places, tmp_path):
+def test_bundle_writes_what_the_gateway_needs(cli, cloud, places, tmp_path):
     site, line = register_line_gateway(cli, places)
-    group = gateway_thing_groups(cloud.prefix, site, line)[0]
-    greengrass.deployment(cloud.thing_group_arn(group))
     out = tmp_path / "gateway.zip"
     code, stdout, err = cli("bundle", "--serial", SERIAL, "--out", str(out))
     assert (code, err) == (0, "")
@@ -190,29 +189,27 @@ def test_bundle_writes_what_the_gateway_needs(cli, cloud, greengrass, places, tm
         "rootCaPath": "/greengrass/v2/AmazonRootCA1.pem",
         "templateParameters": {"SerialNumber": SERIAL},
     }
-    # The nucleus the line's deployment runs, so its first deployment needs no nucleus restart.
+    # The nucleus every deployment pins, so the first deployment needs no nucleus restart.
     nucleus = yaml.safe_load(files["config.yaml"])["services"]["aws.greengrass.Nucleus"]
     assert nucleus == {"version": NUCLEUS_VERSION}
     assert f'NUCLEUS_VERSION="{NUCLEUS_VERSION}"' in files["install.sh"]
     # The claim credentials from Secrets Manager, and nothing else secret.
     assert files[CLAIM_CERTIFICATE] == cloud.claim_certificate_pem
     assert files[CLAIM_PRIVATE_KEY] == cloud.claim_private_key
+    # Found through the SSM parameters the operator role may read: no DescribeStacks.
+    assert cloud.describe_stacks_calls() == 0
     for name, text in files.items():
         if name != CLAIM_PRIVATE_KEY:
             assert "PRIVATE KEY" not in text, name
         assert not any(value in text for value in FAKE_CREDENTIALS.values()), name
 
 
-def test_bundle_of_a_camera_gateway_follows_its_station_group(
-    cli, cloud, greengrass, places, tmp_path
-):
+def test_bundle_of_a_camera_gateway_names_its_station_groups(cli, cloud, places, tmp_path):
     _, (site, line, station) = places
     cli("register", "--site", site, "--line", line, "--station", station, "--serial", SERIAL)
-    station_group = gateway_thing_groups(cloud.prefix, site, line, station)[0]
-    greengrass.deployment(cloud.thing_group_arn(station_group), nucleus_version="2.15.0")
     code, stdout, err = cli("bundle", "--serial", SERIAL, "--out", str(tmp_path / "g.zip"))
     assert (code, err) == (0, "")
-    assert "nucleus 2.15.0" in stdout and station_group in stdout
+    assert ", ".join(gateway_thing_groups(cloud.prefix, site, line, station)) in stdout
     files = read_bundle(tmp_path / "g.zip")
     # A camera gateway uses its line's role alias.
     assert plugin_configuration(files)["iotRoleAlias"] == role_alias_name(cloud.prefix, site, line)
@@ -243,20 +240,58 @@ def test_bundle_refuses_while_the_claim_is_disabled(cli, cloud, places, tmp_path
     assert not out.exists()
 
 
-def test_bundle_without_a_nucleus_deployment_asks_for_the_version(
-    cli, cloud, greengrass, places, tmp_path
-):
-    site, line = register_line_gateway(cli, places)
-    group = gateway_thing_groups(cloud.prefix, site, line)[0]
-    greengrass.no_deployment(cloud.thing_group_arn(group))
+def test_bundle_installs_another_nucleus_when_asked(cli, cloud, places, tmp_path):
+    register_line_gateway(cli, places)
     out = tmp_path / "gateway.zip"
-    code, _, err = cli("bundle", "--serial", SERIAL, "--out", str(out))
-    assert code == 2 and "--nucleus-version" in err and group in err
-    assert not out.exists()
-    code, _, err = cli(
-        "bundle", "--serial", SERIAL, "--out", str(out), "--nucleus-version", "2.14.3"
+    code, stdout, err = cli(
+        "bundle", "--serial", SERIAL, "--out", str(out), "--nucleus-version", "2.15.0"
     )
-    assert (code, err) == (0, "") and out.exists()
+    assert (code, err) == (0, "") and "nucleus 2.15.0" in stdout
+    nucleus = yaml.safe_load(read_bundle(out)["config.yaml"])["services"]["aws.greengrass.Nucleus"]
+    assert nucleus == {"version": "2.15.0"}
+    code, _, err = cli(
+        "bundle", "--serial", SERIAL, "--out", str(out), "--nucleus-version", "2.3.0"
+    )
+    assert code == 2 and "needs nucleus 2.4.0 or later" in err
+
+
+def test_bundle_warns_when_it_may_not_check_the_claim(cli, fleet, cloud, places, tmp_path):
+    """Credentials without iot:DescribeCertificate: the bundle is written, with a warning."""
+    from botocore.stub import Stubber
+
+    register_line_gateway(cli, places)
+    iot = fleet.client("iot")
+    endpoints = {
+        kind: cloud.clients["iot"].describe_endpoint(endpointType=kind)["endpointAddress"]
+        for kind in ("iot:Data-ATS", "iot:CredentialProvider")
+    }
+    with Stubber(iot) as stubber:
+        stubber.add_client_error(
+            "describe_certificate",
+            service_error_code="AccessDeniedException",
+            http_status_code=403,
+            expected_params={"certificateId": cloud.claim_certificate_id},
+        )
+        for kind, address in endpoints.items():
+            stubber.add_response(
+                "describe_endpoint", {"endpointAddress": address}, {"endpointType": kind}
+            )
+        code, _, err = cli("bundle", "--serial", SERIAL, "--out", str(tmp_path / "g.zip"))
+        stubber.assert_no_pending_responses()
+    assert code == 0 and "warning: could not check that the claim certificate is ACTIVE" in err
+    assert (tmp_path / "g.zip").exists()
+
+
+def test_an_aws_refusal_is_named_not_a_traceback(cli, cloud, places, tmp_path):
+    register_line_gateway(cli, places)
+    from mes_domain.fleet import claim_secret_name
+
+    cloud.clients["secretsmanager"].delete_secret(
+        SecretId=claim_secret_name(cloud.prefix), ForceDeleteWithoutRecovery=True
+    )
+    code, _, err = cli("bundle", "--serial", SERIAL, "--out", str(tmp_path / "g.zip"))
+    assert code == 2
+    assert err.startswith("error: AWS refused GetSecretValue: ResourceNotFoundException")
 
 
 def test_offline_options_are_checked_before_anything_is_written(cli, cloud, places, tmp_path):
@@ -269,14 +304,11 @@ def test_offline_options_are_checked_before_anything_is_written(cli, cloud, plac
     assert cloud.item(SERIAL) is None
 
 
-def test_one_command_registers_and_writes_an_offline_bundle(
-    cli, cloud, greengrass, places, tmp_path
-):
+def test_one_command_registers_and_writes_an_offline_bundle(cli, cloud, places, tmp_path):
     """The README's operator command: register --out, here with the offline files."""
     from tests.mes_gateway.test_bundle import fake_nucleus_zip
 
     (site, line), _ = places
-    greengrass.deployment(cloud.thing_group_arn(gateway_thing_groups(cloud.prefix, site, line)[0]))
     nucleus = fake_nucleus_zip(tmp_path / "greengrass-2.14.3.zip")
     plugin = fake_nucleus_zip(tmp_path / "fleetprovisioningbyclaim.jar")
     out = tmp_path / "gateway.zip"
@@ -291,21 +323,22 @@ def test_one_command_registers_and_writes_an_offline_bundle(
     assert {"greengrass-nucleus.zip", "aws.greengrass.FleetProvisioningByClaim.jar"} <= set(files)
 
 
-def test_discovery_falls_back_to_the_stacks_ssm_parameters(
-    cli, cloud_without_outputs, greengrass, places, tmp_path
+def test_discovery_falls_back_to_the_stacks_outputs(
+    cli, cloud_without_parameters, places, tmp_path
 ):
-    cloud = cloud_without_outputs
-    site, line = register_line_gateway(cli, places)
+    cloud = cloud_without_parameters
+    register_line_gateway(cli, places)
     assert cloud.item(SERIAL) is not None
-    greengrass.deployment(cloud.thing_group_arn(gateway_thing_groups(cloud.prefix, site, line)[0]))
     code, _, err = cli("bundle", "--serial", SERIAL, "--out", str(tmp_path / "g.zip"))
     assert (code, err) == (0, "")
     files = read_bundle(tmp_path / "g.zip")
     assert plugin_configuration(files)["provisioningTemplate"] == TEMPLATE
     assert files[CLAIM_PRIVATE_KEY] == cloud.claim_private_key
+    assert cloud.describe_stacks_calls() == 2  # once per command
 
 
-def test_without_the_stack_the_cli_says_to_deploy_it(cli, cloud, places):
+def test_without_the_stack_the_cli_says_to_deploy_it(cli, cloud_without_parameters, places):
+    cloud = cloud_without_parameters
     from mes_domain.fleet import edge_fleet_stack_name
 
     del cloud.stacks[edge_fleet_stack_name(cloud.prefix)]
