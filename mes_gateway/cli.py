@@ -20,7 +20,7 @@ from pathlib import Path
 from mes_domain.fleet import NUCLEUS_VERSION, SERIAL_PATTERN
 from mes_domain.plant import Plant
 from mes_gateway.api import Fleet, GatewayHealth, Onboarding, OnboardingError
-from mes_gateway.bundle import OfflineFiles
+from mes_gateway.bundle import FOLDER, INSTALL_SCRIPT, OfflineFiles
 from stacks.plant_config import DEFAULT_PLANT_CONFIG, PlantConfigError, load_plant
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -134,7 +134,7 @@ def _write_bundle(onboarding: Onboarding, args: argparse.Namespace) -> None:
         f"wrote {report.path}: the {kind} of {report.thing_name} (nucleus "
         f"{report.nucleus_version}, thing groups {', '.join(report.thing_groups)}).\n"
         "It holds the claim private key: copy it to the gateway only, then delete it.\n"
-        f"On the gateway: unzip {Path(report.path).name} && sudo mes-gateway/install.sh"
+        f"On the gateway: unzip {Path(report.path).name} && sudo ./{FOLDER}/{INSTALL_SCRIPT}"
     )
 
 

@@ -169,7 +169,7 @@ def test_bundle_writes_what_the_gateway_needs(cli, cloud, places, tmp_path):
     out = tmp_path / "gateway.zip"
     code, stdout, err = cli("bundle", "--serial", SERIAL, "--out", str(out))
     assert (code, err) == (0, "")
-    assert "sudo mes-gateway/install.sh" in stdout
+    assert "sudo ./mes-gateway/install.sh" in stdout
     files = read_bundle(out)
     configuration = plugin_configuration(files)
     # DescribeEndpoint's answers (moto makes up a new prefix on every call).
