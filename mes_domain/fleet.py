@@ -145,6 +145,19 @@ def gateway_thing_groups(
     )
 
 
+def model_group_deployment(
+    prefix: str, site: str, line: str, station: str, component: str, version: str
+) -> dict[str, object]:
+    """The model pipeline's deployment of a station's model: the model component alone, to the
+    station's model group (the stack's deployment of the station group is never touched)."""
+    group = model_thing_group_name(prefix, site, line, station)
+    return {
+        "deploymentName": f"{group} model",
+        "targetThingGroupName": group,
+        "components": {component: {"componentVersion": version}},
+    }
+
+
 # --- IoT names ---
 
 

@@ -1,9 +1,9 @@
 """Step 7: put the new model version on its camera station's gateway and mark it DEPLOYED.
 
 Event: the state with the request fields, ``training.model_version`` and ``component``.
-Revises the deployment of the station's own thing group (``mes_domain.naming``
-``station_thing_group_name``) to the camera gateway's deployment generated from the plant config
-(``mes_domain.edge_deployment``) with the new model; the line's group is never touched.
+Revises the deployment of the station's model group (``mes_domain.fleet``
+``model_thing_group_name``) to the model component at its new version; the groups the EdgeFleet
+stack deploys to (line and camera station groups) are never touched.
 Returns ``DeploymentResult``: deployment_id.
 """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from mes_domain.naming import station_thing_group_name
+from mes_domain.fleet import model_thing_group_name
 from mes_domain.quality import (  # noqa: F401 - shared with the edge
     DEFECT,
     GOOD,
@@ -35,9 +35,9 @@ def model_version(trained_at_epoch_s: float) -> str:
 
 
 def thing_group_arn(arn_prefix: str, prefix: str, site: str, line: str, station: str) -> str:
-    """The ARN of the camera station's own gateway group (named as the generated deployments
-    name it), where its models go; ``arn_prefix`` ends in ``thinggroup/``."""
-    return arn_prefix + station_thing_group_name(prefix, site, line, station)
+    """The ARN of the camera station's model group (mes_domain.fleet), where its models go and
+    nothing else; ``arn_prefix`` ends in ``thinggroup/``."""
+    return arn_prefix + model_thing_group_name(prefix, site, line, station)
 
 
 def component_version_arn(thing_group_arn_prefix: str, name: str, version: str) -> str:

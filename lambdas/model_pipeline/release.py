@@ -2,16 +2,14 @@
 
 Both read the model from the registry and refuse one that is not approved, so a wrongly wired
 state machine cannot put an unreviewed model on the line. The model goes to its camera
-station's own gateway group only, never to the line's group (whose deployment it would replace).
+station's model group only, never to a group the EdgeFleet stack deploys to.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from lambdas.model_pipeline.errors import CameraGatewayNotDeployed
 from lambdas.model_pipeline.greengrass import (
-    component_version,
     current_deployment,
     deploy,
     deployment_request,
@@ -33,7 +31,7 @@ from lambdas.model_pipeline.requests import (
     PublishEvent,
 )
 from lambdas.model_pipeline.stations import camera_station
-from mes_domain.edge_deployment import QUALITY_INSPECTION, camera_gateway_deployment
+from mes_domain.fleet import model_group_deployment
 from mes_domain.plant import Plant
 
 RELEASABLE = frozenset({ModelStatus.APPROVED, ModelStatus.DEPLOYED})
@@ -78,10 +76,11 @@ def deploy_model(
     gg: Any,
     thing_group_arn_prefix: str,
 ) -> DeploymentResult:
-    """Revise the camera station's gateway deployment to the new model version and mark the
-    model DEPLOYED. The deployment is the one generated from the plant config for that gateway
-    (QualityInspection configured for the station, at the version the gateway runs, and the new
-    model); components the generated one does not name are kept.
+    """Revise the station's model group deployment to the new model version and mark the model
+    DEPLOYED. Two writers, one device: the EdgeFleet stack owns the station group's deployment
+    (nucleus, QualityInspection configured for the station), the pipeline only the model group's
+    (the model component), and the camera gateway is in both (mes_domain.fleet), so neither
+    replaces the other's.
 
     A re-run after the model was marked returns the recorded deployment.
     """
@@ -91,7 +90,6 @@ def deploy_model(
         return DeploymentResult(deployment_id=record.deployment_id)
     check_transition(record.status, ModelStatus.DEPLOYED, key, version)
     station = camera_station(plant, event.site, event.line, event.station)
-    ref = plant.station(event.site, event.line, event.station)
     component = event.component
     if component.component_name != station.camera.model_component:
         raise ValueError(
@@ -101,15 +99,13 @@ def deploy_model(
     prefix = plant.deployment.stack_prefix
     target = thing_group_arn(thing_group_arn_prefix, prefix, event.site, event.line, event.station)
     current = current_deployment(gg, target)
-    inspection = component_version(current, QUALITY_INSPECTION)
-    if inspection is None:
-        raise CameraGatewayNotDeployed(
-            f"{target} has no deployment running {QUALITY_INSPECTION}: create the camera "
-            "gateway's deployment (python -m greengrass_components.deployments) before "
-            "releasing a model to it"
-        )
-    generated = camera_gateway_deployment(
-        plant, ref.site, ref.line, station, inspection, component.component_version
+    generated = model_group_deployment(
+        prefix,
+        event.site,
+        event.line,
+        event.station,
+        component.component_name,
+        component.component_version,
     )
     request = deployment_request(current, target, generated, component.component_name)
     deployment_id = deploy(gg, request)

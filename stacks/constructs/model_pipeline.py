@@ -19,7 +19,8 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from lambdas.model_pipeline.contract import EnvVar
-from mes_domain.naming import model_pipeline_name, station_thing_group_name
+from mes_domain.fleet import model_thing_group_name
+from mes_domain.naming import model_pipeline_name
 from mes_domain.plant import Plant
 from stacks.compliance import acknowledge
 from stacks.constructs.lambda_packaging import LambdaPackaging
@@ -60,13 +61,13 @@ def component_arn(stack: Stack, name: str, *, version: str | None = None) -> str
 
 
 def station_thing_groups(stack: Stack, prefix: str) -> str:
-    """The ARN pattern of the camera stations' gateway groups, where models are released: the
-    naming function with "*" for the ids. ":" occurs in no id, so it matches no site or line
-    group (a line group's deployment is the line gateway's, which a release would replace)."""
+    """The ARN pattern of the camera stations' model groups, where models are released: the
+    naming function with "*" for the ids. It ends in ":models" after two ":", so it matches no
+    station, line or site group, whose deployments the EdgeFleet stack owns."""
     return stack.format_arn(
         service="iot",
         resource="thinggroup",
-        resource_name=station_thing_group_name(prefix, "*", "*", "*"),
+        resource_name=model_thing_group_name(prefix, "*", "*", "*"),
     )
 
 
@@ -369,7 +370,7 @@ class ModelPipeline(Construct):
             "under models/ of the model bucket only; a version's key is known only at run time."
         }
         greengrass = f"arn:{account.format('greengrass')}"
-        station_groups = station_thing_group_name(prefix, "*", "*", "*")
+        station_groups = model_thing_group_name(prefix, "*", "*", "*")
         component_versions = {
             f"{iam5}[Resource::{greengrass}:components:{name}:versions:*]": "Versions of the "
             f"configured model component {name}: a version is the model's, known at run time."
@@ -399,8 +400,9 @@ class ModelPipeline(Construct):
                 f"{iam5}[Resource::{greengrass}:deployments:*]": "Reads the camera gateway's "
                 "current deployment, whose id is found at run time by its target thing group.",
                 f"{iam5}[Resource::arn:{account.format('iot')}:thinggroup/{station_groups}]": (
-                    "The platform's camera station gateway groups only, named "
-                    "<prefix>-<site>-<line>:<station>; no site or line group name has a ':'."
+                    "The camera stations' model groups only, named "
+                    "<prefix>-<site>-<line>:<station>:models; no station, line or site group "
+                    "name ends so."
                 ),
             },
         }

@@ -26,7 +26,7 @@ COMPONENT = "com.acme.mes.models.SurfaceDefects"  # the demo plant's camera mode
 # The camera stations' gateway groups (<prefix>-<site>-<line>:<station>), never a line's group:
 # a deployment to a group replaces its previous one
 # (docs.aws.amazon.com/greengrass/v2/developerguide/revise-deployments.html).
-STATION_GROUPS = "thinggroup/MesDemo-*-*:*"
+STATION_GROUPS = "thinggroup/MesDemo-*-*:*:models"  # the camera stations' model groups
 
 
 def _grants(template, policy_prefix: str) -> dict[str, set[str]]:
@@ -107,7 +107,7 @@ def _matches(pattern: str, name: str) -> bool:
     return fnmatch.fnmatchcase(name, pattern.removeprefix("thinggroup/"))
 
 
-def test_the_granted_groups_are_every_camera_gateway_group_and_no_line_or_site_group(
+def test_the_granted_groups_are_the_model_groups_and_no_group_the_stack_deploys_to(
     quality_template, demo_plant
 ):
     versions = {edge.DATA_COLLECTOR: "1.0.0", edge.QUALITY_INSPECTION: "1.0.0"}
@@ -128,7 +128,9 @@ def test_the_granted_groups_are_every_camera_gateway_group_and_no_line_or_site_g
         if ":thinggroup/" in resource
     }
     assert granted == {STATION_GROUPS.removeprefix("thinggroup/")}
-    for name in cameras:
-        assert _matches(STATION_GROUPS, name), name
+    for name in cameras:  # the EdgeFleet stack's camera gateway groups: never the pipeline's
+        assert not _matches(STATION_GROUPS, name), name
+        assert _matches(STATION_GROUPS, name + ":models"), name
     for name in others:
         assert not _matches(STATION_GROUPS, name), name
+    assert not _matches(STATION_GROUPS, station_thing_group_name("MesDemo", "s", "l", "models"))

@@ -1,10 +1,10 @@
-"""Step 7 with the Greengrass API stubbed: the camera station's gateway deployment revised to
-the generated camera gateway deployment with the new model; the line's group never touched.
+"""Step 7 with the Greengrass API stubbed: the station's model group deployment revised to the
+new model; the line and camera station groups (the EdgeFleet stack's) never touched.
 
 A deployment to a thing group replaces that group's previous one
-(docs.aws.amazon.com/greengrass/v2/developerguide/revise-deployments.html): a release to the
-line's group would remove the line gateway's DataCollector, and one without QualityInspection
-would remove it from the camera gateway.
+(docs.aws.amazon.com/greengrass/v2/developerguide/revise-deployments.html): two writers on one
+group would each silently undo the other. So the stack deploys to the camera station's group
+and the pipeline to its model group only; the camera gateway is in both (mes_domain.fleet).
 """
 
 import json
@@ -14,12 +14,12 @@ import pytest
 from botocore.stub import ANY
 
 from lambdas.model_pipeline import deploy_model
-from lambdas.model_pipeline.errors import CameraGatewayNotDeployed
 from lambdas.model_pipeline.greengrass import deployment_request
 from lambdas.model_pipeline.layout import thing_group_arn
 from lambdas.model_pipeline.registry import InvalidTransition, ModelStatus
 from mes_domain import edge_deployment as edge
-from mes_domain.naming import thing_group_name
+from mes_domain import fleet
+from mes_domain.naming import station_thing_group_name, thing_group_name
 from mes_domain.plant import Plant
 from tests.lambdas.conftest import LambdaContext
 from tests.lambdas.model_pipeline.conftest import (
@@ -33,8 +33,10 @@ from tests.lambdas.model_pipeline.conftest import (
     sample_state,
 )
 
-STATION_GROUP = f"MesDemo-{SITE}-{LINE}:{STATION}"  # the group the README documents
-TARGET = THING_GROUP_ARN_PREFIX + STATION_GROUP
+STATION_GROUP = f"MesDemo-{SITE}-{LINE}:{STATION}"  # the stack's: QualityInspection
+MODEL_GROUP = f"{STATION_GROUP}:models"  # the pipeline's
+TARGET = THING_GROUP_ARN_PREFIX + MODEL_GROUP
+STATION_TARGET = THING_GROUP_ARN_PREFIX + STATION_GROUP
 LINE_TARGET = THING_GROUP_ARN_PREFIX + thing_group_name("MesDemo", SITE, LINE)
 BASE = sample_state()
 VERSION = BASE["training"]["model_version"]
@@ -50,12 +52,6 @@ STATE = BASE | {
 }
 INSPECTION = edge.QUALITY_INSPECTION
 RUNNING = {
-    INSPECTION: {
-        "componentVersion": "1.2.0",
-        "configurationUpdate": {"merge": '{"station": {"station": "stale"}}'},
-        "runWith": {"posixUser": "mes-vision"},
-    },
-    "aws.greengrass.Nucleus": {"componentVersion": "2.14.0"},
     MODEL_COMPONENT: {"componentVersion": "1.0.1700000000", "runWith": {"posixUser": "ggc_user"}},
 }
 POLICIES = {
@@ -69,7 +65,7 @@ def summary(deployment_id, status, day):
     return {
         "targetArn": TARGET,
         "deploymentId": deployment_id,
-        "deploymentName": f"{STATION_GROUP} camera gateway",
+        "deploymentName": f"{MODEL_GROUP} model",
         "deploymentStatus": status,
         "creationTimestamp": datetime(2026, 11, day, tzinfo=UTC),
         "isLatestForTarget": True,
@@ -77,7 +73,7 @@ def summary(deployment_id, status, day):
 
 
 def running(stubber, components=RUNNING):
-    """The station group's latest live deployment runs ``components``."""
+    """The model group's latest live deployment runs ``components``."""
     stubber.add_response(
         "list_deployments",
         {"deployments": [summary("d-active", "ACTIVE", 10)], "nextToken": "page-2"},
@@ -93,7 +89,7 @@ def running(stubber, components=RUNNING):
         {
             "targetArn": TARGET,
             "deploymentId": "d-active",
-            "deploymentName": f"{STATION_GROUP} camera gateway",
+            "deploymentName": f"{MODEL_GROUP} model",
             "components": components,
             "deploymentPolicies": POLICIES,
         },
@@ -109,8 +105,8 @@ def sent(calls, operation):
     return [params for name, params in calls if name == operation]
 
 
-def test_the_release_goes_to_the_camera_stations_group_with_its_whole_gateway(
-    registry, greengrass, greengrass_calls, demo_plant
+def test_the_release_goes_to_the_stations_model_group_with_the_model_alone(
+    registry, greengrass, greengrass_calls
 ):
     stubber, _ = greengrass
     approved_model(registry, STATE)
@@ -120,7 +116,7 @@ def test_the_release_goes_to_the_camera_stations_group_with_its_whole_gateway(
         {"deploymentId": "d-new"},
         {
             "targetArn": TARGET,
-            "deploymentName": f"{STATION_GROUP} camera gateway",
+            "deploymentName": f"{MODEL_GROUP} model",
             "components": ANY,
             "deploymentPolicies": POLICIES,
             "clientToken": ANY,
@@ -131,26 +127,13 @@ def test_the_release_goes_to_the_camera_stations_group_with_its_whole_gateway(
 
     (request,) = sent(greengrass_calls, "CreateDeployment")
     components = request["components"]
-    assert set(components) == {INSPECTION, MODEL_COMPONENT, "aws.greengrass.Nucleus"}
-    # QualityInspection stays, at the version the gateway runs, configured for this station
-    # from the plant config (the stale merge is replaced), with its runWith.
-    inspection = components[INSPECTION]
-    assert inspection["componentVersion"] == "1.2.0"
-    assert inspection["runWith"] == {"posixUser": "mes-vision"}
-    config = json.loads(inspection["configurationUpdate"]["merge"])
-    assert config["station"] == {"site": SITE, "line": LINE, "station": STATION}
-    assert config["model"] == {"componentName": MODEL_COMPONENT}
-    ref = demo_plant.station(SITE, LINE, STATION)
-    assert config == edge.quality_inspection_configuration(
-        demo_plant, ref.site, ref.line, ref.station
-    )
+    assert set(components) == {MODEL_COMPONENT}
     # The new model, its configuration reset to the new version's defaults.
     assert components[MODEL_COMPONENT] == {
         "componentVersion": VERSION,
         "configurationUpdate": {"reset": [""]},
         "runWith": {"posixUser": "ggc_user"},
     }
-    assert components["aws.greengrass.Nucleus"] == {"componentVersion": "2.14.0"}
 
     record = registry.get(STATION_KEY, VERSION)
     assert record.status is ModelStatus.DEPLOYED
@@ -158,7 +141,7 @@ def test_the_release_goes_to_the_camera_stations_group_with_its_whole_gateway(
     assert record.deployed_at
 
 
-def test_the_lines_group_is_never_read_or_deployed_to(registry, greengrass, greengrass_calls):
+def test_the_stacks_groups_are_never_read_or_deployed_to(registry, greengrass, greengrass_calls):
     stubber, _ = greengrass
     approved_model(registry, STATE)
     running(stubber)
@@ -167,31 +150,27 @@ def test_the_lines_group_is_never_read_or_deployed_to(registry, greengrass, gree
     deploy()
 
     targets = [params["targetArn"] for _, params in greengrass_calls if "targetArn" in params]
-    assert targets and set(targets) == {TARGET} and LINE_TARGET not in targets
-    assert edge.DATA_COLLECTOR not in json.dumps(sent(greengrass_calls, "CreateDeployment"))
+    assert targets and set(targets) == {TARGET}
+    assert LINE_TARGET not in targets and STATION_TARGET not in targets
+    created = json.dumps(sent(greengrass_calls, "CreateDeployment"))
+    assert edge.DATA_COLLECTOR not in created and INSPECTION not in created
 
 
-@pytest.mark.parametrize(
-    "components",
-    [None, {MODEL_COMPONENT: {"componentVersion": "1.0.1700000000"}}],
-    ids=["no deployment", "no QualityInspection"],
-)
-def test_a_gateway_not_running_quality_inspection_gets_no_model(
-    registry, greengrass, greengrass_calls, components
+def test_the_first_model_of_a_station_deploys_it_alone_to_its_model_group(
+    registry, greengrass, greengrass_calls
 ):
     stubber, _ = greengrass
     approved_model(registry, STATE)
-    if components is None:
-        stubber.add_response("list_deployments", {"deployments": []}, LISTING)
-    else:
-        running(stubber, components)
+    stubber.add_response("list_deployments", {"deployments": []}, LISTING)
+    stubber.add_response("create_deployment", {"deploymentId": "d-first"})
 
-    # A deployment of just the model would remove QualityInspection from the device.
-    with pytest.raises(CameraGatewayNotDeployed, match=STATION_GROUP):
-        deploy()
+    assert deploy() == {"deployment_id": "d-first"}
 
-    assert not sent(greengrass_calls, "CreateDeployment")
-    assert registry.get(STATION_KEY, VERSION).status is ModelStatus.APPROVED
+    (request,) = sent(greengrass_calls, "CreateDeployment")
+    assert request["targetArn"] == TARGET
+    assert request["components"] == {
+        MODEL_COMPONENT: {"componentVersion": VERSION, "configurationUpdate": {"reset": [""]}}
+    }
 
 
 def test_a_model_component_the_station_does_not_use_is_not_released(registry, greengrass):
@@ -228,7 +207,7 @@ def _two_cameras(demo: Plant) -> Plant:
     return Plant.model_validate(document)
 
 
-def test_each_camera_station_is_released_to_the_group_its_generated_deployment_targets(
+def test_each_camera_station_is_released_to_its_model_group_never_a_generated_target(
     demo_plant,
 ):
     plant = _two_cameras(demo_plant)
@@ -242,16 +221,18 @@ def test_each_camera_station_is_released_to_the_group_its_generated_deployment_t
         for station in ("vision-01", "vision-02")
     }
 
-    assert released == {THING_GROUP_ARN_PREFIX + g for g in generated - {line_group}}
-    assert len(released) == 2 and THING_GROUP_ARN_PREFIX + line_group not in released
+    cameras = generated - {line_group}
+    assert cameras == {
+        station_thing_group_name("MesDemo", SITE, LINE, s) for s in ("vision-01", "vision-02")
+    }
+    assert released == {THING_GROUP_ARN_PREFIX + g + fleet.MODEL_GROUP_SUFFIX for g in cameras}
+    assert not released & {THING_GROUP_ARN_PREFIX + g for g in generated}
 
 
 def test_a_retry_sends_the_same_idempotency_token(demo_plant):
-    ref = demo_plant.station(SITE, LINE, STATION)
-
     def request(model_version):
-        generated = edge.camera_gateway_deployment(
-            demo_plant, ref.site, ref.line, ref.station, "1.2.0", model_version
+        generated = fleet.model_group_deployment(
+            "MesDemo", SITE, LINE, STATION, MODEL_COMPONENT, model_version
         )
         return deployment_request(None, TARGET, generated, MODEL_COMPONENT)
 

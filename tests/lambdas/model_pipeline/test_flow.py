@@ -15,7 +15,6 @@ from lambdas.model_pipeline import (
 )
 from lambdas.model_pipeline.approval import decide
 from lambdas.model_pipeline.registry import ModelStatus
-from mes_domain.edge_deployment import QUALITY_INSPECTION
 from tests.lambdas.conftest import LambdaContext
 from tests.lambdas.model_pipeline.conftest import (
     REGION,
@@ -24,7 +23,7 @@ from tests.lambdas.model_pipeline.conftest import (
     sample_state,
 )
 
-GATEWAY = f"{THING_GROUP_ARN_PREFIX}MesDemo-berlin-body-line-1:vision-01"
+GATEWAY = f"{THING_GROUP_ARN_PREFIX}MesDemo-berlin-body-line-1:vision-01:models"  # model group
 
 
 def test_a_gated_model_goes_from_registration_to_the_line(registry, greengrass):
@@ -61,15 +60,13 @@ def test_a_gated_model_goes_from_registration_to_the_line(registry, greengrass):
         {"inlineRecipe": ANY},
     )
     state["component"] = publish_component.lambda_handler(state, LambdaContext())
-    # The camera gateway runs QualityInspection (its generated deployment, issue 15).
-    created = {"creationTimestamp": "2026-11-01T00:00:00Z", "deploymentStatus": "ACTIVE"}
+    # The station's model group has no deployment yet: its first model goes there alone (the
+    # camera gateway's QualityInspection is the EdgeFleet stack's deployment, another group).
     gg.add_response(
         "list_deployments",
-        {"deployments": [{"targetArn": GATEWAY, "deploymentId": "d-0", **created}]},
+        {"deployments": []},
         {"targetArn": GATEWAY, "historyFilter": "LATEST_ONLY"},
     )
-    inspection = {QUALITY_INSPECTION: {"componentVersion": "1.0.0"}}
-    gg.add_response("get_deployment", {"targetArn": GATEWAY, "components": inspection})
     gg.add_response(
         "create_deployment",
         {"deploymentId": "d-1"},
