@@ -3,7 +3,7 @@
 ``mes-gateway/`` in the zip holds ``install.sh``, the nucleus ``config.yaml``, the claim
 certificate and key (the only secret it carries), Amazon's root CA and, offline, the nucleus zip
 and the fleet provisioning plugin. On the gateway: ``unzip gateway.zip && sudo
-mes-gateway/install.sh``.
+./mes-gateway/install.sh``.
 
 No AWS SDK here: the values come from ``mes_gateway.api``.
 """
