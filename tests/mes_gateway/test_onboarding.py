@@ -446,3 +446,39 @@ def test_the_cli_imports_no_runtime_package():
         if imported_roots(p) & runtime
     }
     assert offenders == {}
+
+
+# --- the contract with the pre-provisioning hook ---------------------------------------------
+
+
+@pytest.mark.parametrize("camera", [False, True])
+def test_the_hook_grants_what_register_wrote_and_the_bundle_sends(
+    cli, cloud, places, tmp_path, camera
+):
+    """The allow-list item register writes and the templateParameters the plugin sends, as the
+    pre-provisioning hook (lambdas/provisioning_hook) decides on them."""
+    from lambdas.provisioning_hook.decision import Grant, decide, parse
+
+    (site, line), (camera_site, camera_line, station) = places
+    where = (
+        ["--site", camera_site, "--line", camera_line, "--station", station]
+        if camera
+        else ["--site", site, "--line", line]
+    )
+    out = tmp_path / "g.zip"
+    code, stdout, err = cli("register", *where, "--serial", SERIAL, "--out", str(out))
+    assert (code, err) == (0, "")
+    request = parse(
+        {"parameters": plugin_configuration(read_bundle(out))["templateParameters"],
+         "certificateId": "ab" * 32}
+    )  # fmt: skip
+    grant = decide(request, cloud.item(SERIAL), cloud.prefix)
+    assert isinstance(grant, Grant)
+    assert grant.thing_name == gateway_thing_name(cloud.prefix, SERIAL)
+    expected = (
+        gateway_thing_groups(cloud.prefix, camera_site, camera_line, station)
+        if camera
+        else gateway_thing_groups(cloud.prefix, site, line)
+    )
+    assert grant.thing_groups == expected
+    assert ", ".join(expected) in stdout
