@@ -16,11 +16,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from lambdas.quality_api.contract import DecisionRequest, EnvVar, UploadRequest
-from mes_domain.naming import (
-    approvers_group_name,
-    quality_user_pool_name,
-    station_thing_group_name,
-)
+from mes_domain.fleet import model_thing_group_name
+from mes_domain.naming import approvers_group_name, quality_user_pool_name
 from mes_domain.plant import Plant
 from mes_domain.schemas import draft04
 from stacks.compliance import acknowledge
@@ -207,9 +204,9 @@ class QualityApi(Construct):
             ),
             "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:<AWS::Region>:"
             "<AWS::AccountId>:thinggroup/"
-            f"{station_thing_group_name(self._prefix, '*', '*', '*')}]": (
-                "GetDeployment describes its target, a camera station's gateway group "
-                "(<prefix>-<site>-<line>:<station>), where models are released."
+            f"{model_thing_group_name(self._prefix, '*', '*', '*')}]": (
+                "GetDeployment describes its target, a camera station's model group "
+                "(<prefix>-<site>-<line>:<station>:models), where models are released."
             ),
         }.items():
             acknowledge(policy, finding, reason)
