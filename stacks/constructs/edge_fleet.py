@@ -280,7 +280,11 @@ class EdgeFleet(Construct):
         )
         certificates = iot_arn("cert", "*")
         self.claim_function.role.add_to_policy(
-            iam.PolicyStatement(actions=["iot:CreateKeysAndCertificate"], resources=["*"])
+            # Neither acts on a resource ARN (Service Authorization Reference).
+            iam.PolicyStatement(
+                actions=["iot:CreateKeysAndCertificate", "iot:ListAttachedPolicies"],
+                resources=["*"],
+            )
         )
         self.claim_function.role.add_to_policy(
             iam.PolicyStatement(
@@ -288,7 +292,6 @@ class EdgeFleet(Construct):
                     "iot:DescribeCertificate",
                     "iot:UpdateCertificate",
                     "iot:DeleteCertificate",
-                    "iot:ListAttachedPolicies",
                     "iot:DetachPolicy",
                     "iot:AttachPolicy",
                 ],
@@ -304,7 +307,8 @@ class EdgeFleet(Construct):
         self.claim_function.acknowledge_policy(
             {
                 "AwsSolutions-IAM5[Resource::*]": "X-Ray trace writes and "
-                "iot:CreateKeysAndCertificate, which supports no resource-level permission.",
+                "iot:CreateKeysAndCertificate and iot:ListAttachedPolicies, which take no "
+                "resource ARN.",
                 "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:<AWS::Region>:"
                 "<AWS::AccountId>:cert/*]": "The claim certificate's id is chosen by IoT at "
                 "deploy time; the function attaches, detaches and retires only certificates.",
@@ -362,7 +366,8 @@ class EdgeFleet(Construct):
             ),
         )
         self.template.node.add_dependency(self.core_policy)
-        self.template.node.add_dependency(self.hook.function)
+        # IoT may invoke the hook before the template is created with it.
+        self.template.node.add_dependency(self.hook.function.node.find_child("IotProvisioning"))
 
         # --- the artifacts bucket, token exchange roles and role aliases ---
         self.artifacts = DataBucket(
@@ -664,8 +669,6 @@ class EdgeFleet(Construct):
                     "Action": [
                         "greengrass:GetComponentVersionArtifact",
                         "greengrass:ResolveComponentCandidates",
-                        "greengrass:GetDeploymentConfiguration",
-                        "greengrass:ListThingGroupsForCoreDevice",
                     ],
                     "Resource": "*",
                 },
