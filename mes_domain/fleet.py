@@ -36,6 +36,7 @@ from mes_domain.naming import (
     station_thing_group_name,
     thing_group_name,
 )
+from mes_domain.naming import MODEL_GROUP_SUFFIX as naming_model_group_suffix
 
 # --- AWS's rules on the names below, as the API references state them ---
 
@@ -110,7 +111,7 @@ def gateway_thing_name(prefix: str, serial: str) -> str:
 
 # --- thing groups ---
 
-MODEL_GROUP_SUFFIX = ":models"
+MODEL_GROUP_SUFFIX = naming_model_group_suffix  # ":models"
 
 
 def line_thing_group_name(prefix: str, site: str, line: str) -> str:

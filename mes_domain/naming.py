@@ -231,6 +231,10 @@ def thing_group_name(prefix: str, *ids: str) -> str:
     return "-".join((prefix, *ids))
 
 
+# A camera station's model group is its group and this suffix (mes_domain.fleet).
+MODEL_GROUP_SUFFIX = ":models"
+
+
 def station_thing_group_name(prefix: str, site: str, line: str, station: str) -> str:
     """``<line group>:<station>``: the group of a camera station's own gateway. ":" occurs in no
     id, so it never names a site or line group."""
@@ -354,8 +358,8 @@ def derived_names(plant: Plant) -> Iterator[DerivedName]:
             yield named(THING_GROUP_NAME, thing_group_name(prefix, site.id, line.id))
             yield named(SITEWISE_NAME, line_model_name(prefix, site.id, line.id))
             yield named(SITEWISE_NAME, line_asset_name(site.id, line.id), "the site id")
-            if any(station.camera for station in line.stations):
-                yield named(ROLE_ALIAS, gateway_role_alias(prefix, site.id, line.id))
+            # Every line's gateways get credentials through its role alias (issue 15).
+            yield named(ROLE_ALIAS, gateway_role_alias(prefix, site.id, line.id))
             # Models of one label are numbered 1, 2, ...: at most as many as their stations.
             labels = [
                 station_model_label(s.kind.value, s.ideal_cycle_time_s) for s in line.stations
@@ -376,14 +380,16 @@ def derived_names(plant: Plant) -> Iterator[DerivedName]:
                     station_asset_name(site.id, line.id, station.id),
                     "the site or line id",
                 )
-                if station.camera is not None:  # the camera gateway's own group
-                    yield DerivedName(
-                        station_field,
-                        station.id,
-                        THING_GROUP_NAME,
-                        station_thing_group_name(prefix, site.id, line.id, station.id),
-                        "deployment.stack_prefix, the site or line id",
-                    )
+                if station.camera is not None:  # the camera gateway's group and model group
+                    group = station_thing_group_name(prefix, site.id, line.id, station.id)
+                    for name in (group, f"{group}{MODEL_GROUP_SUFFIX}"):
+                        yield DerivedName(
+                            station_field,
+                            station.id,
+                            THING_GROUP_NAME,
+                            name,
+                            "deployment.stack_prefix, the site or line id",
+                        )
 
 
 def name_problems(plant: Plant) -> Iterator[tuple[FieldPath, str, str]]:

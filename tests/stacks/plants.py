@@ -56,8 +56,9 @@ ALARM_EMAILS = ["plant-it@example.com", "shift-lead@example.com"]
 def longest_names(demo: Plant) -> Plant:
     """The demo plant with every config value that goes into a resource name as long as the
     config allows: the prefix, the plant's name, a camera line whose site and line ids fill its
-    role alias, a line without camera that fills its thing group, 64-character station ids and
-    tags, 128-character display names; with alarm e-mails and SiteWise Monitor on."""
+    role alias or a camera model group, a line without camera that fills its thing group or role
+    alias, 64-character station ids and tags, 128-character display names; with alarm e-mails
+    and SiteWise Monitor on."""
     document = with_monitor(demo.model_dump(mode="json"))
     document["deployment"]["stack_prefix"] = "M" + "p" * (
         naming.STATE_MACHINE_NAME.max_length - len(naming.model_pipeline_name("")) - 1
@@ -73,13 +74,17 @@ def longest_names(demo: Plant) -> Plant:
     site["id"] = "s" * (alias_room // 2)
     site["name"] = "S" * 128
     camera_line, other_line = site["lines"]
-    camera_line["id"] = "c" * (alias_room - len(site["id"]))
-    other_line["id"] = "o" * (group_room - len(site["id"]))
+    # its camera station's model group (":<station>:models", one-character station) is longer
+    # than its role alias, so that fills 128 first
+    model_room = group_room - len(naming.MODEL_GROUP_SUFFIX) - len(":0")
+    camera_line["id"] = "c" * (min(alias_room, model_room) - len(site["id"]))
+    other_line["id"] = "o" * (min(group_room, alias_room) - len(site["id"]))
     for line in (camera_line, other_line):
         line["name"] = "L" * 128
         # a camera station's gateway group is the line's group, ":" and the station id
         camera_room = naming.THING_GROUP_NAME.max_length - len(
             naming.station_thing_group_name(prefix, site["id"], line["id"], "")
+            + naming.MODEL_GROUP_SUFFIX  # its model group, the longer name
         )
         for number, station in enumerate(line["stations"]):
             room = min(64, camera_room) if station.get("camera") else 64
