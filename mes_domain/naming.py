@@ -313,6 +313,8 @@ def field_text(path: FieldPath) -> str:
 
 def derived_names(plant: Plant) -> Iterator[DerivedName]:
     """Every config-derived name the stacks give a resource whose name AWS limits."""
+    from mes_domain import fleet  # fleet builds on this module's names
+
     prefix = plant.deployment.stack_prefix
     by_prefix = [
         *((STACK_NAME, stack_name(prefix, c)) for c in STACK_CAPABILITIES),
@@ -324,6 +326,8 @@ def derived_names(plant: Plant) -> Iterator[DerivedName]:
         (TIMESTREAM_NAME, telemetry_database_name(prefix)),
         (DASHBOARD_NAME, plant_dashboard_name(prefix)),
         (IOT_POLICY_NAME, gateway_policy_name(prefix)),
+        (IOT_POLICY_NAME, fleet.claim_policy_name(prefix)),
+        (IOT_POLICY_NAME, fleet.core_device_policy_name(prefix)),
         *((IOT_RULE_NAME, rule_name(prefix, kind)) for kind in MessageKind),
     ]
     for rule, name in by_prefix:

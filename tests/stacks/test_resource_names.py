@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
-from mes_domain import naming
+from mes_domain import fleet, naming
 from mes_domain.naming import NameRule
 from tests.stacks.assembly import Assembly
 
@@ -33,6 +33,13 @@ IAM_POLICY_NAME = NameRule(
     128,
     r"[\w+=,.@-]+",
     "docs.aws.amazon.com/IAM/latest/APIReference/API_PutRolePolicy.html; " + REGISTRY,
+)
+# CreateDeployment deploymentName: 1 to 256 characters, no pattern.
+GREENGRASS_DEPLOYMENT_NAME = NameRule(
+    "Greengrass deployment name",
+    256,
+    r".+",
+    "docs.aws.amazon.com/greengrass/v2/APIReference/API_CreateDeployment.html",
 )
 LAMBDA_FUNCTION_NAME = NameRule("Lambda function name", 64, r"[a-zA-Z0-9_-]+", REGISTRY)
 S3_BUCKET_NAME = NameRule("S3 bucket name", 63, r"[a-z0-9][a-z0-9.-]*[a-z0-9]", REGISTRY, 3)
@@ -84,6 +91,9 @@ NAME_RULES: dict[tuple[str, str], NameRule] = {
     ("AWS::S3::Bucket", "BucketName"): S3_BUCKET_NAME,
     ("AWS::Logs::LogGroup", "LogGroupName"): LOG_GROUP_NAME,
     ("AWS::Kinesis::Stream", "Name"): KINESIS_STREAM_NAME,
+    ("AWS::IoT::ProvisioningTemplate", "TemplateName"): fleet.PROVISIONING_TEMPLATE_NAME,
+    ("AWS::SSM::Parameter", "Name"): fleet.SSM_PARAMETER_NAME,
+    ("AWS::GreengrassV2::Deployment", "DeploymentName"): GREENGRASS_DEPLOYMENT_NAME,
 }
 # Properties that name another resource, whose own declaration is checked above.
 REFERENCES = {
@@ -92,6 +102,7 @@ REFERENCES = {
     ("AWS::Lambda::Permission", "FunctionName"),
     ("AWS::Logs::LogStream", "LogGroupName"),
     ("Custom::S3BucketNotifications", "BucketName"),
+    ("Custom::IotClaimCertificate", "PolicyName"),  # the claim policy, declared in the stack
     ("AWS::CloudWatch::Alarm", "MetricName"),  # the metric's, not a resource's
 }
 # API Gateway documents no limit on these, nor does the registry schema (asserted below).
