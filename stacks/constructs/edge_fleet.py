@@ -26,7 +26,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from lambdas.claim_certificate import contract as claim_contract
+import lambdas.claim_certificate.contract as claim_contract
 from lambdas.provisioning_hook.contract import EnvVar as HookEnv
 from mes_domain import fleet
 from mes_domain.edge_deployment import DATA_COLLECTOR, QUALITY_INSPECTION, line_deployments
