@@ -17,6 +17,10 @@ LAYER_STAMP := build/.lambda-layer-installed
 # need glibc 2.28, newer than the 3.11 runtime's Amazon Linux 2 has.
 VISION_LAYER_DIR := build/vision-layer
 VISION_LAYER_STAMP := build/.vision-layer-installed
+# Real photographs for mes_vision's benchmark and tests: the image files of a few wheels,
+# unpacked outside the venv (requirements-photos.in says which and their licences).
+PHOTOS_DIR := build/photographs
+PHOTOS_STAMP := build/.photographs-installed
 
 # Offline and quiet: no Node end-of-life banner from jsii, no CLI telemetry or version check.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -30,7 +34,7 @@ synth: $(RUNTIME_STAMP) $(NODE_STAMP) $(LAYER_STAMP) $(VISION_LAYER_STAMP)
 	npx --no-install cdk synth --quiet
 	@echo "Templates written to cdk.out/:" && ls cdk.out/*.template.json
 
-test: $(DEV_STAMP) $(NODE_STAMP) $(LAYER_STAMP) $(VISION_LAYER_STAMP) mosquitto
+test: $(DEV_STAMP) $(NODE_STAMP) $(LAYER_STAMP) $(VISION_LAYER_STAMP) $(PHOTOS_STAMP) mosquitto
 	$(VENV_PYTHON) -m pytest
 
 # The JSON schemas of the ERP/PLM documents and MES events; a test checks they are current.
@@ -38,7 +42,7 @@ schemas: $(RUNTIME_STAMP)
 	$(VENV_PYTHON) -m mes_domain.schemas export docs/schemas
 
 # `make benchmark QUICK=--quick`: every benchmark's smoke run, in seconds each.
-benchmark: $(DEV_STAMP) mosquitto
+benchmark: $(DEV_STAMP) $(PHOTOS_STAMP) mosquitto
 	$(VENV_PYTHON) benchmarks/synth_time.py $(QUICK)
 	$(VENV_PYTHON) benchmarks/ingest.py $(QUICK)
 	$(VENV_PYTHON) benchmarks/kpi.py $(QUICK)
@@ -76,6 +80,13 @@ $(VISION_LAYER_STAMP): lambdas/requirements-vision.txt | $(VENV_PYTHON)
 	rm -rf $(VISION_LAYER_DIR)/python/bin
 	touch $@
 
+$(PHOTOS_STAMP): requirements-photos.txt | $(VENV_PYTHON)
+	rm -rf $(PHOTOS_DIR)
+	$(PIP_INSTALL) --no-deps --no-compile --only-binary=:all: \
+		--platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 \
+		--implementation cp --python-version 3.11 --target $(PHOTOS_DIR) -r requirements-photos.txt
+	touch $@
+
 # Re-resolve the locks from the .in files (direct dependencies, edited by hand) against PyPI,
 # keeping every pin that still fits; `make lock UPGRADE=--upgrade` moves all to the newest.
 # The dev lock is the superset and comes first; the others are constrained to its versions.
@@ -100,6 +111,8 @@ lock: $(DEV_STAMP)
 	$(UV_COMPILE) --python-version 3.12 --python-platform x86_64-manylinux_2_28 \
 		--only-binary :all: -c requirements-dev.txt lambdas/requirements-vision.in \
 		-o lambdas/requirements-vision.txt
+	$(UV_COMPILE) --no-deps --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--only-binary :all: requirements-photos.in -o requirements-photos.txt
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund

@@ -142,7 +142,7 @@ def main() -> int:
         dataset = synthetic.write_dataset(
             work / "dataset", SURFACE, train_good, 2, seed=1, size=args.size
         )
-        config = TrainConfig(features=replace(FeatureConfig(), patches_per_stage=5000), folds=3)
+        config = TrainConfig(features=replace(FeatureConfig(), patches_per_level=5000), folds=3)
         train_model(dataset, work / "model", config)
         (work / "images").mkdir()
         images = make_images(work / "images", args.images, args.size)

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from mes_vision.errors import ModelFormatError, ModelNotFoundError
+from mes_vision.preprocess import Framing
 
-# Bump when model.json or the graph's inputs/outputs change incompatibly.
-FORMAT_VERSION = 1
+# Bump when model.json or the graph's inputs/outputs change incompatibly. Version 2: region of
+# interest and aspect-kept input size, full decode, standardisation and two scorers.
+FORMAT_VERSION = 2
 MODEL_FILE = "model.onnx"
 CARD_FILE = "model.json"
 
@@ -32,13 +34,16 @@ class ModelCard:
     outputs: dict[str, str] = field(
         default_factory=lambda: {
             "score": "float32[N]: image anomaly score, DEFECT when above threshold",
-            "anomaly_map": "float32[N, 1, G, G]: local anomaly score per grid cell",
+            "anomaly_map": "float32[N, 1, h, w]: local anomaly score per cell, border dropped",
+            "level_peaks": "float32[N, levels]: each pyramid level's peak before normalising",
         }
     )
 
     @property
-    def image_size(self) -> int:
-        return int(self.preprocessing["size"])
+    def framing(self) -> Framing:
+        roi = self.preprocessing.get("roi")
+        width, height = self.preprocessing["input_size"]
+        return Framing((int(width), int(height)), tuple(int(v) for v in roi) if roi else None)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
@@ -59,6 +64,12 @@ class ModelCard:
             raise ModelFormatError(
                 f"{source} has model format version {version}, newer than version "
                 f"{FORMAT_VERSION} that this mes_vision reads: upgrade mes_vision"
+            )
+        if version < FORMAT_VERSION:
+            raise ModelFormatError(
+                f"{source} has model format version {version}, older than version "
+                f"{FORMAT_VERSION} that this mes_vision reads: retrain the model from its "
+                "dataset (python -m mes_vision train DIR --out MODEL_DIR)"
             )
         names = {f.name for f in dataclasses.fields(cls)}
         missing = sorted(n for n in names - data.keys() if n != "outputs")

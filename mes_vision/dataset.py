@@ -11,7 +11,7 @@ from pathlib import Path
 from PIL import Image
 
 from mes_vision.errors import DatasetError, ImageError
-from mes_vision.preprocess import open_image
+from mes_vision.preprocess import decode, region
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,12 @@ class Dataset:
     def mixed_sizes(self) -> bool:
         return len(self.good.source_sizes + self.defect.source_sizes) > 1
 
+    @property
+    def region_size(self) -> tuple[int, int]:
+        """The most common (width, height) of the good images' regions of interest."""
+        sizes = Counter(image.size for image in self.good.images)
+        return sizes.most_common(1)[0][0]
+
 
 def image_files(folder: Path) -> list[Path]:
     """Image files directly in ``folder``, sorted by name so every run sees the same order."""
@@ -61,8 +67,12 @@ def content_hash(root: Path, files: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def load_dataset(root: str | Path, size: int, min_good: int = MIN_GOOD_IMAGES) -> Dataset:
-    """Read and decode the dataset, skipping unreadable images with a warning.
+def load_dataset(
+    root: str | Path,
+    roi: tuple[int, int, int, int] | None = None,
+    min_good: int = MIN_GOOD_IMAGES,
+) -> Dataset:
+    """Read and decode the dataset, cut to ``roi``, skipping unreadable images with a warning.
 
     Raises ``DatasetError`` naming the path when ``good/`` is missing or empty, or when fewer
     than ``min_good`` good images can be decoded.
@@ -77,24 +87,24 @@ def load_dataset(root: str | Path, size: int, min_good: int = MIN_GOOD_IMAGES) -
     if not good_files:
         raise DatasetError(f"{good_dir} holds no PNG or JPEG images")
     defect_files = image_files(root / DEFECT_DIR)
-    good = _load(root, good_files, size)
+    good = _load(root, good_files, roi)
     if len(good.images) < min_good:
         raise DatasetError(
             f"{good_dir}: only {len(good.images)} readable good images "
             f"({len(good.skipped)} skipped), at least {min_good} are needed"
         )
-    defect = _load(root, defect_files, size)
+    defect = _load(root, defect_files, roi)
     return Dataset(root, good, defect, content_hash(root, good_files + defect_files))
 
 
-def _load(root: Path, files: list[Path], size: int) -> LoadedSet:
+def _load(root: Path, files: list[Path], roi) -> LoadedSet:
     loaded = LoadedSet()
     for path in files:
         relative = path.relative_to(root).as_posix()
         try:
-            with Image.open(path) as probe:
-                source_size = probe.size
-            image = open_image(path, size)
+            frame = decode(path)
+            source_size = frame.size
+            image = region(frame, roi, path)
         except (ImageError, OSError, SyntaxError, ValueError) as exc:
             log.warning("skipping unreadable image %s: %s", relative, exc)
             loaded.skipped[relative] = str(exc)

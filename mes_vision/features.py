@@ -1,12 +1,17 @@
-"""What training learns from good images: patch-PCA filter banks and a Gaussian of "good".
+"""What training learns from good images: filter banks, whitening, and two models of "good".
 
-Two successive subspace stages (PCANet / AnomalyHop style) build the features: stage 1 is a
-PCA of raw RGB patches, stage 2 a PCA of patches of the rectified, pooled stage-1 responses.
-The Gaussian has a mean per grid location, one shared covariance (whitening) and a
-per-location variance per whitened feature, shrunk toward 1 because few images are available.
-Each group of features (colour, mean response, PCA residual, energies) is whitened on its own
-and gives its own distance map, scaled so that good images typically peak at 1: a faint defect
-that shows in one group alone is not averaged away by the dozens of features it leaves alone.
+Each image is standardised (its mean removed, divided by its standard deviation) and
+seen at three scales, a pyramid of 2x2 averages. At each level a PCA filter bank learned from
+that level's patches gives, per cell of ``cell`` x ``cell`` pixels, the log energy and the mean
+of every filter response and the log energy the filters leave unexplained. These features are
+whitened with the covariance of good ones; then one of two scorers measures how far a cell is
+from "good":
+
+position: a Gaussian per cell (mean and variance per grid location), for fixtured parts whose
+  every detail sits in the same place;
+bank: the distance to the nearest of a memory bank of good cells from anywhere in the image
+  (PatchCore's idea), thinned by a greedy k-center coreset, for stationary textures with no
+  fixed layout.
 """
 
 from __future__ import annotations
@@ -17,33 +22,43 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Squared distances are blurred with binomial taps of this radius before the maximum: long
-# thin defects (scratches, cracks) need evidence added up over neighbouring cells.
-BLUR_RADIUS = 2
+POSITION = "position"
+BANK = "bank"
+SCORERS = (POSITION, BANK)
 
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """Architecture of the feature extractor; recorded in the model card."""
+    """Architecture of the feature extractor and scorers; recorded in the model card."""
 
-    image_size: int = 128
-    kernel1: int = 5
-    channels1: int = 12
-    kernel2: int = 3
-    channels2: int = 16
-    # The anomaly map has one cell per ``stride`` x ``stride`` input pixels.
-    stride: int = 4
-    patches_per_stage: int = 20_000
-    # One distance map per feature group (their maximum) instead of one over all features.
-    score_groups: bool = True
-
-    @property
-    def grid(self) -> int:
-        return self.image_size // self.stride
+    # The shorter side of the region of interest is brought to this many pixels (never up).
+    short_side: int = 224
+    levels: int = 3
+    kernel: int = 5
+    channels: int = 16
+    # Each level's map has one cell per ``cell`` x ``cell`` pixels of that level.
+    cell: int = 4
+    patches_per_level: int = 20_000
+    # Memory bank rows per level, finest first: the finest level has the most cells to score.
+    bank_sizes: tuple[int, ...] = (768, 768, 512)
+    # Level-0 cells dropped at each edge of the map: a fixture's jitter moves content there.
+    border: int = 1
+    blur_radius: int = 1
 
     @property
     def dims(self) -> int:
-        return 4 + 2 * self.channels1 + self.channels2
+        return sum(self.groups)
+
+    @property
+    def groups(self) -> tuple[int, ...]:
+        """Sizes of the feature groups in graph order: colour, log energies, mean responses,
+        log unexplained energy."""
+        return (3, self.channels, self.channels, 1)
+
+    @property
+    def multiple(self) -> int:
+        """Input sides are multiples of this: whole cells at the coarsest level."""
+        return self.cell * 2 ** (self.levels - 1)
 
 
 @dataclass(frozen=True)
@@ -59,14 +74,47 @@ class FilterBank:
 
 
 @dataclass(frozen=True)
-class GoodModel:
-    """Per-location mean, whitening matrix and per-location inverse variances of good features."""
+class Whitening:
+    """``z = matrix @ (f - mean)``: unit covariance for good features of one level."""
 
-    mean: np.ndarray  # [D, G, G]
-    whiten: np.ndarray  # [D, D]
-    inv_var: np.ndarray  # [D, G, G]
-    # Per map, the weight of each whitened squared distance: 1 / (group size x typical peak).
-    map_weight: np.ndarray  # [M, D]
+    mean: np.ndarray  # [D]
+    matrix: np.ndarray  # [D, D]
+
+    def apply(self, features: np.ndarray) -> np.ndarray:
+        """Whitened ``features[N, D, h, w]``."""
+        centred = features - self.mean[None, :, None, None]
+        return np.einsum("ij,njyx->niyx", self.matrix, centred)
+
+
+@dataclass(frozen=True)
+class PositionModel:
+    """Per-location mean and inverse variance of whitened good features, ``[D, h, w]``, and
+    ``map_weight[G, D]``: each group's map is the mean over its own features, so a faint defect
+    that shows in one group is not averaged away by the many features it leaves alone."""
+
+    mean: np.ndarray
+    inv_var: np.ndarray
+    map_weight: np.ndarray
+
+
+def standardise(x: np.ndarray) -> np.ndarray:
+    """``x[N, C, H, W]`` less each image's mean, divided by its deviation: a change of the
+    light's brightness or the camera's gain cancels."""
+    centred = x - x.mean(axis=(1, 2, 3), keepdims=True)
+    return centred / np.sqrt((centred**2).mean(axis=(1, 2, 3), keepdims=True) + STD_EPS)
+
+
+# Added to each image's variance (pixel values 0..255): a flat frame standardises to zeros.
+STD_EPS = 1.0
+
+
+def pyramid(x: np.ndarray, levels: int) -> list[np.ndarray]:
+    """``x`` and its successive 2x2 averages."""
+    out = [x]
+    for _ in range(levels - 1):
+        n, c, h, w = out[-1].shape
+        out.append(out[-1].reshape(n, c, h // 2, 2, w // 2, 2).mean(axis=(3, 5)))
+    return out
 
 
 def sample_patches(x: np.ndarray, kernel: int, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -106,63 +154,85 @@ def fit_filter_bank(patches: np.ndarray, channels: int, in_channels: int) -> Fil
     )
 
 
-def blur_taps() -> np.ndarray:
-    """The separable binomial blur of the distance maps, ``[2 * BLUR_RADIUS + 1]``."""
-    k = BLUR_RADIUS
-    taps = np.array([math.comb(2 * k, i) for i in range(2 * k + 1)], np.float64)
+def fit_whitening(
+    features: np.ndarray, groups: Sequence[int] | None = None, ridge: float = 1e-2
+) -> Whitening:
+    """Whitening of ``features[N, D, h, w]`` over every image and cell; with ``groups`` (sizes
+    of consecutive features), each group on its own (block-diagonal)."""
+    d = features.shape[1]
+    flat = features.transpose(0, 2, 3, 1).reshape(-1, d).astype(np.float64)
+    mean = flat.mean(axis=0)
+    matrix = np.zeros((d, d))
+    for start, size in zip(np.cumsum([0, *(groups or [d])[:-1]]), groups or [d], strict=True):
+        part = slice(start, start + size)
+        cov = np.atleast_2d(np.cov(flat[:, part], rowvar=False))
+        cov += ridge * np.trace(cov) / size * np.eye(size)
+        matrix[part, part] = np.linalg.inv(np.linalg.cholesky(cov))
+    return Whitening(mean, matrix)
+
+
+def fit_position(z: np.ndarray, groups: Sequence[int], shrinkage: float = 4.0) -> PositionModel:
+    """Per-location Gaussian of whitened features ``z[N, D, h, w]``.
+
+    Each location's variance is shrunk toward the shared one (1 after whitening): a few dozen
+    images cannot estimate a variance per cell and feature on their own.
+    """
+    n = len(z)
+    mean = z.mean(axis=0)
+    var = ((z - mean) ** 2).sum(axis=0) / max(n - 1, 1)
+    var = ((n - 1) * var + shrinkage) / (n - 1 + shrinkage)
+    map_weight = np.zeros((len(groups), z.shape[1]))
+    for g, (start, size) in enumerate(zip(np.cumsum([0, *groups[:-1]]), groups, strict=True)):
+        map_weight[g, start : start + size] = 1 / size
+    return PositionModel(mean, 1 / var, map_weight)
+
+
+def coreset(
+    points: np.ndarray, size: int, rng: np.random.Generator, candidates: int = 30_000
+) -> np.ndarray:
+    """``size`` rows of ``points[P, D]`` chosen by greedy k-center: each pick is the point
+    farthest from those already picked, so rare good patterns are kept and common ones thinned.
+
+    Distances are measured in a random projection to at most 24 dimensions (as PatchCore
+    does) over at most ``candidates`` random rows, which keeps training to seconds.
+    """
+    if len(points) <= size:
+        return points.astype(np.float32)
+    if len(points) > candidates:
+        points = points[rng.choice(len(points), candidates, replace=False)]
+    dims = points.shape[1]
+    projected = points
+    if dims > 24:
+        projected = points @ (rng.normal(size=(dims, 24)) / math.sqrt(24))
+    chosen = np.empty(size, np.int64)
+    chosen[0] = rng.integers(len(points))
+    nearest = ((projected - projected[chosen[0]]) ** 2).sum(axis=1)
+    for i in range(1, size):
+        chosen[i] = int(nearest.argmax())
+        nearest = np.minimum(nearest, ((projected - projected[chosen[i]]) ** 2).sum(axis=1))
+    return points[chosen].astype(np.float32)
+
+
+def fit_bank(z: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """The memory bank ``[size, D]`` of whitened good cells ``z[N, D, h, w]``."""
+    d = z.shape[1]
+    return coreset(z.transpose(0, 2, 3, 1).reshape(-1, d), size, rng)
+
+
+def blur_taps(radius: int) -> np.ndarray:
+    """The separable binomial blur of the distance maps, ``[2 * radius + 1]``."""
+    taps = np.array([math.comb(2 * radius, i) for i in range(2 * radius + 1)], np.float64)
     return taps / taps.sum()
 
 
-def blur_maps(maps: np.ndarray) -> np.ndarray:
-    """``maps[..., H, W]`` blurred as the graph does, with edge padding."""
-    taps, k = blur_taps(), BLUR_RADIUS
-    pad = [(0, 0)] * (maps.ndim - 2) + [(k, k), (k, k)]
-    padded = np.pad(maps, pad, mode="edge")
-    h, w = maps.shape[-2:]
-    rows = sum(t * padded[..., i : i + h, :] for i, t in enumerate(taps))
-    return sum(t * rows[..., :, i : i + w] for i, t in enumerate(taps))
+def input_shape(width: int, height: int, config: FeatureConfig) -> tuple[int, int]:
+    """The model input ``(width, height)`` for a region of interest of ``width`` x ``height``:
+    the shorter side at ``config.short_side`` (or the region's own, never enlarged), the
+    aspect ratio kept, both sides rounded to whole coarsest cells."""
+    scale = min(1.0, config.short_side / min(width, height))
+    m = config.multiple
 
+    def side(v: int) -> int:
+        return max(m * 4, int(round(v * scale / m)) * m)
 
-def fit_good_model(
-    features: np.ndarray,
-    shrinkage: float = 4.0,
-    ridge: float = 1e-3,
-    groups: Sequence[int] | None = None,
-) -> GoodModel:
-    """Fit the Gaussian of good features ``features[N, D, G, G]``.
-
-    ``groups``: the sizes of consecutive feature groups, each whitened on its own and scored
-    as its own map; without it, one map averages all ``D`` features.
-    """
-    n, d, _, _ = features.shape
-    sizes = list(groups) if groups else [d]
-    if sum(sizes) != d:
-        raise ValueError(f"feature groups {sizes} do not add up to {d} features")
-    feats = features.astype(np.float64)
-    mean = feats.mean(axis=0)
-    whiten = np.zeros((d, d))
-    map_weight = np.zeros((len(sizes), d))
-    for g, start in enumerate(np.cumsum([0, *sizes[:-1]])):
-        part = slice(start, start + sizes[g])
-        residual = (feats[:, part] - mean[part]).transpose(0, 2, 3, 1).reshape(-1, sizes[g])
-        # Per-location means cost one degree of freedom per location.
-        cov = residual.T @ residual / max(len(residual) - mean[0].size, 1)
-        cov += ridge * np.trace(cov) / sizes[g] * np.eye(sizes[g])
-        whiten[part, part] = np.linalg.inv(np.linalg.cholesky(cov))
-        map_weight[g, part] = 1 / sizes[g]
-    z = np.tensordot(whiten, feats - mean, axes=([1], [1])).transpose(1, 0, 2, 3)
-    var = (z**2).sum(axis=0) / max(n - 1, 1)
-    # Shrink each location's variance toward the shared one (1 after whitening).
-    var = ((n - 1) * var + shrinkage) / (n - 1 + shrinkage)
-    inv_var = 1 / var
-    if len(sizes) > 1:
-        # Each map divided by its typical peak on the training images, so the maps compete
-        # on equal terms: a group of one feature has a heavier tail than a group of sixteen.
-        maps = blur_maps(np.einsum("md,ndyx->nmyx", map_weight, z**2 * inv_var))
-        map_weight /= maps.max(axis=(2, 3)).mean(axis=0)[:, None]
-    return GoodModel(
-        mean.astype(np.float32),
-        whiten.astype(np.float32),
-        inv_var.astype(np.float32),
-        map_weight.astype(np.float32),
-    )
+    return side(width), side(height)

@@ -7,8 +7,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mes_vision.preprocess import ImageSource, open_image
-
 MIN_SIDE = 256
 
 
@@ -22,26 +20,25 @@ def _colour(t: np.ndarray) -> np.ndarray:
     return stops[low[..., 0]] * (1 - frac) + stops[low[..., 0] + 1] * frac
 
 
-def render(
-    source: ImageSource, anomaly_map: np.ndarray, threshold: float, size: int
-) -> Image.Image:
-    """The image at ``size`` (at least MIN_SIDE) blended with the coloured anomaly map."""
-    side = max(size, MIN_SIDE)
-    base = np.asarray(open_image(source, size).resize((side, side)), np.float64)
+def render(image: Image.Image, anomaly_map: np.ndarray, threshold: float) -> Image.Image:
+    """The model's view of the image (at least MIN_SIDE on its shorter side) blended with the
+    coloured anomaly map, which leaves out the border cells the model ignores."""
+    scale = max(1.0, MIN_SIDE / min(image.size))
+    size = (round(image.width * scale), round(image.height * scale))
+    base = np.asarray(image.resize(size), np.float64)
     level = np.asarray(anomaly_map, np.float64).squeeze() / threshold
     # Half the threshold and below shows blue: only cells near or above the threshold stand out.
     t = np.clip((level - 0.5) / 0.5, 0.0, 1.0)
-    heat = Image.fromarray(_colour(t).astype(np.uint8)).resize(
-        (side, side), Image.Resampling.BILINEAR
-    )
+    heat = Image.fromarray(_colour(t).astype(np.uint8)).resize(size, Image.Resampling.BILINEAR)
     blended = 0.55 * base + 0.45 * np.asarray(heat, np.float64)
     return Image.fromarray(blended.round().astype(np.uint8))
 
 
 def write_heatmap(
-    path: str | Path, source: ImageSource, anomaly_map: np.ndarray, threshold: float, size: int
+    path: str | Path, image: Image.Image, anomaly_map: np.ndarray, threshold: float
 ) -> Path:
+    """``image`` is the preprocessed model input (``open_image``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    render(source, anomaly_map, threshold, size).save(path, format="PNG")
+    render(image, anomaly_map, threshold).save(path, format="PNG")
     return path

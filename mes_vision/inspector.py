@@ -46,7 +46,7 @@ class Inspector:
         self.session = session
         self.card = card
         self.threshold = float(card.threshold)
-        self.image_size = card.image_size
+        self.framing = card.framing
 
     @classmethod
     def load(cls, model_dir: str | Path, intra_op_threads: int = 2) -> Inspector:
@@ -66,11 +66,11 @@ class Inspector:
         return cls(session, card)
 
     def preprocess(self, source: ImageSource) -> np.ndarray:
-        """Decode one image to the graph input ``float32[1, S, S, 3]``; raises ``ImageError``."""
-        return to_tensor([open_image(source, self.image_size)])
+        """Decode one image to the graph input ``float32[1, H, W, 3]``; raises ``ImageError``."""
+        return to_tensor([open_image(source, self.framing)])
 
     def score_tensor(self, x: np.ndarray, with_map: bool = False) -> list[Verdict]:
-        scores, maps = self.session.run(None, {graph.INPUT: x})
+        scores, maps = self.session.run([graph.SCORE, graph.ANOMALY_MAP], {graph.INPUT: x})
         return [
             Verdict(
                 score=float(s),
@@ -89,7 +89,7 @@ class Inspector:
         """Score several images in one graph run; raises ``ImageError`` naming a bad image."""
         if not sources:
             return []
-        x = to_tensor([open_image(s, self.image_size) for s in sources])
+        x = to_tensor([open_image(s, self.framing) for s in sources])
         return self.score_tensor(x, with_map)
 
     def score_stream(
@@ -137,7 +137,7 @@ class Inspector:
         images, reasons = [], []
         for source in chunk:
             try:
-                images.append(open_image(source, self.image_size))
+                images.append(open_image(source, self.framing))
                 reasons.append(None)
             except ImageError as exc:
                 reasons.append(str(exc))

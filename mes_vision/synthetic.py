@@ -30,11 +30,12 @@ def _unit(a: np.ndarray) -> np.ndarray:
     return (a - a.mean()) / (a.std() + 1e-9)
 
 
-def _mask(size: int, draw_fn, blur: float = 0.7) -> np.ndarray:
+def _mask(shape: tuple[int, int], draw_fn, blur: float = 0.7) -> np.ndarray:
     """A soft 0..1 mask drawn with Pillow at 4x and reduced, so thin lines are anti-aliased."""
-    big = Image.new("L", (size * 4, size * 4), 0)
+    h, w = shape
+    big = Image.new("L", (w * 4, h * 4), 0)
     draw_fn(ImageDraw.Draw(big), 4)
-    m = np.asarray(big.resize((size, size), Image.Resampling.BOX), np.float64) / 255
+    m = np.asarray(big.resize((w, h), Image.Resampling.BOX), np.float64) / 255
     return np.clip(_blur(m, blur, blur), 0, 1) if blur else m
 
 
@@ -108,17 +109,18 @@ def _label(size: int, rng: np.random.Generator) -> np.ndarray:
     return np.where(covered, img * (1 - ink) + printed * ink * 0.9 + 0.03, img)
 
 
-def _defect(img: np.ndarray, kind: str, severity: float, rng: np.random.Generator) -> np.ndarray:
-    size = img.shape[0]
+def add_defect(img: np.ndarray, kind: str, severity: float, rng: np.random.Generator) -> np.ndarray:
+    shape = img.shape[:2]
+    size = min(shape)
     s = float(np.clip(severity, 0.05, 1.0))
-    cx, cy = rng.uniform(0.2, 0.8, 2) * size
+    cx, cy = rng.uniform(0.2, 0.8, 2) * shape[::-1]
     if kind == "scratch":
         angle = rng.uniform(0, np.pi)
         half = size * (0.12 + 0.18 * s)
         dx, dy = np.cos(angle) * half, np.sin(angle) * half
         width = 1.2 + 1.3 * s
         m = _mask(
-            size,
+            shape,
             lambda d, k: d.line(
                 [(k * (cx - dx), k * (cy - dy)), (k * (cx + dx), k * (cy + dy))],
                 fill=255,
@@ -137,7 +139,7 @@ def _defect(img: np.ndarray, kind: str, severity: float, rng: np.random.Generato
             points.append((x + 3 * np.cos(angle), y + 3 * np.sin(angle)))
         width = 1.0 + 1.0 * s
         m = _mask(
-            size,
+            shape,
             lambda d, k: d.line(
                 [(k * x, k * y) for x, y in points], fill=255, width=max(1, round(k * width))
             ),
@@ -145,21 +147,21 @@ def _defect(img: np.ndarray, kind: str, severity: float, rng: np.random.Generato
         return img * (1 - (0.3 + 0.45 * s) * m[..., None])
     if kind == "stain":
         radius = size * (0.04 + 0.06 * s)
-        blob = _blob(size, cx, cy, radius, rng)
+        blob = _blob(shape, cx, cy, radius, rng)
         m = np.clip(_blur(blob, radius / 4, radius / 4), 0, 1)
         tint = np.array([0.85, 0.7, 0.45]) if rng.random() < 0.5 else np.array([0.55, 0.6, 0.7])
         strength = 0.2 + 0.45 * s
         return img * (1 - strength * m[..., None] * (1 - tint))
     if kind == "missing":
         radius = size * (0.025 + 0.045 * s)
-        m = np.clip(_blur(_blob(size, cx, cy, radius, rng), 0.8, 0.8), 0, 1)[..., None]
+        m = np.clip(_blur(_blob(shape, cx, cy, radius, rng), 0.8, 0.8), 0, 1)[..., None]
         # Bare material below: flat, darker than the surface, with a lit rim on one side.
         floor = img.mean(axis=(0, 1)) * (0.75 - 0.25 * s)
         rim = np.roll(m, (2, 2), axis=(0, 1)) - m
         return img * (1 - m) + floor * m + 0.12 * s * np.clip(rim, 0, 1)
     if kind == "foreign":
         radius = size * (0.012 + 0.025 * s)
-        m = np.clip(_blur(_blob(size, cx, cy, radius, rng), 0.7, 0.7), 0, 1)[..., None]
+        m = np.clip(_blur(_blob(shape, cx, cy, radius, rng), 0.7, 0.7), 0, 1)[..., None]
         colour = rng.choice([[0.1, 0.1, 0.1], [0.9, 0.9, 0.85], [0.2, 0.5, 0.9], [0.8, 0.6, 0.2]])
         texture = 1 + 0.1 * rng.normal(size=img.shape)
         alpha = 0.45 + 0.55 * s
@@ -167,12 +169,14 @@ def _defect(img: np.ndarray, kind: str, severity: float, rng: np.random.Generato
     raise ValueError(f"unknown defect kind {kind!r}; choose one of {DEFECT_KINDS}")
 
 
-def _blob(size: int, cx: float, cy: float, radius: float, rng: np.random.Generator) -> np.ndarray:
+def _blob(
+    shape: tuple[int, int], cx: float, cy: float, radius: float, rng: np.random.Generator
+) -> np.ndarray:
     """An irregular filled blob: a polygon with a noisy radius."""
     angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
     radii = radius * np.exp(_blur(rng.normal(0, 0.6, (1, 24)), 0, 1.5)[0])
     pts = [(cx + r * np.cos(a), cy + r * np.sin(a)) for a, r in zip(angles, radii, strict=True)]
-    return _mask(size, lambda d, k: d.polygon([(k * x, k * y) for x, y in pts], fill=255), blur=0)
+    return _mask(shape, lambda d, k: d.polygon([(k * x, k * y) for x, y in pts], fill=255), blur=0)
 
 
 def _to_image(img: np.ndarray, noise_rng: np.random.Generator) -> Image.Image:
@@ -191,7 +195,7 @@ def defect_image(
 ) -> Image.Image:
     rng = np.random.default_rng([seed, 1])
     img = _surface(surface, size, rng)
-    return _to_image(_defect(img, kind, severity, rng), rng)
+    return _to_image(add_defect(img, kind, severity, rng), rng)
 
 
 def write_dataset(

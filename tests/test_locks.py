@@ -18,6 +18,7 @@ LOCKS = [
     "requirements-collector.txt",
     "lambdas/requirements.txt",
     "lambdas/requirements-vision.txt",
+    "requirements-photos.txt",
 ]
 
 
@@ -87,7 +88,8 @@ def test_every_install_of_the_makefile_checks_hashes():
     assert re.search(r"^PIP_INSTALL := .* -m pip install .*--require-hashes$", makefile, re.M)
     recipes = [line.strip() for line in makefile.splitlines() if line.startswith("\t")]
     installs = [line for line in recipes if "pip install" in line or "PIP_INSTALL" in line]
-    assert len(installs) == 4  # .venv runtime and dev tools, the two layers
+    # .venv runtime and dev tools, the two layers, the benchmark's photographs
+    assert len(installs) == 5
     assert all(line.startswith("$(PIP_INSTALL)") for line in installs), installs
     installed = set(re.findall(r"-r (\S+)", makefile))
     assert installed == {
@@ -95,4 +97,5 @@ def test_every_install_of_the_makefile_checks_hashes():
         "requirements-dev.txt",
         "lambdas/requirements.txt",
         "lambdas/requirements-vision.txt",
+        "requirements-photos.txt",
     }

@@ -13,7 +13,10 @@ SURFACE = "cast"
 IMAGE_PX = 96
 # A smaller input and fewer PCA patches than the defaults keep the suite fast.
 SMALL = TrainConfig(
-    features=replace(FeatureConfig(), image_size=64, patches_per_stage=4000), folds=3
+    features=replace(
+        FeatureConfig(), short_side=64, patches_per_level=4000, bank_sizes=(128, 128, 64)
+    ),
+    folds=3,
 )
 
 

@@ -19,13 +19,26 @@ def _lines(text: str) -> list[dict]:
 
 
 def test_cli_trains_a_model_directory(dataset, tmp_path, capsys):
-    code = main(["train", str(dataset), "--out", str(tmp_path / "m"), "--image-size", "64"])
+    out = str(tmp_path / "m")
+    code = main(["train", str(dataset), "--out", out, "--short-side", "64", "--roi", "8,8,80,64"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     card = ModelCard.load(tmp_path / "m")
     assert summary["threshold"] == card.threshold
-    assert card.image_size == 64
+    assert summary["validation"]["scorer"] == card.validation["scorer"]
+    # The region of interest keeps its 5:4 aspect at 64 px on its shorter side
+    assert card.framing.roi == (8, 8, 80, 64) and card.framing.size == (80, 64)
     assert (tmp_path / "m" / "model.onnx").stat().st_size > 0
+
+
+def test_cli_refuses_a_malformed_region_of_interest(dataset, tmp_path, capsys):
+    for roi in ("1,2,3", "a,b,c,d", "0,0,0,10"):
+        try:
+            main(["train", str(dataset), "--out", str(tmp_path / "m"), "--roi", roi])
+        except SystemExit as exc:
+            assert exc.code == 2
+        assert "--roi" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
 
 
 def test_cli_train_error_is_one_clear_line(tmp_path, capsys):

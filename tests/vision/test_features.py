@@ -1,49 +1,87 @@
-"""The Gaussian of good features: one distance map per feature group, on equal terms."""
+"""The pieces training fits: whitening, the per-position Gaussian, the coreset, input sizes,
+the threshold and the synthetic anomalies."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mes_vision.features import blur_maps, fit_good_model
+from mes_vision import anomalies, calibration
+from mes_vision.features import (
+    FeatureConfig,
+    coreset,
+    fit_position,
+    fit_whitening,
+    input_shape,
+)
 
 
 def _features(seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    # Groups of very different scales and sizes: 1, 3 and 8 features on an 8 x 8 grid
-    scale = np.array([0.01] + [1.0] * 3 + [50.0] * 8)[None, :, None, None]
-    return rng.normal(size=(30, 12, 8, 8)) * scale
+    mixing = rng.normal(size=(6, 6))
+    return np.einsum("ij,njyx->niyx", mixing, rng.normal(size=(30, 6, 8, 8))) + 5
 
 
-def _maps(model, x: np.ndarray) -> np.ndarray:
-    z = np.tensordot(model.whiten, x - model.mean, axes=([1], [1])).transpose(1, 0, 2, 3)
-    return blur_maps(np.einsum("md,ndyx->nmyx", model.map_weight, z**2 * model.inv_var))
-
-
-def test_each_group_is_whitened_alone_and_scaled_to_peak_near_one_on_good():
+def test_whitening_gives_unit_covariance_and_groups_stay_apart():
     x = _features()
-    model = fit_good_model(x, groups=[1, 3, 8])
-    assert model.map_weight.shape == (3, 12)
-    # Block-diagonal whitening: no group sees another's features
-    assert np.all(model.whiten[:1, 1:] == 0) and np.all(model.whiten[4:, :4] == 0)
-    peaks = _maps(model, x).max(axis=(2, 3)).mean(axis=0)
-    np.testing.assert_allclose(peaks, 1.0, rtol=1e-4)
+    whole = fit_whitening(x, ridge=0.0)
+    z = whole.apply(x).transpose(0, 2, 3, 1).reshape(-1, 6)
+    np.testing.assert_allclose(np.cov(z, rowvar=False), np.eye(6), atol=1e-6)
+    grouped = fit_whitening(x, groups=[2, 4])
+    # Block-diagonal: no group's whitened features depend on another group's
+    assert np.all(grouped.matrix[:2, 2:] == 0) and np.all(grouped.matrix[2:, :2] == 0)
 
 
-def test_one_group_is_the_mean_over_all_features():
-    model = fit_good_model(_features())
-    np.testing.assert_allclose(model.map_weight, np.full((1, 12), 1 / 12), rtol=1e-6)
+def test_position_model_has_one_map_per_group_averaging_its_features():
+    z = np.random.default_rng(1).normal(size=(20, 6, 4, 4))
+    model = fit_position(z, groups=[2, 4])
+    np.testing.assert_allclose(
+        model.map_weight, [[0.5, 0.5, 0, 0, 0, 0], [0, 0, 0.25] + [0.25] * 3]
+    )
+    # Shrinkage pulls each location's variance toward the whitened 1
+    raw = z.var(axis=0, ddof=1)
+    assert np.all(np.abs(1 / model.inv_var - 1) <= np.abs(raw - 1) + 1e-12)
+    assert np.any(np.abs(1 / model.inv_var - 1) < np.abs(raw - 1))
 
 
-def test_a_shift_in_a_single_feature_group_shows_in_its_map():
-    x = _features()
-    model = fit_good_model(x, groups=[1, 3, 8])
-    defect = _features(seed=1)[:1].copy()
-    defect[0, 0, 3:5, 3:5] += 0.1  # ten standard deviations of the one-feature group
-    maps = _maps(model, defect)[0]
-    assert maps[0].max() > 3 * max(maps[1].max(), maps[2].max())
+def test_coreset_keeps_the_rare_pattern_and_thins_the_common_one():
+    rng = np.random.default_rng(2)
+    common = rng.normal(0, 0.01, size=(5000, 4))
+    rare = np.full((3, 4), 10.0)
+    bank = coreset(np.concatenate([common, rare]), 8, rng)
+    assert bank.shape == (8, 4)
+    assert (np.abs(bank - 10) < 1e-6).all(axis=1).sum() >= 1
 
 
-def test_groups_must_cover_the_features():
-    with pytest.raises(ValueError, match="do not add up to 12"):
-        fit_good_model(_features(), groups=[3, 3])
+def test_input_shape_keeps_the_aspect_ratio_and_never_enlarges():
+    config = FeatureConfig()
+    # A 4:3 landscape region at 224 on its shorter side
+    assert input_shape(1024, 768, config) == (304, 224)
+    # Portrait regions stay portrait
+    width, height = input_shape(300, 390, config)
+    assert width == 224 and abs(height / width - 390 / 300) < 0.05
+    # A region smaller than 224 keeps its own resolution (rounded to whole coarse cells)
+    assert input_shape(112, 112, config) == (112, 112)
+    assert all(v % config.multiple == 0 for v in input_shape(333, 517, config))
+
+
+def test_gumbel_threshold_expects_the_asked_false_reject_rate():
+    rng = np.random.default_rng(3)
+    scores = rng.gumbel(2.0, 0.3, size=4000)
+    threshold = calibration.threshold_for(scores, 0.01)
+    # The fitted tail matches the sample's: about 1% of good scores above
+    assert 0.005 < np.mean(scores > threshold) < 0.02
+    assert calibration.expected_false_rejects(scores, threshold) == pytest.approx(0.01, rel=1e-6)
+    assert calibration.threshold_for(scores, 0.001) > threshold
+    with pytest.raises(ValueError, match="false_reject_rate"):
+        calibration.threshold_for(scores, 0.0)
+
+
+@pytest.mark.parametrize("kind", anomalies.KINDS)
+def test_each_synthetic_anomaly_changes_a_local_part_of_the_image(kind):
+    rng = np.random.default_rng(4)
+    image = rng.uniform(60, 200, size=(64, 80, 3))
+    donor = rng.uniform(0, 255, size=(64, 80, 3))
+    changed = np.abs(anomalies.make_anomaly(image, donor, kind, rng) - image).max(axis=2) > 1
+    assert changed.shape == (64, 80)
+    assert 0 < changed.mean() < 0.5

@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 
 from mes_vision import Inspector, ModelCard, synthetic, train_model
-from mes_vision.metrics import auroc, choose_threshold
+from mes_vision.metrics import auroc
 from tests.vision.conftest import IMAGE_PX, SMALL, SURFACE
 
 
@@ -40,19 +40,19 @@ def test_model_is_valid_onnx_that_onnxruntime_loads(model_dir):
     onnx.checker.check_model(model, full_check=True)
     assert model.ir_version <= 13
     session = ort.InferenceSession(str(model_dir / "model.onnx"))
-    assert [o.name for o in session.get_outputs()] == ["score", "anomaly_map"]
-    size = SMALL.features.image_size
-    x = np.zeros((3, size, size, 3), np.float32)
-    score, anomaly_map = session.run(None, {"image": x})
+    assert [o.name for o in session.get_outputs()] == ["score", "anomaly_map", "level_peaks"]
+    x = np.zeros((3, 64, 64, 3), np.float32)
+    score, anomaly_map, _ = session.run(None, {"image": x})
     assert score.shape == (3,)
-    assert anomaly_map.shape == (3, 1, SMALL.features.grid, SMALL.features.grid)
+    # One cell per 4 pixels, less the border cell at each edge
+    assert anomaly_map.shape == (3, 1, 14, 14)
     # The score is the maximum of the map: the whole scoring is inside the graph.
     np.testing.assert_allclose(score, anomaly_map.max(axis=(1, 2, 3)))
 
 
 def test_model_file_stays_under_20_mb_at_the_default_size(tmp_path):
     # The default input size is what ships; the test config is smaller.
-    synthetic.write_dataset(tmp_path / "ds", SURFACE, n_good=10, size=128)
+    synthetic.write_dataset(tmp_path / "ds", SURFACE, n_good=10, size=224)
     train_model(tmp_path / "ds", tmp_path / "model")
     size = (tmp_path / "model" / "model.onnx").stat().st_size
     assert 0 < size < 20 * 1024 * 1024
@@ -60,8 +60,12 @@ def test_model_file_stays_under_20_mb_at_the_default_size(tmp_path):
 
 def test_model_card_records_threshold_validation_counts_and_hash(model_dir, dataset):
     card = ModelCard.load(model_dir)
-    assert card.format_version == 1
-    assert card.preprocessing["size"] == SMALL.features.image_size
+    assert card.format_version == 2
+    assert card.preprocessing["input_size"] == [64, 64] and card.preprocessing["roi"] is None
+    assert card.validation["scorer"] in {"position", "bank"}
+    assert set(card.validation["scorers"]) == {"position", "bank"}
+    assert 0 < card.validation["expected_false_reject_rate"] < 0.05
+    assert len(card.validation["good_scores"]) == 16
     assert card.images["good_used"] == 16 and card.images["defect_used"] == 2
     assert 0.0 <= card.validation["false_reject_rate"] <= 1.0
     assert card.validation["auroc"] is not None and card.validation["defect_recall"] is not None
@@ -96,16 +100,4 @@ def test_path_bytes_and_pil_image_give_the_same_verdict(inspector, tmp_path):
     assert results[0].threshold == inspector.threshold
     assert results[0].anomaly_map is None
     mapped = inspector.score_image(image, with_map=True)
-    assert mapped.anomaly_map.shape == (SMALL.features.grid, SMALL.features.grid)
-
-
-def test_threshold_uses_defects_only_within_the_false_reject_budget():
-    good = np.linspace(1.0, 2.0, 40)
-    # Defects overlapping the top of the good scores: the cut may reject at most 5% of good.
-    threshold, method = choose_threshold(good, np.array([1.5, 1.9, 1.95, 3.0]), margin=0.5)
-    assert np.mean(good > threshold) <= 0.05
-    assert method.startswith("defect-calibrated") and threshold < 2.0
-    # Defects all above every good score: the good-only threshold stands
-    threshold, method = choose_threshold(good, np.array([3.0, 4.0]), margin=0.5)
-    assert threshold == 2.0 + 0.5 * 0.5 and method.startswith("good-only")
-    assert choose_threshold(good, np.array([]), margin=0.0)[0] == 2.0
+    assert mapped.anomaly_map.shape == (14, 14)

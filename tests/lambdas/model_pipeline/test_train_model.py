@@ -20,7 +20,12 @@ from tests.lambdas.model_pipeline.conftest import (
 )
 
 # Small images and few PCA patches: a model in about a second.
-FAST = TrainConfig(features=replace(FeatureConfig(), image_size=32, patches_per_stage=1000))
+FAST = TrainConfig(
+    features=replace(
+        FeatureConfig(), short_side=64, patches_per_level=1000, bank_sizes=(32, 32, 16)
+    ),
+    folds=2,
+)
 
 
 @pytest.fixture(scope="module")

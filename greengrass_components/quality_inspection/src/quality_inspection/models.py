@@ -41,8 +41,7 @@ def load_model(config: ModelConfig, default_dir: Path | None = None) -> LoadedMo
     try:
         inspector = Inspector.load(model_dir, intra_op_threads=config.intra_op_threads)
         # One inference on a flat grey image proves the graph runs and scores finitely.
-        size = inspector.card.image_size
-        probe = inspector.score_image(Image.new("RGB", (size, size), (128, 128, 128)))
+        probe = inspector.score_image(Image.new("RGB", inspector.card.framing.size, (128,) * 3))
     except VisionError as exc:
         raise ModelUnavailable(
             f"model component {config.component_name} is not usable at {model_dir}: {exc}"
