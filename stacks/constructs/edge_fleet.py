@@ -331,6 +331,14 @@ class EdgeFleet(Construct):
             },
         )
 
+        # `python -m mes_gateway revoke-claim/restore-claim/bundle`: this certificate only.
+        self.operator_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["iot:DescribeCertificate", "iot:UpdateCertificate"],
+                resources=[self.claim_certificate.get_att_string(claim_contract.CERTIFICATE_ARN)],
+            )
+        )
+
         # --- provisioning role and template ---
         self.provisioning_role = iam.Role(
             self,

@@ -185,6 +185,37 @@ def test_the_claim_certificate_is_made_at_deploy_time_into_an_operator_only_secr
     assert resources[operator]["Type"] == "AWS::IAM::Role"
 
 
+def operator_statements(resources) -> list[dict]:
+    role_id = next(
+        k
+        for k, v in of_type(resources, "AWS::IAM::Role").items()
+        if "mes_gateway" in v["Properties"].get("Description", "")
+    )
+    return [
+        s
+        for p in of_type(resources, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def test_the_operator_may_revoke_and_restore_the_claim_certificate_and_no_other(resources):
+    """``mes_gateway revoke-claim/restore-claim`` (and ``bundle``'s check that the claim is
+    ACTIVE): DescribeCertificate and UpdateCertificate on the custom resource's certificate."""
+    (custom_id,) = of_type(resources, "Custom::IotClaimCertificate")
+    granted = {}
+    for statement in operator_statements(resources):
+        for action in actions_of(statement):
+            if action.startswith("iot:"):
+                granted[action] = statement["Resource"]
+    certificate = {"Fn::GetAtt": [custom_id, "CertificateArn"]}
+    assert granted == {
+        "iot:DescribeEndpoint": "*",
+        "iot:DescribeCertificate": certificate,
+        "iot:UpdateCertificate": certificate,
+    }
+
+
 def test_no_private_key_material_anywhere_in_the_cloud_assembly(synthesized):
     """A PEM private key block with its body (binaries of the layers name the header only)."""
     _, assembly = synthesized
