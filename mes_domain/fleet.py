@@ -80,6 +80,16 @@ SSM_PARAMETER_NAME = NameRule(
 NUCLEUS_VERSION = "2.13.0"
 DISK_SPOOLER_VERSION = "1.0.0"
 
+# The Greengrass data plane actions of the minimal core device policy, all on "*"
+# (docs.aws.amazon.com/greengrass/v2/developerguide/device-auth.html): component resolution and
+# artifacts, large deployment documents (nucleus 2.3.0+), the device's thing groups (2.5.0+).
+CORE_DEVICE_GREENGRASS_ACTIONS = (
+    "greengrass:GetComponentVersionArtifact",
+    "greengrass:ResolveComponentCandidates",
+    "greengrass:GetDeploymentConfiguration",
+    "greengrass:ListThingGroupsForCoreDevice",
+)
+
 # --- the stack ---
 
 CAPABILITY = "EdgeFleet"

@@ -672,12 +672,15 @@ class EdgeFleet(Construct):
                     ),
                 },
                 {
+                    # The minimal core device policy's Greengrass actions, on "*" as it gives
+                    # them: without GetDeploymentConfiguration a deployment document over 31 KB
+                    # stays IN_PROGRESS for ever (nucleus 2.3.0+); without
+                    # ListThingGroupsForCoreDevice a gateway moved out of a group keeps its
+                    # components (nucleus 2.5.0+) (greengrass/v2/developerguide/device-auth.html,
+                    # troubleshooting.html).
                     "Sid": "GreengrassDeployments",
                     "Effect": "Allow",
-                    "Action": [
-                        "greengrass:GetComponentVersionArtifact",
-                        "greengrass:ResolveComponentCandidates",
-                    ],
+                    "Action": list(fleet.CORE_DEVICE_GREENGRASS_ACTIONS),
                     "Resource": "*",
                 },
             ],

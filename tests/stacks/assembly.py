@@ -315,7 +315,7 @@ def plausible(target: Target) -> str:
             database = "database"
         arn = _regional("timestream", f"database/{database}/table/{name}")
         return {"Ref": f"{database}|{name}", "Arn": arn, "Name": name}[attribute]
-    if kind == "Custom::IotClaimCertificate":  # lambdas/claim_certificate: CreateKeysAndCertificate's
+    if kind == "Custom::IotClaimCertificate":  # lambdas/claim_certificate
         certificate_id = "0a1b2c3d" * 8  # a 64-hex-digit certificate id
         arn = _regional("iot", f"cert/{certificate_id}")
         return {"CertificateId": certificate_id, "CertificateArn": arn}[attribute]

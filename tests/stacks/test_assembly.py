@@ -385,6 +385,13 @@ def test_policy_resources_match_the_arn_formats_of_their_actions(assembly):
 # an IoT policy action that is no IAM action: a device assumes a role through a role alias
 # (https://docs.aws.amazon.com/iot/latest/developerguide/iot-policy-actions.html).
 ALSO_ACTS_ON = {"iot:AssumeRoleWithCertificate": "rolealias"}
+# Greengrass data plane actions only a core device's AWS IoT policy grants, on "*", which the
+# minimal core device policy requires (nucleus 2.3.0+: large deployment documents; 2.5.0+: its
+# thing groups) and the Service Authorization Reference does not list
+# (https://docs.aws.amazon.com/greengrass/v2/developerguide/device-auth.html).
+DEVICE_POLICY_ONLY = frozenset(
+    {"greengrass:GetDeploymentConfiguration", "greengrass:ListThingGroupsForCoreDevice"}
+)
 # - actions CDK's grant helpers add beside the ones a grant is for, acting on resources the
 #   statement does not name (stream consumers, table streams): they grant nothing, and the
 #   other actions of their statement must be granted (aws-cdk-lib's Stream.grantRead and
@@ -402,6 +409,8 @@ IDLE_IN_A_BUNDLE = frozenset(
 
 def _formats(action: str) -> list[list[str]]:
     """The ARN formats of each action ``action`` stands for."""
+    if action in DEVICE_POLICY_ONLY:
+        return [[ANY]]  # only "Resource": "*" grants it
     found = [arn_formats(prefix, privilege) for prefix, privilege in privileges(action)]
     if action in ALSO_ACTS_ON:
         prefix = action.split(":")[0]
@@ -435,6 +444,14 @@ def _check_statement(where: str, actions: list[str], resources: list[str]) -> li
     if idle and len(idle) == len(actions):
         found.append(f"{where}: none of {idle} is granted by {resources}")
     return found
+
+
+def test_the_core_device_actions_iam_does_not_list_are_granted_on_any_resource_only():
+    for action in DEVICE_POLICY_ONLY:
+        assert not privileges(action), f"{action} is an IAM action now: drop the exception"
+        assert not _check_statement("t", [action], ["*"])
+        assert _check_statement("t", [action], ["arn:aws:iot:eu-central-1:1:thing/gateway"])
+    assert _check_statement("t", ["greengrass:GetDeploymentConfigurations"], ["*"])
 
 
 def test_the_arn_check_refuses_path_style_greengrass_arns():
