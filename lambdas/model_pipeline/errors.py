@@ -13,8 +13,3 @@ class ComponentFailed(Exception):
 
 class ComponentNotReady(Exception):
     """The component version did not become deployable in time; worth a retry."""
-
-
-class CameraGatewayNotDeployed(Exception):
-    """The camera station's gateway group runs no QualityInspection yet, so there is no version
-    of it to release the model with; its generated deployment must be created first."""
