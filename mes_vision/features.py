@@ -174,13 +174,16 @@ def fit_whitening(
 def fit_position(z: np.ndarray, groups: Sequence[int], shrinkage: float = 4.0) -> PositionModel:
     """Per-location Gaussian of whitened features ``z[N, D, h, w]``.
 
-    Each location's variance is shrunk toward the shared one (1 after whitening): a few dozen
-    images cannot estimate a variance per cell and feature on their own.
+    Each location's variance is shrunk toward the feature's variance pooled over locations: a
+    few dozen images cannot estimate a variance per cell and feature on their own. The pooled
+    target (not 1) keeps the scale of the distances the same whatever the number of images,
+    so held-out scores of models fitted on fewer images calibrate the final model honestly.
     """
     n = len(z)
     mean = z.mean(axis=0)
     var = ((z - mean) ** 2).sum(axis=0) / max(n - 1, 1)
-    var = ((n - 1) * var + shrinkage) / (n - 1 + shrinkage)
+    pooled = var.mean(axis=(1, 2), keepdims=True)
+    var = ((n - 1) * var + shrinkage * pooled) / (n - 1 + shrinkage)
     map_weight = np.zeros((len(groups), z.shape[1]))
     for g, (start, size) in enumerate(zip(np.cumsum([0, *groups[:-1]]), groups, strict=True)):
         map_weight[g, start : start + size] = 1 / size

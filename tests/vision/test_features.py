@@ -38,10 +38,13 @@ def test_position_model_has_one_map_per_group_averaging_its_features():
     np.testing.assert_allclose(
         model.map_weight, [[0.5, 0.5, 0, 0, 0, 0], [0, 0, 0.25] + [0.25] * 3]
     )
-    # Shrinkage pulls each location's variance toward the whitened 1
+    # Shrinkage pulls each location's variance toward the feature's pooled variance
     raw = z.var(axis=0, ddof=1)
-    assert np.all(np.abs(1 / model.inv_var - 1) <= np.abs(raw - 1) + 1e-12)
-    assert np.any(np.abs(1 / model.inv_var - 1) < np.abs(raw - 1))
+    pooled = raw.mean(axis=(1, 2), keepdims=True)
+    shrunk = 1 / model.inv_var
+    assert np.all(np.abs(shrunk - pooled) <= np.abs(raw - pooled) + 1e-12)
+    assert np.all((shrunk - pooled) * (raw - pooled) >= 0)
+    np.testing.assert_allclose(shrunk.mean(axis=(1, 2)), pooled[:, 0, 0])
 
 
 def test_coreset_keeps_the_rare_pattern_and_thins_the_common_one():
