@@ -110,11 +110,26 @@ def _component_name(value: str) -> str:
     return value
 
 
+class RegionOfInterest(StrictModel):
+    """Where the part is in the camera frame (pixels, after the EXIF orientation): the model
+    sees only this region, at its own aspect ratio."""
+
+    left: Annotated[int, Field(ge=0)]
+    top: Annotated[int, Field(ge=0)]
+    width: Annotated[int, Field(ge=64)]
+    height: Annotated[int, Field(ge=64)]
+
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        return self.left, self.top, self.width, self.height
+
+
 class CameraSpec(StrictModel):
     """What a camera inspection station runs: the model component and what it keeps."""
 
     model_component: Annotated[str, AfterValidator(_component_name)]
     good_sample_rate: Annotated[float, Field(ge=0, le=1)] = 0.02
+    # None: the whole frame.
+    roi: RegionOfInterest | None = None
 
 
 class Station(StrictModel):

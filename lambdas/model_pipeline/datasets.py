@@ -15,7 +15,7 @@ from lambdas.model_pipeline.errors import DatasetInvalid
 from lambdas.model_pipeline.layout import DEFECT, GOOD, dataset_prefix
 from lambdas.model_pipeline.requests import DatasetSummary, TrainingRequest
 from lambdas.model_pipeline.stations import NotACameraStation, camera_station
-from mes_domain.plant import Plant
+from mes_domain.plant import Plant, Station
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -67,9 +67,9 @@ def training_images(
     return images(objects, GOOD), images(objects, DEFECT)
 
 
-def check_station(plant: Plant, request: TrainingRequest) -> None:
+def check_station(plant: Plant, request: TrainingRequest) -> Station:
     try:
-        camera_station(plant, request.site, request.line, request.station)
+        return camera_station(plant, request.site, request.line, request.station)
     except NotACameraStation as err:
         raise DatasetInvalid(str(err)) from None
 
@@ -78,7 +78,7 @@ def validate(
     request: TrainingRequest, plant: Plant, listing: DatasetListing, min_good: int
 ) -> DatasetSummary:
     """The dataset's summary, or ``DatasetInvalid`` naming the prefix and the count."""
-    check_station(plant, request)
+    station = check_station(plant, request)
     prefix = dataset_prefix(request.site, request.line, request.station)
     good, defect = training_images(listing.objects(prefix))
     if len(good) < min_good:
@@ -93,4 +93,5 @@ def validate(
         good_images=len(good),
         defect_images=len(defect),
         content_hash=content_hash([*good, *defect]),
+        roi=station.camera.roi.as_tuple() if station.camera and station.camera.roi else None,
     )

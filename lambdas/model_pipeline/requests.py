@@ -47,6 +47,8 @@ class DatasetSummary(_Model):
     good_images: Annotated[int, Field(ge=0)]
     defect_images: Annotated[int, Field(ge=0)]
     content_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    # The station camera's region of interest (left, top, width, height), from the plant config.
+    roi: tuple[int, int, int, int] | None = None
 
 
 class TrainingResult(_Model):

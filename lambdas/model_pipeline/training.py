@@ -10,6 +10,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -71,7 +72,7 @@ def train(
         data_dir, model_dir = Path(scratch) / "dataset", Path(scratch) / "model"
         dataset.download([*good, *defect], prefix, data_dir)
         try:
-            card = train_model(data_dir, model_dir, config)
+            card = train_model(data_dir, model_dir, replace(config, roi=event.dataset.roi))
         except DatasetError as err:
             # mes_vision names local paths; the expert knows the S3 ones.
             raise DatasetInvalid(str(err).replace(f"{data_dir}/", source)) from err

@@ -310,3 +310,17 @@ def test_an_outbound_endpoint_must_be_https_with_a_sane_rate_and_header(endpoint
 def test_outbound_endpoints_are_optional_and_files_are_exported_by_default():
     plant = Plant.model_validate(BASE)
     assert plant.erp_plm.erp is None and plant.erp_plm.export_files is True
+
+
+def test_a_cameras_region_of_interest_is_whole_pixels_at_least_64_across():
+    from mes_domain.plant import CameraSpec
+
+    spec = CameraSpec(
+        model_component="com.acme.Models",
+        roi={"left": 0, "top": 10, "width": 640, "height": 480},
+    )
+    assert spec.roi.as_tuple() == (0, 10, 640, 480)
+    for bad in ({"left": -1}, {"width": 32}, {"height": 1.5}, {"depth": 3}):
+        roi = {"left": 0, "top": 0, "width": 640, "height": 480} | bad
+        with pytest.raises(ValidationError):
+            CameraSpec(model_component="com.acme.Models", roi=roi)

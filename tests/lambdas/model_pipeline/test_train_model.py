@@ -142,3 +142,29 @@ def test_a_long_list_of_skipped_images_is_cut_short_in_the_state():
 
     assert len(data["images"]["skipped"]) == training.MAX_SKIPPED_IN_STATE
     assert data["images"]["skipped_total"] == 50
+
+
+def test_the_cameras_region_of_interest_from_the_plant_config_frames_the_model(
+    aws, plant_file, monkeypatch, scratch, tmp_path
+):
+    # Given vision-01's camera looks at a 96x64 region of a wider frame
+    plant = json.loads(plant_file.read_text())
+    for site in plant["sites"]:
+        for line in site["lines"]:
+            for station in line["stations"]:
+                if station["id"] == "vision-01":
+                    station["camera"]["roi"] = {"left": 16, "top": 8, "width": 96, "height": 64}
+    plant_file.write_text(json.dumps(plant))
+    monkeypatch.setattr(train_model, "TRAIN_CONFIG", FAST)
+    frames = synthetic.write_dataset(tmp_path / "frames", "cast", n_good=12, seed=4, size=128)
+    for path in sorted(frames.rglob("*.png")):
+        key = DATASET_PREFIX + path.relative_to(frames).as_posix()
+        aws.put_object(Bucket=DATASET_BUCKET, Key=key, Body=path.read_bytes())
+    # When the pipeline validates and trains
+    validated = state()
+    assert validated["dataset"]["roi"] == [16, 8, 96, 64]
+    result = train_model.lambda_handler(validated, LambdaContext())
+    # Then the model sees that region at its 3:2 aspect
+    preprocessing = result["card"]["preprocessing"]
+    assert preprocessing["roi"] == [16, 8, 96, 64]
+    assert preprocessing["input_size"] == [96, 64]
