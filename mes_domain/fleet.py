@@ -24,6 +24,7 @@ imports these names.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 from enum import StrEnum
@@ -89,6 +90,54 @@ CORE_DEVICE_GREENGRASS_ACTIONS = (
     "greengrass:GetDeploymentConfiguration",
     "greengrass:ListThingGroupsForCoreDevice",
 )
+
+# --- our components' recipes, as the cloud gets them ---
+
+# The artifact URI of a source recipe (greengrass_components/*/recipe.yaml) is the GDK CLI's
+# template, whose words `gdk component publish` replaces with its bucket, the component's name
+# and version (greengrass/v2/developerguide/greengrass-development-kit-cli-component.html).
+# The EdgeFleet stack publishes each component with the URI of its uploaded artifact instead:
+# no placeholder reaches the cloud.
+GDK_ARTIFACT_URI_PREFIX = "s3://BUCKET_NAME/COMPONENT_NAME/COMPONENT_VERSION/"
+GDK_PLACEHOLDERS = ("BUCKET_NAME", "COMPONENT_NAME", "COMPONENT_VERSION")
+
+
+def _artifacts(recipe: dict[str, object]) -> list[dict[str, object]]:
+    manifests = recipe.get("Manifests") or []
+    return [
+        artifact
+        for manifest in manifests  # type: ignore[union-attr]
+        for artifact in (manifest.get("Artifacts") or [])
+    ]
+
+
+def gdk_artifact_files(recipe: dict[str, object]) -> list[str]:
+    """The file names of a source recipe's artifacts, in order (``<file>`` of each
+    ``s3://BUCKET_NAME/COMPONENT_NAME/COMPONENT_VERSION/<file>``)."""
+    files = []
+    for artifact in _artifacts(recipe):
+        uri = str(artifact.get("Uri") or artifact.get("URI") or "")
+        if uri.startswith(GDK_ARTIFACT_URI_PREFIX):
+            files.append(uri.removeprefix(GDK_ARTIFACT_URI_PREFIX))
+    return files
+
+
+def published_recipe(recipe: dict[str, object], artifact_uris: dict[str, str]) -> dict[str, object]:
+    """``recipe`` with each GDK artifact URI replaced by ``artifact_uris[<file>]``. Refuses a
+    file without a URI and any artifact URI still naming a GDK placeholder."""
+    published = copy.deepcopy(recipe)
+    for artifact in _artifacts(published):
+        key = "Uri" if "Uri" in artifact else "URI"
+        uri = str(artifact.get(key) or "")
+        if uri.startswith(GDK_ARTIFACT_URI_PREFIX):
+            name = uri.removeprefix(GDK_ARTIFACT_URI_PREFIX)
+            if name not in artifact_uris:
+                raise ValueError(f"no uploaded artifact for {uri}")
+            artifact[key] = uri = artifact_uris[name]
+        if any(word in uri for word in GDK_PLACEHOLDERS):
+            raise ValueError(f"artifact URI {uri!r} still names a GDK placeholder")
+    return published
+
 
 # --- the stack ---
 

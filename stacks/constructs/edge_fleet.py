@@ -35,6 +35,7 @@ from mes_domain.fleet import AllowListAttribute, TemplateParameter
 from mes_domain.plant import Plant
 from stacks.compliance import acknowledge
 from stacks.constructs.buckets import DataBucket
+from stacks.constructs.component_versions import ComponentVersions
 from stacks.constructs.gateway_policy import THING_LINE, THING_NAME, THING_SITE, check_role_alias
 from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.constructs.mes_function import TRACING_REASON, MesFunction
@@ -424,6 +425,11 @@ class EdgeFleet(Construct):
                 roles.append(role)
         for role in roles:
             self.artifacts_read.attach_to_role(role)
+        # Our components, published with their uploaded artifacts (stacks/constructs/
+        # component_versions.py); the deployments below wait for them.
+        self.components = ComponentVersions(
+            self, "Components", recipes=RECIPES, readers=self.artifacts_read
+        )
 
         # --- camera station groups, model groups and the deployments ---
         self.station_groups: dict[tuple[str, str, str], iot.CfnThingGroup] = {}
@@ -470,6 +476,9 @@ class EdgeFleet(Construct):
                     for name, component in spec["components"].items()
                 },
             )
+            for name in spec["components"]:
+                if name in self.components.published:
+                    deployment.node.add_dependency(self.components.published[name])
             line_group = line_groups.get((spec["site"], spec["line"]))
             if line_group is not None and target == line_group.thing_group_name:
                 deployment.node.add_dependency(line_group)
