@@ -298,6 +298,9 @@ class AllowListAttribute(StrEnum):
     REGISTERED_AT = "registered_at"  # ISO 8601, UTC
     PROVISIONED_AT = "provisioned_at"  # ISO 8601, UTC, set by the hook
     CERTIFICATE_ID = "certificate_id"  # the gateway's own certificate, set by the hook
+    # Set by the gateway health function from AWS IoT's connect/disconnect events:
+    CONNECTIVITY = "connectivity"  # Connectivity
+    CONNECTIVITY_AT = "connectivity_at"  # the event's timestamp, ms since the epoch (a number)
 
 
 class GatewayStatus(StrEnum):
@@ -307,6 +310,90 @@ class GatewayStatus(StrEnum):
     REGISTERED = "REGISTERED"
     PROVISIONED = "PROVISIONED"
     RETIRED = "RETIRED"
+
+
+# --- gateway health: the plant dashboard's online, unhealthy and offline gateways ---
+
+
+class Connectivity(StrEnum):
+    """A gateway's MQTT connection as AWS IoT's lifecycle events last reported it."""
+
+    CONNECTED = "CONNECTED"
+    DISCONNECTED = "DISCONNECTED"
+
+
+# The lifecycle events' eventType (iot/latest/developerguide/life-cycle-events.html).
+PRESENCE_EVENT_TYPES = {
+    "connected": Connectivity.CONNECTED,
+    "disconnected": Connectivity.DISCONNECTED,
+}
+# Every lifecycle event of a client: $aws/events/presence/connected|disconnected/<clientId>.
+PRESENCE_TOPIC_FILTER = "$aws/events/presence/+/+"
+
+
+class GatewayHealth(StrEnum):
+    """ONLINE: connected, its core device not UNHEALTHY. UNHEALTHY: connected, a component
+    BROKEN or ERRORED (Greengrass core device status UNHEALTHY). OFFLINE: provisioned but not
+    connected (or never connected)."""
+
+    ONLINE = "ONLINE"
+    UNHEALTHY = "UNHEALTHY"
+    OFFLINE = "OFFLINE"
+
+
+# The census' CloudWatch metrics: one value each per run, dimension FLEET_METRICS_DIMENSION.
+FLEET_METRICS_NAMESPACE = "MES/Fleet"
+FLEET_METRICS_DIMENSION = "Prefix"
+HEALTH_METRIC = {
+    GatewayHealth.ONLINE: "GatewaysOnline",
+    GatewayHealth.UNHEALTHY: "GatewaysUnhealthy",
+    GatewayHealth.OFFLINE: "GatewaysOffline",
+}
+CENSUS_INTERVAL_MINUTES = 5
+# Greengrass core device status (greengrass/v2/APIReference/API_CoreDevice.html).
+CORE_DEVICE_UNHEALTHY = "UNHEALTHY"
+
+
+def serial_of_thing(prefix: str, thing_name: str) -> str | None:
+    """The serial of a gateway thing name (``gateway_thing_name``), or None for any other."""
+    head = f"{prefix}-gateway-"
+    if not thing_name.startswith(head):
+        return None
+    serial = thing_name.removeprefix(head)
+    return serial if is_valid_serial(serial) else None
+
+
+def gateway_health(
+    status: str | None, connectivity: str | None, core_device_status: str | None
+) -> GatewayHealth | None:
+    """A gateway's health from its allow-list ``status`` and ``connectivity`` and its core
+    device status; None for a gateway not in service (registered, not yet provisioned, or
+    retired)."""
+    if status != GatewayStatus.PROVISIONED:
+        return None
+    if connectivity != Connectivity.CONNECTED:
+        return GatewayHealth.OFFLINE
+    if core_device_status == CORE_DEVICE_UNHEALTHY:
+        return GatewayHealth.UNHEALTHY
+    return GatewayHealth.ONLINE
+
+
+def census(
+    gateways: list[dict[str, object]], core_device_statuses: dict[str, str]
+) -> dict[GatewayHealth, int]:
+    """How many provisioned gateways are online, unhealthy and offline. ``gateways``: the
+    allow-list items (AllowListAttribute keys); ``core_device_statuses``: thing name -> status."""
+    counts = dict.fromkeys(GatewayHealth, 0)
+    for gateway in gateways:
+        thing = str(gateway.get(AllowListAttribute.THING_NAME, ""))
+        health = gateway_health(
+            gateway.get(AllowListAttribute.STATUS),  # type: ignore[arg-type]
+            gateway.get(AllowListAttribute.CONNECTIVITY),  # type: ignore[arg-type]
+            core_device_statuses.get(thing),
+        )
+        if health is not None:
+            counts[health] += 1
+    return counts
 
 
 # --- discovery ---
