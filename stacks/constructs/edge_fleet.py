@@ -27,6 +27,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 import lambdas.claim_certificate.contract as claim_contract
+from lambdas.gateway_health.contract import EnvVar as HealthEnv
 from lambdas.provisioning_hook.contract import EnvVar as HookEnv
 from mes_domain import fleet
 from mes_domain.edge_deployment import DATA_COLLECTOR, QUALITY_INSPECTION, line_deployments
@@ -533,6 +534,9 @@ class EdgeFleet(Construct):
             targets=[health_target],
         )
 
+        # --- gateway health: the plant dashboard's online, unhealthy and offline counts ---
+        self._gateway_census(prefix, data_key, logs_key, log_days, packaging)
+
         # --- what the onboarding CLI needs ---
         grant_table(
             self.allow_list,
@@ -598,6 +602,110 @@ class EdgeFleet(Construct):
         }
         for output, value in outputs.items():
             CfnOutput(stack, output.value, value=value)
+
+    def _gateway_census(
+        self,
+        prefix: str,
+        data_key: kms.IKey,
+        logs_key: kms.IKey,
+        log_days: int,
+        packaging: LambdaPackaging,
+    ) -> None:
+        """lambdas/gateway_health: AWS IoT's connect/disconnect lifecycle events of our gateways
+        (on by default, possibly out of order or repeated: iot/latest/developerguide/
+        life-cycle-events.html) keep each one's connectivity in the allow-list; every
+        CENSUS_INTERVAL_MINUTES it writes the online, unhealthy and offline counts as metrics
+        (mes_domain.fleet.HEALTH_METRIC) that the KPI stack's plant dashboard shows."""
+        stack = self._stack
+        self.health_failures = dead_letter_queue(
+            self,
+            "HealthFailures",
+            encryption_key=data_key,
+            holds="gateway presence events and census runs that failed every retry",
+            of_queue_or_function=True,
+        )
+        self.health = MesFunction(
+            self,
+            "GatewayHealth",
+            handler="lambdas.gateway_health.handler.lambda_handler",
+            description="Gateway connectivity from IoT lifecycle events; online, unhealthy and "
+            "offline gateways as metrics",
+            packaging=packaging,
+            logs_key=logs_key,
+            log_retention_days=log_days,
+            environment={
+                HealthEnv.ALLOW_LIST_TABLE.value: self.allow_list.table_name,
+                HealthEnv.STACK_PREFIX.value: prefix,
+                "POWERTOOLS_SERVICE_NAME": "gateway_health",
+            },
+            timeout_seconds=60,
+            dead_letter_queue=self.health_failures,
+        )
+        grant_table(self.allow_list, self.health.role, "dynamodb:UpdateItem", "dynamodb:Scan")
+        self.health.role.add_to_policy(
+            iam.PolicyStatement(actions=["greengrass:ListCoreDevices"], resources=["*"])
+        )
+        self.health.acknowledge_policy(
+            {
+                "AwsSolutions-IAM5[Resource::*]": "X-Ray trace writes and "
+                "greengrass:ListCoreDevices support no resource-level permissions."
+            }
+        )
+        interval = Duration.minutes(fleet.CENSUS_INTERVAL_MINUTES)
+        self.census_schedule = events.Rule(
+            self,
+            "GatewayCensus",
+            description=f"Every {fleet.CENSUS_INTERVAL_MINUTES} minutes: count the gateways "
+            "online, unhealthy and offline",
+            schedule=events.Schedule.rate(interval),
+            targets=[
+                targets.LambdaFunction(
+                    self.health.function,
+                    retry_attempts=2,
+                    max_event_age=interval,
+                    dead_letter_queue=self.health_failures,
+                )
+            ],
+        )
+        presence_errors = iam.Role(
+            self,
+            "PresenceErrors",
+            description="The gateway presence rule's error action: into the health failures queue",
+            assumed_by=iam.ServicePrincipal("iot.amazonaws.com"),
+        )
+        self.health_failures.grant_send_messages(presence_errors)
+        for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
+            acknowledge(
+                presence_errors.node.find_child("DefaultPolicy"),
+                f"AwsSolutions-IAM5[Action::{action}]",
+                "From grant_send_messages on the KMS-encrypted health failures queue; scoped "
+                "to the platform data key only.",
+            )
+        self.presence_rule = iot.CfnTopicRule(
+            self,
+            "GatewayPresence",
+            topic_rule_payload={
+                "sql": f"SELECT * FROM '{fleet.PRESENCE_TOPIC_FILTER}' "
+                f"WHERE startswith(clientId, '{prefix}-gateway-')",
+                "awsIotSqlVersion": "2016-03-23",
+                "ruleDisabled": False,
+                "description": f"Connect and disconnect events of the {prefix} gateways",
+                "actions": [{"lambda": {"functionArn": self.health.function.function_arn}}],
+                "errorAction": {
+                    "sqs": {
+                        "queueUrl": self.health_failures.queue_url,
+                        "roleArn": presence_errors.role_arn,
+                        "useBase64": False,
+                    }
+                },
+            },
+        )
+        self.health.function.add_permission(
+            "IotPresence",
+            principal=iam.ServicePrincipal("iot.amazonaws.com"),
+            source_arn=self.presence_rule.attr_arn,
+            source_account=stack.account,
+        )
 
     def _claim_policy_document(self, template_name: str) -> dict[str, Any]:
         """Only the fleet provisioning MQTT API: create a certificate (with or without a CSR)

@@ -18,6 +18,13 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from mes_domain.fleet import (
+    CENSUS_INTERVAL_MINUTES,
+    FLEET_METRICS_DIMENSION,
+    FLEET_METRICS_NAMESPACE,
+    HEALTH_METRIC,
+    GatewayHealth,
+)
 from mes_domain.naming import plant_dashboard_name
 from mes_domain.plant import Plant
 
@@ -116,6 +123,27 @@ class PlantDashboard(Construct):
                         width=12,
                     ),
                 )
+
+        # The EdgeFleet stack's census writes these every CENSUS_INTERVAL_MINUTES
+        # (lambdas/gateway_health); by name, so this stack needs nothing of that one.
+        def gateways(health: GatewayHealth) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=FLEET_METRICS_NAMESPACE,
+                metric_name=HEALTH_METRIC[health],
+                dimensions_map={FLEET_METRICS_DIMENSION: prefix},
+                statistic="Maximum",
+                period=Duration.minutes(CENSUS_INTERVAL_MINUTES),
+                label=health.value.lower(),
+            )
+
+        census = [gateways(health) for health in GatewayHealth]
+        self.dashboard.add_widgets(
+            cloudwatch.TextWidget(markdown="## Gateways", width=24),
+            cloudwatch.SingleValueWidget(
+                title="Gateways online, unhealthy, offline (now)", metrics=census, width=8
+            ),
+            cloudwatch.GraphWidget(title="Gateways by health", left=census, width=16),
+        )
 
         iterator_age = stream.metric_get_records_iterator_age_milliseconds(
             statistic="Maximum", period=PERIOD

@@ -371,7 +371,7 @@ def test_a_changed_plant_config_gives_a_revised_deployment(demo_plant):
 
 def test_failed_deployments_and_broken_components_go_to_the_alarm_topic(resources):
     rules = [r["Properties"] for r in of_type(resources, "AWS::Events::Rule").values()]
-    patterns = {r["EventPattern"]["detail-type"][0]: r for r in rules}
+    patterns = {r["EventPattern"]["detail-type"][0]: r for r in rules if "EventPattern" in r}
     deployment = patterns["Greengrass V2 Effective Deployment Status Change"]
     assert deployment["EventPattern"]["detail"] == {
         "coreDeviceExecutionStatus": ["FAILED", "REJECTED"]
@@ -383,3 +383,82 @@ def test_failed_deployments_and_broken_components_go_to_the_alarm_topic(resource
         (target,) = rule["Targets"]
         assert "AlarmsTopic" in json.dumps(target["Arn"])
         assert "DeadLetterConfig" in target
+
+
+# --- gateway health on the plant dashboard ---
+
+
+def function_named(resources, handler):
+    (found,) = [
+        (k, v["Properties"])
+        for k, v in of_type(resources, "AWS::Lambda::Function").items()
+        if v["Properties"]["Handler"] == handler
+    ]
+    return found
+
+
+HEALTH_HANDLER = "lambdas.gateway_health.handler.lambda_handler"
+
+
+def test_our_gateways_connect_and_disconnect_events_reach_the_health_function(resources):
+    function_id, _ = function_named(resources, HEALTH_HANDLER)
+    (rule_id, rule), *others = of_type(resources, "AWS::IoT::TopicRule").items()
+    assert not others
+    payload = rule["Properties"]["TopicRulePayload"]
+    assert payload["Sql"] == (
+        "SELECT * FROM '$aws/events/presence/+/+' WHERE startswith(clientId, 'MesDemo-gateway-')"
+    )
+    assert fleet.gateway_thing_name(PREFIX, "SN-1").startswith("MesDemo-gateway-")
+    (action,) = payload["Actions"]
+    assert action["Lambda"]["FunctionArn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    assert "Sqs" in payload["ErrorAction"]
+    (permission,) = [
+        p["Properties"]
+        for p in of_type(resources, "AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [function_id, "Arn"]}
+        and p["Properties"]["Principal"] == "iot.amazonaws.com"
+    ]
+    assert permission["SourceArn"] == {"Fn::GetAtt": [rule_id, "Arn"]}
+
+
+def test_the_census_runs_every_five_minutes_reading_the_allow_list_and_core_devices(resources):
+    function_id, function = function_named(resources, HEALTH_HANDLER)
+    (schedule,) = [
+        r["Properties"]
+        for r in of_type(resources, "AWS::Events::Rule").values()
+        if "ScheduleExpression" in r["Properties"]
+        and any(
+            t["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]} for t in r["Properties"]["Targets"]
+        )
+    ]
+    assert schedule["ScheduleExpression"] == f"rate({fleet.CENSUS_INTERVAL_MINUTES} minutes)"
+    assert "DeadLetterConfig" in schedule["Targets"][0]
+    role_id = function["Role"]["Fn::GetAtt"][0]
+    actions = {
+        a
+        for p in of_type(resources, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        for a in actions_of(s)
+        if not a.startswith(("xray:", "kms:", "sqs:", "logs:"))
+    }
+    assert actions == {"dynamodb:UpdateItem", "dynamodb:Scan", "greengrass:ListCoreDevices"}
+
+
+def test_the_plant_dashboard_shows_gateways_online_unhealthy_and_offline(kpi_template):
+    (dashboard,) = kpi_template.find_resources("AWS::CloudWatch::Dashboard").values()
+    _, parts = dashboard["Properties"]["DashboardBody"]["Fn::Join"]
+    # References (region, stream names) become a placeholder inside their JSON strings.
+    body = json.loads("".join(p if isinstance(p, str) else "ref" for p in parts))
+    shown = [
+        metric
+        for widget in body["widgets"]
+        if widget["type"] == "metric" and "Gateways" in widget["properties"].get("title", "")
+        for metric in widget["properties"]["metrics"]
+    ]
+    names = {m[1] for m in shown}
+    assert names == set(fleet.HEALTH_METRIC.values())
+    for metric in shown:
+        namespace, _, dimension, value, *_ = metric
+        assert namespace == fleet.FLEET_METRICS_NAMESPACE
+        assert (dimension, value) == (fleet.FLEET_METRICS_DIMENSION, PREFIX)
