@@ -226,9 +226,13 @@ def test_the_cli_takes_our_versions_from_the_recipes_and_fails_clearly_without_o
 def test_the_sitewise_gateway_thing_name_is_checked_only_when_sitewise_edge_is_on(demo_plant):
     document = demo_plant.model_dump(mode="json")
     document["deployment"]["stack_prefix"] = "P" * 50
-    document["sites"][0]["id"] = "s" * 64  # 50 + 1 + 64 + 14 > 128; its lines' names fit
+    document["sites"][0]["id"] = "s" * 64  # 50 + 1 + 64 + 14 > 128
+    # its lines' names fit, and its camera model groups ("<line group>:v0:models", 127)
     for line, line_id in zip(document["sites"][0]["lines"], "ab", strict=True):
         line["id"] = line_id
+        cameras = [station for station in line["stations"] if station.get("camera")]
+        for number, station in enumerate(cameras):
+            station["id"] = f"v{number}"
     Plant.model_validate(document)  # off: no such thing
     document["iiot"]["opcua_to_sitewise"] = True
     with pytest.raises(ValueError, match="Greengrass core device thing name") as failure:

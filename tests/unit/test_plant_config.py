@@ -5,6 +5,7 @@ import json
 import pytest
 import yaml
 
+from mes_domain.naming import field_text
 from stacks.plant_config import PlantConfigError, load_plant
 from tests.conftest import DEMO_PLANT
 from tests.unit.test_plant import BASE
@@ -98,62 +99,50 @@ def one_more(value: str) -> str:
     return value + value[-1]
 
 
+# the demo plant's camera station (its model group is the longest name its id makes)
+CAMERA_STATION = next(
+    k
+    for k, station in enumerate(
+        yaml.safe_load(DEMO_PLANT.read_text())["sites"][0]["lines"][0]["stations"]
+    )
+    if station.get("camera")
+)
+
+
 @pytest.mark.parametrize(
-    ("lengthen", "field", "what", "length", "limit"),
+    ("field", "what", "length", "limit"),
     [
+        # the line without camera fills its role alias, 8 characters longer than its thing group
+        (("sites", 0, "lines", 1, "id"), "IoT role alias", 129, 128),
+        # the camera station fills its model group, "<line group>:<station>:models"
         (
-            lambda d: d["sites"][0]["lines"][1].update(
-                id=one_more(d["sites"][0]["lines"][1]["id"])
-            ),
-            "sites[0].lines[1].id",
+            ("sites", 0, "lines", 0, "stations", CAMERA_STATION, "id"),
             "IoT thing group name",
             129,
             128,
         ),
-        (
-            lambda d: d["sites"][0]["lines"][0].update(
-                id=one_more(d["sites"][0]["lines"][0]["id"])
-            ),
-            "sites[0].lines[0].id",
-            "IoT role alias",
-            129,
-            128,
-        ),
-        (
-            lambda d: d["deployment"].update(
-                stack_prefix=one_more(d["deployment"]["stack_prefix"])
-            ),
-            "deployment.stack_prefix",
-            "Step Functions state machine name",
-            81,
-            80,
-        ),
-        (
-            lambda d: d.update(name=one_more(d["name"])),
-            "name",
-            "SNS topic display name",
-            101,
-            100,
-        ),
+        (("deployment", "stack_prefix"), "Step Functions state machine name", 81, 80),
+        (("name",), "SNS topic display name", 101, 100),
     ],
 )
 def test_a_name_one_character_over_its_limit_is_a_config_error(
-    tmp_path, demo_plant, lengthen, field, what, length, limit
+    tmp_path, demo_plant, field, what, length, limit
 ):
     """The longest config loads (tests/stacks/test_resource_names.py deploys its names); one
     character more and the loader names the field, its value, the name and AWS's limit."""
     document = longest(demo_plant)
     write(tmp_path, "ok.yaml", yaml.safe_dump(document))
     load_plant(tmp_path / "ok.yaml")
-    lengthen(document)
+    *parents, last = field
+    holder = document
+    for part in parents:
+        holder = holder[part]
+    value = holder[last] = one_more(holder[last])
     path = write(tmp_path, "long.yaml", yaml.safe_dump(document))
     with pytest.raises(PlantConfigError) as info:
         load_plant(path)
     message = str(info.value)
-    value = document
-    for part in field.replace("[", ".").replace("]", "").split("."):
-        value = value[int(part)] if part.isdigit() else value[part]
-    assert message.startswith(f"{path}: {field}: {value!r} makes the {what} '")
+    assert message.startswith(f"{path}: {field_text(field)}: {value!r} makes the {what} '")
     assert f"{length} characters long; AWS allows 1 to {limit} (" in message
 
 
@@ -165,12 +154,17 @@ def test_a_site_and_a_line_of_60_characters_each_are_refused(tmp_path):
     path = write(tmp_path, "long-ids.yaml", yaml.safe_dump(document))
     with pytest.raises(PlantConfigError) as info:
         load_plant(path)
-    assert str(info.value) == (
+    # the line's role alias, 8 characters longer than its group, is over too: both are listed
+    assert str(info.value).splitlines() == [
         f"{path}: sites[0].lines[1].id: {'l' * 60!r} makes the IoT thing group name "
         f"'MesDemo-{'s' * 60}-{'l' * 60}' 129 characters long; AWS allows 1 to 128 "
         "(docs.aws.amazon.com/iot/latest/apireference/API_CreateThingGroup.html); shorten it "
-        "or deployment.stack_prefix or the site id"
-    )
+        "or deployment.stack_prefix or the site id",
+        f"{path}: sites[0].lines[1].id: {'l' * 60!r} makes the IoT role alias "
+        f"'MesDemo-gateway@{'s' * 60}@{'l' * 60}' 137 characters long; AWS allows 1 to 128 "
+        "(docs.aws.amazon.com/iot/latest/apireference/API_CreateRoleAlias.html); shorten it "
+        "or deployment.stack_prefix or the site id",
+    ]
 
 
 def test_two_ids_that_make_one_thing_group_name_are_refused(tmp_path):
