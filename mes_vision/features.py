@@ -9,6 +9,8 @@ from "good":
 
 position: a Gaussian per cell (mean and variance per grid location), for fixtured parts whose
   every detail sits in the same place;
+global: one Gaussian for every cell, for a stationary texture where any cell may look like any
+  other but all share one distribution;
 bank: the distance to the nearest of a memory bank of good cells from anywhere in the image
   (PatchCore's idea), thinned by a greedy k-center coreset, for stationary textures with no
   fixed layout.
@@ -23,8 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 POSITION = "position"
+GLOBAL = "global"
 BANK = "bank"
-SCORERS = (POSITION, BANK)
+SCORERS = (POSITION, GLOBAL, BANK)
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,9 @@ def fit_whitening(
     return Whitening(mean, matrix)
 
 
-def fit_position(z: np.ndarray, groups: Sequence[int], shrinkage: float = 4.0) -> PositionModel:
+def fit_position(
+    z: np.ndarray, groups: Sequence[int], shrinkage: float = 4.0, anywhere: bool = False
+) -> PositionModel:
     """Per-location Gaussian of whitened features ``z[N, D, h, w]``.
 
     Each location's variance is shrunk toward the feature's variance pooled over locations: a
@@ -180,8 +185,15 @@ def fit_position(z: np.ndarray, groups: Sequence[int], shrinkage: float = 4.0) -
     so held-out scores of models fitted on fewer images calibrate the final model honestly.
     """
     n = len(z)
-    mean = z.mean(axis=0)
-    var = ((z - mean) ** 2).sum(axis=0) / max(n - 1, 1)
+    if anywhere:
+        # One Gaussian for every location (``[D, 1, 1]``): a texture has no fixed layout.
+        mean = z.mean(axis=(0, 2, 3))[:, None, None]
+        var = ((z - mean) ** 2).mean(axis=(0, 2, 3))[:, None, None]
+        n = len(z) * z.shape[2] * z.shape[3]
+        shrinkage = 0.0
+    else:
+        mean = z.mean(axis=0)
+        var = ((z - mean) ** 2).sum(axis=0) / max(n - 1, 1)
     pooled = var.mean(axis=(1, 2), keepdims=True)
     var = ((n - 1) * var + shrinkage * pooled) / (n - 1 + shrinkage)
     map_weight = np.zeros((len(groups), z.shape[1]))

@@ -15,7 +15,6 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from mes_vision.features import (
-    BANK,
     STD_EPS,
     FeatureConfig,
     FilterBank,
@@ -370,7 +369,3 @@ def build_model(
     model.ir_version = IR_VERSION
     onnx.checker.check_model(model)
     return model
-
-
-def scorer_kind(scorer: LevelScorer) -> str:
-    return BANK if not isinstance(scorer.good, PositionModel) else "position"

@@ -26,6 +26,7 @@ from mes_vision.dataset import MIN_GOOD_IMAGES, load_dataset
 from mes_vision.errors import VisionError
 from mes_vision.features import (
     BANK,
+    GLOBAL,
     POSITION,
     SCORERS,
     FeatureConfig,
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 class TrainConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     folds: int = 4
-    shrinkage: float = 4.0
+    shrinkage: float = 2.0
     # Synthetic anomalies drawn onto each held-out good image.
     anomalies_per_image: int = 2
     # The threshold is where the fitted tail of good scores expects this share of false rejects.
@@ -105,10 +106,11 @@ class Extractor:
         scorers = []
         groups = self.config.groups
         for n, f in enumerate(features):
-            whitening = fit_whitening(f, groups if kind == POSITION else None)
+            gaussian = kind in (POSITION, GLOBAL)
+            whitening = fit_whitening(f, groups if gaussian else None)
             z = whitening.apply(f)
-            if kind == POSITION:
-                good = fit_position(z, groups, config.shrinkage)
+            if gaussian:
+                good = fit_position(z, groups, config.shrinkage, anywhere=kind == GLOBAL)
             else:
                 good = fit_bank(z, self.config.bank_sizes[n], rng)
             scorers.append(graph.LevelScorer(whitening, good))
@@ -158,7 +160,7 @@ def cross_validate(
     rng = np.random.default_rng(config.seed)
     order = rng.permutation(n)
     per_image = config.anomalies_per_image
-    maps = {POSITION: len(config.features.groups), BANK: 1}
+    maps = {POSITION: len(config.features.groups), GLOBAL: len(config.features.groups), BANK: 1}
     results = {
         kind: HeldOut(
             *(

@@ -47,6 +47,14 @@ def test_position_model_has_one_map_per_group_averaging_its_features():
     np.testing.assert_allclose(shrunk.mean(axis=(1, 2)), pooled[:, 0, 0])
 
 
+def test_the_global_gaussian_is_one_for_every_location():
+    z = np.random.default_rng(5).normal(2.0, 3.0, size=(20, 6, 4, 4))
+    model = fit_position(z, groups=[2, 4], anywhere=True)
+    assert model.mean.shape == model.inv_var.shape == (6, 1, 1)
+    np.testing.assert_allclose(model.mean[:, 0, 0], z.mean(axis=(0, 2, 3)))
+    np.testing.assert_allclose(1 / model.inv_var[:, 0, 0], z.var(axis=(0, 2, 3)), rtol=1e-2)
+
+
 def test_coreset_keeps_the_rare_pattern_and_thins_the_common_one():
     rng = np.random.default_rng(2)
     common = rng.normal(0, 0.01, size=(5000, 4))

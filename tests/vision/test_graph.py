@@ -48,18 +48,18 @@ def test_graph_standardises_like_numpy(images):
     assert sample_patches(levels[0], 5, 10, rng).shape == (10, 75)
 
 
-@pytest.mark.parametrize("kind", ["position", "bank"])
+@pytest.mark.parametrize("kind", ["position", "global", "bank"])
 def test_graph_distances_equal_the_numpy_definitions(images, kind):
     rng = np.random.default_rng(0)
     extractor = fit_extractor(images, CONFIG, rng)
     features = extractor.features(images)
     scorers, expected = [], []
     for n, f in enumerate(features):
-        groups = CONFIG.groups if kind == "position" else None
+        groups = CONFIG.groups if kind != "bank" else None
         whitening = fit_whitening(f[:4], groups)
         z, z_test = whitening.apply(f[:4]), whitening.apply(f[4:])
-        if kind == "position":
-            good = fit_position(z, CONFIG.groups)
+        if kind != "bank":
+            good = fit_position(z, CONFIG.groups, anywhere=kind == "global")
             d2 = np.einsum(
                 "gd,ndyx->ngyx", good.map_weight, (z_test - good.mean) ** 2 * good.inv_var
             )

@@ -62,8 +62,8 @@ def test_model_card_records_threshold_validation_counts_and_hash(model_dir, data
     card = ModelCard.load(model_dir)
     assert card.format_version == 2
     assert card.preprocessing["input_size"] == [64, 64] and card.preprocessing["roi"] is None
-    assert card.validation["scorer"] in {"position", "bank"}
-    assert set(card.validation["scorers"]) == {"position", "bank"}
+    assert card.validation["scorer"] in {"position", "global", "bank"}
+    assert set(card.validation["scorers"]) == {"position", "global", "bank"}
     assert 0 < card.validation["expected_false_reject_rate"] < 0.05
     assert len(card.validation["good_scores"]) == 16
     assert card.images["good_used"] == 16 and card.images["defect_used"] == 2
