@@ -57,8 +57,8 @@ def longest_names(demo: Plant) -> Plant:
     """The demo plant with every config value that goes into a resource name as long as the
     config allows: the prefix, the plant's name, a camera line whose site and line ids fill its
     role alias or a camera model group, a line without camera that fills its role alias (its
-    thing group is 8 characters shorter), 64-character station ids and tags, 128-character display names; with alarm e-mails
-    and SiteWise Monitor on."""
+    thing group is 8 characters shorter), 64-character station ids and tags, 128-character
+    display names; with alarm e-mails and SiteWise Monitor on."""
     document = with_monitor(demo.model_dump(mode="json"))
     document["deployment"]["stack_prefix"] = "M" + "p" * (
         naming.STATE_MACHINE_NAME.max_length - len(naming.model_pipeline_name("")) - 1
