@@ -406,7 +406,6 @@ class Output(StrEnum):
     PROVISIONING_TEMPLATE = "ProvisioningTemplateName"
     CLAIM_SECRET_ARN = "ClaimSecretArn"
     CLAIM_CERTIFICATE_ID = "ClaimCertificateId"
-    ARTIFACTS_BUCKET = "ArtifactsBucketName"
     OPERATOR_ROLE_ARN = "OperatorRoleArn"
 
 
@@ -416,7 +415,6 @@ class Parameter(StrEnum):
     ALLOW_LIST_TABLE = "allow-list-table"
     PROVISIONING_TEMPLATE = "provisioning-template"
     CLAIM_SECRET_ARN = "claim-secret-arn"
-    ARTIFACTS_BUCKET = "artifacts-bucket"
 
 
 def ssm_parameter_name(prefix: str, key: Parameter | str) -> str:

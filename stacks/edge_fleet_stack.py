@@ -7,7 +7,6 @@ from typing import Any
 
 from aws_cdk import Stack
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
@@ -29,7 +28,6 @@ class EdgeFleetStack(Stack):
         quality: QualityInspectionStack,
         data_key: kms.IKey,
         logs_key: kms.IKey,
-        access_logs: s3.IBucket,
         alarm_topic: sns.ITopic,
         packaging: LambdaPackaging,
         **kwargs: Any,
@@ -44,7 +42,6 @@ class EdgeFleetStack(Stack):
             camera_line_roles=dict(quality.gateways.roles),
             data_key=data_key,
             logs_key=logs_key,
-            access_logs=access_logs,
             alarm_topic=alarm_topic,
             packaging=packaging,
         )

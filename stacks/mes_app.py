@@ -133,7 +133,6 @@ def compose_stacks(
         quality=quality,
         data_key=platform.data_key,
         logs_key=platform.logs_key,
-        access_logs=platform.access_logs,
         alarm_topic=platform.alarm_topic,
         packaging=packaging,
         description=f"{plant.name}: gateway onboarding, Greengrass deployments, gateway health",

@@ -12,6 +12,7 @@ A version is immutable: rebuilt artifact bytes need a new ComponentVersion in th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -36,16 +37,18 @@ class ComponentVersions(Construct):
         construct_id: str,
         *,
         recipes: dict[str, Path],
-        readers: iam.ManagedPolicy,
+        readers: Sequence[iam.IRole],
         artifacts_root: Path | None = None,
     ) -> None:
-        """``recipes``: component name -> its source recipe; ``readers``: the gateways' policy,
-        which gets s3:GetObject on each uploaded artifact; ``artifacts_root``: instead of each
-        component's ``greengrass-build/artifacts``, ``<root>/<name>/<version>/<file>``."""
+        """``recipes``: component name -> its source recipe; ``readers``: the gateways' token
+        exchange roles, which get s3:GetObject on each uploaded artifact (``read_policy``, None
+        when nothing is uploaded); ``artifacts_root``: instead of each component's
+        ``greengrass-build/artifacts``, ``<root>/<name>/<version>/<file>``."""
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.published: dict[str, greengrass.CfnComponentVersion] = {}
         self.not_built: dict[str, list[Path]] = {}
+        reads: list[iam.PolicyStatement] = []
         for name, recipe_path in recipes.items():
             recipe = yaml.safe_load(recipe_path.read_text(encoding="utf-8"))
             version = str(recipe["ComponentVersion"])
@@ -71,7 +74,7 @@ class ComponentVersions(Construct):
             for index, (file, path) in enumerate(sorted(paths.items())):
                 asset = s3_assets.Asset(self, f"{name}-artifact{index}", path=str(path))
                 uris[file] = asset.s3_object_url
-                readers.add_statements(
+                reads.append(
                     iam.PolicyStatement(
                         actions=["s3:GetObject"],
                         resources=[asset.bucket.arn_for_objects(asset.s3_object_key)],
@@ -82,3 +85,17 @@ class ComponentVersions(Construct):
                 name,
                 inline_recipe=stack.to_json_string(fleet.published_recipe(recipe, uris)),
             )
+        # The gateways download the artifacts with their token exchange role
+        # (greengrass/v2/developerguide/device-service-role.html); a policy with no statement
+        # is refused, so none exists while nothing is uploaded.
+        self.read_policy = (
+            iam.ManagedPolicy(
+                self,
+                "ArtifactsRead",
+                description="Greengrass core devices download our components' artifacts",
+                statements=reads,
+                roles=list(readers),
+            )
+            if reads
+            else None
+        )

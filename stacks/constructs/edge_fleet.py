@@ -20,7 +20,6 @@ from aws_cdk import aws_greengrassv2 as greengrass
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_iot as iot
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_ssm as ssm
@@ -35,7 +34,6 @@ from mes_domain.edge_spooler import with_disk_spooler
 from mes_domain.fleet import AllowListAttribute, TemplateParameter
 from mes_domain.plant import Plant
 from stacks.compliance import acknowledge
-from stacks.constructs.buckets import DataBucket
 from stacks.constructs.component_versions import ComponentVersions
 from stacks.constructs.gateway_policy import THING_LINE, THING_NAME, THING_SITE, check_role_alias
 from stacks.constructs.lambda_packaging import LambdaPackaging
@@ -149,7 +147,6 @@ class EdgeFleet(Construct):
         camera_line_roles: dict[tuple[str, str], iam.IRole],
         data_key: kms.IKey,
         logs_key: kms.IKey,
-        access_logs: s3.IBucket,
         alarm_topic: sns.ITopic,
         packaging: LambdaPackaging,
     ) -> None:
@@ -379,28 +376,7 @@ class EdgeFleet(Construct):
         # IoT may invoke the hook before the template is created with it.
         self.template.node.add_dependency(self.hook.function.node.find_child("IotProvisioning"))
 
-        # --- the artifacts bucket, token exchange roles and role aliases ---
-        self.artifacts = DataBucket(
-            self, "Artifacts", encryption_key=data_key, access_logs=access_logs
-        ).bucket
-        self.artifacts_read = iam.ManagedPolicy(
-            self,
-            "ArtifactsRead",
-            description="Greengrass core devices download the components' artifacts",
-            statements=[
-                iam.PolicyStatement(
-                    actions=["s3:GetObject"], resources=[self.artifacts.arn_for_objects("*")]
-                ),
-                iam.PolicyStatement(actions=["kms:Decrypt"], resources=[data_key.key_arn]),
-            ],
-        )
-        acknowledge(
-            self.artifacts_read,
-            f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(self.artifacts.node.default_child)}"
-            ".Arn>/*]",
-            "Gateways download any component artifact of the artifacts bucket: which ones a "
-            "deployment names is decided by the deployment, not the role.",
-        )
+        # --- token exchange roles and role aliases ---
         self.role_aliases: dict[tuple[str, str], str] = {}
         roles: list[iam.IRole] = []
         for site in plant.sites:
@@ -424,13 +400,10 @@ class EdgeFleet(Construct):
                     credential_duration_seconds=CREDENTIAL_DURATION_S,
                 )
                 roles.append(role)
-        for role in roles:
-            self.artifacts_read.attach_to_role(role)
-        # Our components, published with their uploaded artifacts (stacks/constructs/
-        # component_versions.py); the deployments below wait for them.
-        self.components = ComponentVersions(
-            self, "Components", recipes=RECIPES, readers=self.artifacts_read
-        )
+        # Our components, published with their artifacts uploaded as CDK file assets, which
+        # the roles may read (stacks/constructs/component_versions.py); the deployments below
+        # wait for them.
+        self.components = ComponentVersions(self, "Components", recipes=RECIPES, readers=roles)
 
         # --- camera station groups, model groups and the deployments ---
         self.station_groups: dict[tuple[str, str, str], iot.CfnThingGroup] = {}
@@ -561,7 +534,6 @@ class EdgeFleet(Construct):
             fleet.Parameter.ALLOW_LIST_TABLE: self.allow_list.table_name,
             fleet.Parameter.PROVISIONING_TEMPLATE: template_name,
             fleet.Parameter.CLAIM_SECRET_ARN: self.claim_secret.ref,
-            fleet.Parameter.ARTIFACTS_BUCKET: self.artifacts.bucket_name,
         }
         for key, value in parameters.items():
             ssm.StringParameter(
@@ -597,7 +569,6 @@ class EdgeFleet(Construct):
             fleet.Output.CLAIM_CERTIFICATE_ID: self.claim_certificate.get_att_string(
                 claim_contract.CERTIFICATE_ID
             ),
-            fleet.Output.ARTIFACTS_BUCKET: self.artifacts.bucket_name,
             fleet.Output.OPERATOR_ROLE_ARN: self.operator_role.role_arn,
         }
         for output, value in outputs.items():

@@ -49,16 +49,14 @@ def source_recipes() -> dict[str, dict]:
 def synth(artifacts_root) -> tuple[cdk.Stack, ComponentVersions]:
     app = cdk.App()
     stack = cdk.Stack(app, "Components", env=ENV)
-    readers = iam.ManagedPolicy(
-        stack,
-        "Readers",
-        statements=[iam.PolicyStatement(actions=["s3:ListAllMyBuckets"], resources=["*"])],
+    reader = iam.Role(
+        stack, "Gateway", assumed_by=iam.ServicePrincipal("credentials.iot.amazonaws.com")
     )
     components = ComponentVersions(
         stack,
         "Components",
         recipes=edge_fleet.RECIPES,
-        readers=readers,
+        readers=[reader],
         artifacts_root=artifacts_root,
     )
     return stack, components
@@ -117,6 +115,9 @@ def test_the_gateways_may_read_exactly_the_uploaded_artifacts(built):
         for a in m.get("Artifacts", [])
     ]
     assert sorted(reads) == sorted(f"arn:${{AWS::Partition}}:s3:::{u}" for u in uris)
+    assert len(policy["Properties"]["PolicyDocument"]["Statement"]) == len(uris)
+    (role,) = policy["Properties"]["Roles"]
+    assert role == {"Ref": next(k for k, r in resources.items() if r["Type"] == "AWS::IAM::Role")}
 
 
 def test_an_unbuilt_artifact_publishes_nothing_and_synth_names_the_build(tmp_path):
@@ -124,6 +125,9 @@ def test_an_unbuilt_artifact_publishes_nothing_and_synth_names_the_build(tmp_pat
     template = Template.from_stack(stack)
     template.resource_count_is("AWS::GreengrassV2::ComponentVersion", 0)
     assert set(components.not_built) == set(edge_fleet.RECIPES)
+    # nothing to read: no read policy (an empty one is refused)
+    template.resource_count_is("AWS::IAM::ManagedPolicy", 0)
+    assert components.read_policy is None
     warnings = Annotations.from_stack(stack).find_warning(
         "*", Match.string_like_regexp(r"is not published: .* --gdk")
     )

@@ -462,3 +462,11 @@ def test_the_plant_dashboard_shows_gateways_online_unhealthy_and_offline(kpi_tem
         namespace, _, dimension, value, *_ = metric
         assert namespace == fleet.FLEET_METRICS_NAMESPACE
         assert (dimension, value) == (fleet.FLEET_METRICS_DIMENSION, PREFIX)
+
+
+def test_the_stack_keeps_no_bucket_and_writes_only_what_the_onboarding_cli_reads(resources):
+    """Component artifacts are CDK file assets (stacks/constructs/component_versions.py): the
+    stack has no bucket of its own, and its SSM parameters are the ones mes_gateway reads."""
+    assert not of_type(resources, "AWS::S3::Bucket")
+    names = {p["Properties"]["Name"] for p in of_type(resources, "AWS::SSM::Parameter").values()}
+    assert names == {fleet.ssm_parameter_name(PREFIX, key) for key in fleet.Parameter}
