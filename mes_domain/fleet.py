@@ -33,6 +33,7 @@ from mes_domain.naming import (
     IOT_POLICY_NAME,
     NameRule,
     gateway_role_alias,
+    gateway_thing_prefix,
     stack_name,
     station_thing_group_name,
     thing_group_name,
@@ -165,7 +166,7 @@ def gateway_thing_name(prefix: str, serial: str) -> str:
     thing: a replacement gateway has a new serial, so a new thing in the same groups."""
     if not is_valid_serial(serial):
         raise ValueError(f"serial {serial!r} is not of the form {SERIAL_PATTERN}")
-    return f"{prefix}-gateway-{serial}"
+    return f"{gateway_thing_prefix(prefix)}{serial}"
 
 
 # --- thing groups ---
@@ -277,7 +278,7 @@ class TemplateParameter(StrEnum):
     CERTIFICATE_ID = "AWS::IoT::Certificate::Id"
 
 
-# The thing attributes the gateway and core policies read (${iot:Connection.Thing.Attributes[..]}).
+# The attributes the provisioning template gives a gateway thing (its site, line and serial).
 THING_ATTRIBUTE_SITE = "site"
 THING_ATTRIBUTE_LINE = "line"
 THING_ATTRIBUTE_SERIAL = "serial"

@@ -195,9 +195,19 @@ def gateway_policy_name(prefix: str) -> str:
 
 
 def gateway_role_alias(prefix: str, site: str, line: str) -> str:
-    """The role alias of a line's gateways; ``site`` and ``line`` may be IoT policy variables.
-    "@" occurs in no id, so no two lines share an alias."""
+    """The role alias of a line's gateways. "@" occurs in no id, so no two lines share an
+    alias."""
     return f"{gateway_policy_name(prefix)}@{site}@{line}"
+
+
+def gateway_line_policy_name(prefix: str, site: str, line: str) -> str:
+    """The IoT policy of a line's gateways, named like its role alias (another namespace)."""
+    return gateway_role_alias(prefix, site, line)
+
+
+def gateway_thing_prefix(prefix: str) -> str:
+    """What every gateway's thing name (``mes_domain.fleet.gateway_thing_name``) starts with."""
+    return f"{gateway_policy_name(prefix)}-"
 
 
 def sitewise_gateway_thing_name(prefix: str, site: str) -> str:
@@ -362,8 +372,10 @@ def derived_names(plant: Plant) -> Iterator[DerivedName]:
             yield named(THING_GROUP_NAME, thing_group_name(prefix, site.id, line.id))
             yield named(SITEWISE_NAME, line_model_name(prefix, site.id, line.id))
             yield named(SITEWISE_NAME, line_asset_name(site.id, line.id), "the site id")
-            # Every line's gateways get credentials through its role alias (issue 15).
+            # Every line's gateways get credentials through its role alias (issue 15) and hold
+            # its gateway policy.
             yield named(ROLE_ALIAS, gateway_role_alias(prefix, site.id, line.id))
+            yield named(IOT_POLICY_NAME, gateway_line_policy_name(prefix, site.id, line.id))
             # Models of one label are numbered 1, 2, ...: at most as many as their stations.
             labels = [
                 station_model_label(s.kind.value, s.ideal_cycle_time_s) for s in line.stations

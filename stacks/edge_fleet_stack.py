@@ -37,7 +37,6 @@ class EdgeFleetStack(Stack):
             self,
             "Fleet",
             plant=plant,
-            gateway_policy=iiot.gateway_policy.policy,
             line_groups=iiot.thing_groups,
             camera_line_roles=dict(quality.gateways.roles),
             data_key=data_key,
@@ -45,6 +44,6 @@ class EdgeFleetStack(Stack):
             alarm_topic=alarm_topic,
             packaging=packaging,
         )
-        # The template attaches the gateway policy and the deployments target the line groups,
-        # both the IIoT stack's, by name.
-        self.add_dependency(iiot, "the gateway policy and line thing groups exist first")
+        # The template attaches the line gateway policies and the deployments target the line
+        # groups, all the IIoT stack's, by name.
+        self.add_dependency(iiot, "the gateway policies and line thing groups exist first")

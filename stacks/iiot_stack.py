@@ -11,7 +11,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from mes_domain.naming import gateway_policy_name, rule_name, telemetry_database_name
+from mes_domain.naming import rule_name, telemetry_database_name
 from mes_domain.naming import thing_group_name as thing_group_name
 from mes_domain.plant import Plant
 from stacks.compliance import acknowledge
@@ -139,13 +139,21 @@ class IiotStack(Stack):
             error_bucket=self.ingest_errors,
         )
 
-        self.gateway_policy = GatewayPolicy(
-            self,
-            "GatewayPolicy",
-            policy_name=gateway_policy_name(prefix),
-            # Every routed kind has only a rule as consumer, so each may skip the broker.
-            basic_ingest_rules=[rule_name(prefix, kind) for kind in self.rules.rules],
-        )
+        # One per line (no thing policy variables on core devices: stacks/constructs/
+        # gateway_policy.py); the provisioning template attaches a gateway's line's.
+        self.gateway_policies: dict[tuple[str, str], GatewayPolicy] = {
+            (site.id, line.id): GatewayPolicy(
+                self,
+                f"GatewayPolicy-{site.id}-{line.id}",
+                prefix=prefix,
+                site=site.id,
+                line=line.id,
+                # Every routed kind has only a rule as consumer, so each may skip the broker.
+                basic_ingest_rules=[rule_name(prefix, kind) for kind in self.rules.rules],
+            )
+            for site in plant.sites
+            for line in site.lines
+        }
 
         self.sitewise_edge = (
             SiteWiseEdgeGateways(self, "SiteWiseEdge", plant=plant)
@@ -153,6 +161,5 @@ class IiotStack(Stack):
             else None
         )
 
-        CfnOutput(self, "GatewayPolicyName", value=self.gateway_policy.policy.policy_name)
         CfnOutput(self, "TelemetryStreamName", value=self.telemetry_stream.stream_name)
         CfnOutput(self, "TimeseriesDatabase", value=self.timeseries.database_name)

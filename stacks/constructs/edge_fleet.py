@@ -28,14 +28,14 @@ from constructs import Construct
 import lambdas.claim_certificate.contract as claim_contract
 from lambdas.gateway_health.contract import EnvVar as HealthEnv
 from lambdas.provisioning_hook.contract import EnvVar as HookEnv
-from mes_domain import fleet
+from mes_domain import fleet, naming
 from mes_domain.edge_deployment import DATA_COLLECTOR, QUALITY_INSPECTION, line_deployments
 from mes_domain.edge_spooler import with_disk_spooler
 from mes_domain.fleet import AllowListAttribute, TemplateParameter
 from mes_domain.plant import Plant
 from stacks.compliance import acknowledge
 from stacks.constructs.component_versions import ComponentVersions
-from stacks.constructs.gateway_policy import THING_LINE, THING_NAME, THING_SITE, check_role_alias
+from stacks.constructs.gateway_policy import check_role_alias
 from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.constructs.mes_function import TRACING_REASON, MesFunction
 from stacks.constructs.queues import dead_letter_queue
@@ -86,10 +86,11 @@ def fleet_deployments(plant: Plant) -> list[dict[str, Any]]:
     return found
 
 
-def provisioning_template_body(prefix: str, gateway_policy: str) -> dict[str, Any]:
+def provisioning_template_body(prefix: str) -> dict[str, Any]:
     """The fleet provisioning template (iot/latest/developerguide/provision-template.html): the
     thing with its site, line and serial attributes in the hook's two groups, the device's new
-    certificate activated, the Greengrass core and gateway policies attached to it."""
+    certificate activated, the Greengrass core policy and its line's gateway policy attached to
+    it (named by Fn::Join, which templates support outside Mappings)."""
 
     def ref(p: TemplateParameter) -> dict[str, str]:
         return {"Ref": p.value}
@@ -129,7 +130,19 @@ def provisioning_template_body(prefix: str, gateway_policy: str) -> dict[str, An
             },
             "gatewayPolicy": {
                 "Type": "AWS::IoT::Policy",
-                "Properties": {"PolicyName": gateway_policy},
+                "Properties": {
+                    # naming.gateway_line_policy_name of the site and line the hook granted
+                    "PolicyName": {
+                        "Fn::Join": [
+                            "@",
+                            [
+                                naming.gateway_policy_name(prefix),
+                                ref(TemplateParameter.SITE),
+                                ref(TemplateParameter.LINE),
+                            ],
+                        ]
+                    }
+                },
             },
         },
     }
@@ -142,7 +155,6 @@ class EdgeFleet(Construct):
         construct_id: str,
         *,
         plant: Plant,
-        gateway_policy: iot.CfnPolicy,
         line_groups: dict[tuple[str, ...], iot.CfnThingGroup],
         camera_line_roles: dict[tuple[str, str], iam.IRole],
         data_key: kms.IKey,
@@ -206,7 +218,7 @@ class EdgeFleet(Construct):
             self,
             "CorePolicy",
             policy_name=fleet.core_device_policy_name(prefix),
-            policy_document=self._core_policy_document(gateway_policy.policy_name),
+            policy_document=self._core_policy_document(prefix),
         )
 
         # --- the claim: its policy, the certificate made at deploy time, its secret ---
@@ -364,9 +376,7 @@ class EdgeFleet(Construct):
             description=f"{prefix} gateways: fleet provisioning by claim, allow-listed serials",
             enabled=True,
             provisioning_role_arn=self.provisioning_role.role_arn,
-            template_body=json.dumps(
-                provisioning_template_body(prefix, gateway_policy.policy_name)
-            ),
+            template_body=json.dumps(provisioning_template_body(prefix)),
             pre_provisioning_hook=iot.CfnProvisioningTemplate.ProvisioningHookProperty(
                 target_arn=self.hook.function.function_arn,
                 payload_version=HOOK_PAYLOAD_VERSION,
@@ -657,7 +667,7 @@ class EdgeFleet(Construct):
             "GatewayPresence",
             topic_rule_payload={
                 "sql": f"SELECT * FROM '{fleet.PRESENCE_TOPIC_FILTER}' "
-                f"WHERE startswith(clientId, '{prefix}-gateway-')",
+                f"WHERE startswith(clientId, '{naming.gateway_thing_prefix(prefix)}')",
                 "awsIotSqlVersion": "2016-03-23",
                 "ruleDisabled": False,
                 "description": f"Connect and disconnect events of the {prefix} gateways",
@@ -705,59 +715,49 @@ class EdgeFleet(Construct):
             ],
         }
 
-    def _core_policy_document(self, gateway_policy_name: str) -> dict[str, Any]:
-        """A Greengrass core device's own thing only: connect as itself (the nucleus also uses
-        ``<thing>#<n>`` client ids), its shadows, jobs and health topics, its line's role alias
-        and the component and deployment downloads (greengrass/v2/developerguide/
-        device-auth.html, minimal IoT policy). The MES topics are the gateway policy's, which the
-        template attaches too. "#" occurs in no thing name, so no gateway can take another's
-        client id."""
+    def _core_policy_document(self, prefix: str) -> dict[str, Any]:
+        """What every gateway needs as a Greengrass core device: connect, its health, jobs and
+        shadow topics, its shadows, and the component and deployment downloads
+        (greengrass/v2/developerguide/device-auth.html, minimal IoT policy). Core device
+        policies support no thing policy variables, so "its" is any thing named like a gateway
+        (the documented wildcard on similar names), which also admits the nucleus' extra
+        client ids (``<thing>#<n>``). The MES topics and role alias are the line's gateway
+        policy's (stacks/constructs/gateway_policy.py), which the template attaches too."""
         iot_arn = self.iot_arn
-        own = f"$aws/things/{THING_NAME}"
+        gateways = f"{naming.gateway_thing_prefix(prefix)}*"
+        own = f"$aws/things/{gateways}"
         topics = [f"{own}/greengrass/health/json", f"{own}/greengrassv2/health/json"]
         wild = [f"{own}/jobs/*", f"{own}/shadow/*"]
         return {
             "Version": "2012-10-17",
             "Statement": [
                 {
-                    "Sid": "ConnectAsItself",
+                    "Sid": "ConnectAsAGateway",
                     "Effect": "Allow",
                     "Action": "iot:Connect",
-                    "Resource": [
-                        iot_arn("client", THING_NAME),
-                        iot_arn("client", f"{THING_NAME}#*"),
-                    ],
-                    "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
+                    "Resource": iot_arn("client", gateways),
                 },
                 {
-                    "Sid": "OwnHealthJobsAndShadows",
+                    "Sid": "GatewayHealthJobsAndShadows",
                     "Effect": "Allow",
                     "Action": ["iot:Publish", "iot:Receive"],
                     "Resource": [iot_arn("topic", t) for t in topics + wild],
                 },
                 {
-                    "Sid": "SubscribeOwnJobsAndShadows",
+                    "Sid": "SubscribeGatewayJobsAndShadows",
                     "Effect": "Allow",
                     "Action": "iot:Subscribe",
                     "Resource": [iot_arn("topicfilter", t) for t in wild],
                 },
                 {
-                    "Sid": "OwnShadows",
+                    "Sid": "GatewayShadows",
                     "Effect": "Allow",
                     "Action": [
                         "iot:GetThingShadow",
                         "iot:UpdateThingShadow",
                         "iot:DeleteThingShadow",
                     ],
-                    "Resource": iot_arn("thing", THING_NAME),
-                },
-                {
-                    "Sid": "AssumeOwnLineRole",
-                    "Effect": "Allow",
-                    "Action": "iot:AssumeRoleWithCertificate",
-                    "Resource": iot_arn(
-                        "rolealias", f"{gateway_policy_name}@{THING_SITE}@{THING_LINE}"
-                    ),
+                    "Resource": iot_arn("thing", gateways),
                 },
                 {
                     # The minimal core device policy's Greengrass actions, on "*" as it gives

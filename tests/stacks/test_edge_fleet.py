@@ -55,7 +55,7 @@ def text(value) -> str:
 
 
 def test_the_template_creates_the_thing_from_the_hook_answer_and_attaches_both_policies(
-    resources,
+    resources, iiot_template, demo_plant
 ):
     props = only(resources, "AWS::IoT::ProvisioningTemplate")
     assert props["TemplateName"] == fleet.provisioning_template_name(PREFIX)
@@ -75,12 +75,28 @@ def test_the_template_creates_the_thing_from_the_hook_answer_and_attaches_both_p
         "CertificateId": {"Ref": "AWS::IoT::Certificate::Id"},
         "Status": "ACTIVE",
     }
-    policies = {
+    policies = [
         r["Properties"]["PolicyName"]
         for r in body["Resources"].values()
         if r["Type"] == "AWS::IoT::Policy"
+    ]
+    core, line_policy = policies
+    assert core == fleet.core_device_policy_name(PREFIX)
+    # the line's gateway policy, by the site and line the hook granted
+    assert line_policy == {
+        "Fn::Join": ["@", [naming.gateway_policy_name(PREFIX), {"Ref": "Site"}, {"Ref": "Line"}]]
     }
-    assert policies == {fleet.core_device_policy_name(PREFIX), naming.gateway_policy_name(PREFIX)}
+    separator, parts = line_policy["Fn::Join"]
+    existing = {
+        p["Properties"]["PolicyName"]
+        for p in iiot_template.find_resources("AWS::IoT::Policy").values()
+    }
+    for site in demo_plant.sites:
+        for line in site.lines:
+            values = {"Site": site.id, "Line": line.id}
+            name = separator.join(p if isinstance(p, str) else values[p["Ref"]] for p in parts)
+            assert name == naming.gateway_line_policy_name(PREFIX, site.id, line.id)
+            assert name in existing
 
 
 def test_the_hook_is_the_template_pre_provisioning_hook_and_only_iot_may_call_it(resources):
@@ -232,29 +248,27 @@ def test_no_private_key_material_anywhere_in_the_cloud_assembly(synthesized):
 # --- run time: core policy and role aliases ---
 
 
-def test_the_core_policy_is_scoped_to_the_connected_thing(resources):
+def test_the_core_policy_is_scoped_to_things_named_like_a_gateway(resources):
+    """No thing policy variable (unsupported on core devices: greengrass/v2/developerguide/
+    device-auth.html#iot-policies); the documented wildcard on similar thing names instead."""
     core = [
         p["Properties"]["PolicyDocument"]["Statement"]
         for p in of_type(resources, "AWS::IoT::Policy").values()
         if p["Properties"]["PolicyName"] == fleet.core_device_policy_name(PREFIX)
     ]
     (statements,) = core
+    assert "iot:Connection.Thing." not in json.dumps(statements)
     by_sid = {s["Sid"]: s for s in statements}
-    thing = "${iot:Connection.Thing.ThingName}"
-    connect = [text(r) for r in by_sid["ConnectAsItself"]["Resource"]]
-    assert [r.split(":client/")[1] for r in connect] == [thing, f"{thing}#*"]
-    for sid in ("OwnHealthJobsAndShadows", "SubscribeOwnJobsAndShadows"):
+    gateways = f"{naming.gateway_thing_prefix(PREFIX)}*"
+    assert gateways == "MesDemo-gateway-*"
+    # also the nucleus' extra connections, <thing>#<n>
+    assert text(by_sid["ConnectAsAGateway"]["Resource"]).endswith(f":client/{gateways}")
+    for sid in ("GatewayHealthJobsAndShadows", "SubscribeGatewayJobsAndShadows"):
         for resource in map(text, by_sid[sid]["Resource"]):
-            assert f"/$aws/things/{thing}/" in resource
-    assert text(by_sid["OwnShadows"]["Resource"]).endswith(f":thing/{thing}")
-    assert text(by_sid["AssumeOwnLineRole"]["Resource"]).endswith(
-        "rolealias/"
-        + naming.gateway_role_alias(
-            PREFIX,
-            "${iot:Connection.Thing.Attributes[site]}",
-            "${iot:Connection.Thing.Attributes[line]}",
-        )
-    )
+            assert f"/$aws/things/{gateways}/" in resource
+    assert text(by_sid["GatewayShadows"]["Resource"]).endswith(f":thing/{gateways}")
+    # the line's role alias is the line's gateway policy's (tests/stacks/test_gateway_policy)
+    assert not [s for s in statements if "iot:AssumeRoleWithCertificate" in actions_of(s)]
     wildcard = [s for s in statements if s["Resource"] == "*"]
     assert [s["Sid"] for s in wildcard] == ["GreengrassDeployments"]
     # The minimal core device policy's four (device-auth.html): a group deployment document

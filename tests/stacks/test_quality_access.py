@@ -11,11 +11,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Template
 
 from mes_domain.plant import Plant
-from stacks.constructs.gateway_policy import (
-    THING_LINE,
-    THING_SITE,
-    gateway_role_alias,
-)
+from stacks.constructs.gateway_policy import gateway_line_policy_name, gateway_role_alias
 from stacks.constructs.quality_storage import GatewayAccess, QualityStorage
 from tests.conftest import DEMO_PLANT
 from tests.stacks.assembly import template_text
@@ -31,8 +27,8 @@ def test_each_site_with_camera_stations_has_an_approvers_group(quality_template,
     assert all(g["Properties"]["UserPoolId"] == {"Ref": pool_id} for g in groups)
 
 
-# Gateways: a camera line's gateways may assume only their line's role alias (IoT policy, by
-# the thing's site and line attributes), and that role reads and writes only the prefixes of
+# Gateways: a camera line's gateways may assume only their line's role alias (their line's IoT
+# policy), and that role reads and writes only the prefixes of
 # the line's camera stations.
 
 
@@ -118,12 +114,19 @@ def test_a_line_role_reads_and_writes_only_its_camera_stations(two_camera_lines)
 
 
 def test_the_demo_gateway_roles_match_the_iot_policys_alias(quality_template, iiot_template):
-    (policy,) = iiot_template.find_resources("AWS::IoT::Policy").values()
+    (policy,) = iiot_template.find_resources(
+        "AWS::IoT::Policy",
+        {
+            "Properties": {
+                "PolicyName": gateway_line_policy_name("MesDemo", "berlin", "body-line-1")
+            }
+        },
+    ).values()
     statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
     assume = statements["AssumeOwnLineRole"]
     assert assume["Action"] == "iot:AssumeRoleWithCertificate"
-    alias_pattern = gateway_role_alias("MesDemo", THING_SITE, THING_LINE)
-    assert template_text(assume["Resource"]).endswith(f":rolealias/{alias_pattern}")
+    alias = gateway_role_alias("MesDemo", "berlin", "body-line-1")
+    assert template_text(assume["Resource"]).endswith(f":rolealias/{alias}")
     aliases = quality_template.find_resources("AWS::IoT::RoleAlias").values()
     assert [a["Properties"]["RoleAlias"] for a in aliases] == [
         gateway_role_alias("MesDemo", "berlin", "body-line-1")

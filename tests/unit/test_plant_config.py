@@ -154,7 +154,8 @@ def test_a_site_and_a_line_of_60_characters_each_are_refused(tmp_path):
     path = write(tmp_path, "long-ids.yaml", yaml.safe_dump(document))
     with pytest.raises(PlantConfigError) as info:
         load_plant(path)
-    # the line's role alias, 8 characters longer than its group, is over too: both are listed
+    # the line's role alias and gateway policy, 8 characters longer than its group, are over
+    # too: all three are listed
     assert str(info.value).splitlines() == [
         f"{path}: sites[0].lines[1].id: {'l' * 60!r} makes the IoT thing group name "
         f"'MesDemo-{'s' * 60}-{'l' * 60}' 129 characters long; AWS allows 1 to 128 "
@@ -163,6 +164,10 @@ def test_a_site_and_a_line_of_60_characters_each_are_refused(tmp_path):
         f"{path}: sites[0].lines[1].id: {'l' * 60!r} makes the IoT role alias "
         f"'MesDemo-gateway@{'s' * 60}@{'l' * 60}' 137 characters long; AWS allows 1 to 128 "
         "(docs.aws.amazon.com/iot/latest/apireference/API_CreateRoleAlias.html); shorten it "
+        "or deployment.stack_prefix or the site id",
+        f"{path}: sites[0].lines[1].id: {'l' * 60!r} makes the IoT policy name "
+        f"'MesDemo-gateway@{'s' * 60}@{'l' * 60}' 137 characters long; AWS allows 1 to 128 "
+        "(docs.aws.amazon.com/iot/latest/apireference/API_CreatePolicy.html); shorten it "
         "or deployment.stack_prefix or the site id",
     ]
 
