@@ -53,8 +53,8 @@ class QualityStorage(Construct):
 
 class GatewayAccess(Construct):
     """One token exchange role per line with camera stations, behind the role alias only that
-    line's gateways may assume (``GatewayPolicy``): it reads the models and writes the datasets
-    of the line's camera stations and nothing else."""
+    line's gateways may assume (their line's ``GatewayPolicy``): it reads the models and writes
+    the datasets of the line's camera stations and nothing else."""
 
     def __init__(
         self,
