@@ -250,6 +250,9 @@ def speed(sizes: Sizes = Sizes()) -> None:
         train_s = time.perf_counter() - started
         latency_inspector = Inspector.load(Path(tmp) / "model", intra_op_threads=THREADS)
         inspector = Inspector.load(Path(tmp) / "model", intra_op_threads=1)
+        # The memory bank is the slowest scorer: its speed too, whichever training chose.
+        train_model(root, Path(tmp) / "bank", replace(config, scorer="bank"))
+        bank = Inspector.load(Path(tmp) / "bank", intra_op_threads=1)
     framing = inspector.framing
     stream = [jpegs[i % len(jpegs)] for i in range(sizes.speed_images)]
 
@@ -260,9 +263,12 @@ def speed(sizes: Sizes = Sizes()) -> None:
         with ThreadPoolExecutor(THREADS) as pool:
             list(pool.map(decode, items))
 
-    def end_to_end(items: list[bytes]) -> None:
-        for verdict in inspector.score_stream(items, STREAM_BATCH, workers=THREADS):
+    def end_to_end(items: list[bytes], model: Inspector = inspector) -> None:
+        for verdict in model.score_stream(items, STREAM_BATCH, workers=THREADS):
             assert verdict.verdict != "ERROR"
+
+    def end_to_end_bank(items: list[bytes]) -> None:
+        end_to_end(items, bank)
 
     for data in stream[:20]:
         latency_inspector.score_image(data)
@@ -271,7 +277,11 @@ def speed(sizes: Sizes = Sizes()) -> None:
         started = time.perf_counter()
         latency_inspector.score_image(data)
         latencies.append((time.perf_counter() - started) * 1000)
-    rates = _throughputs({"decode": decode_2_threads, "e2e": end_to_end}, stream, sizes.rounds)
+    rates = _throughputs(
+        {"decode": decode_2_threads, "e2e": end_to_end, "bank": end_to_end_bank},
+        stream,
+        sizes.rounds,
+    )
     width, height = framing.size
     print(
         f"\nspeed on {THREADS} threads, model input {width}x{height}, "
@@ -287,6 +297,7 @@ def speed(sizes: Sizes = Sizes()) -> None:
         f"  end to end, streamed ({THREADS} workers, batches of {STREAM_BATCH}; full decode, "
         f"resize, ONNX, verdict): {rates['e2e']:7.1f} images/s (goal >= 100)"
     )
+    print(f"  the same with the memory bank scorer: {rates['bank']:7.1f} images/s")
     print(
         f"  decode-only on {THREADS} threads (same decode and resize, same images): "
         f"{rates['decode']:7.1f} images/s; end to end / decode-only: "
