@@ -72,26 +72,24 @@ def test_mixed_sizes_and_grey_images_are_resized_and_recorded(tmp_path):
     assert card.images["resized_to"] == "64x64"
 
 
-def test_model_from_a_newer_format_version_is_refused(model_dir, tmp_path):
-    newer = tmp_path / "newer"
-    shutil.copytree(model_dir, newer)
-    card = json.loads((newer / "model.json").read_text())
-    card["format_version"] = 3
-    (newer / "model.json").write_text(json.dumps(card))
-    with pytest.raises(ModelFormatError, match=r"version 3, newer than version 2"):
-        Inspector.load(newer)
-
-
-def test_model_of_the_first_format_is_refused_with_a_retrain_hint(model_dir, tmp_path):
-    # Given a version-1 model (128 px squashed input, no region of interest)
-    old = tmp_path / "old"
-    shutil.copytree(model_dir, old)
-    card = json.loads((old / "model.json").read_text())
-    card["format_version"] = 1
-    (old / "model.json").write_text(json.dumps(card))
-    # Then loading it names both versions and says what to do
-    with pytest.raises(ModelFormatError, match=r"version 1, older than version 2.*retrain"):
-        Inspector.load(old)
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        (3, r"version 3, newer than version 2.*upgrade mes_vision"),
+        # A version-1 model (128 px squashed input, no region of interest) must be retrained
+        (1, r"version 1, older than version 2.*retrain"),
+    ],
+)
+def test_a_model_of_another_format_version_is_refused_saying_what_to_do(
+    model_dir, tmp_path, version, message
+):
+    other = tmp_path / "other"
+    shutil.copytree(model_dir, other)
+    card = json.loads((other / "model.json").read_text())
+    card["format_version"] = version
+    (other / "model.json").write_text(json.dumps(card))
+    with pytest.raises(ModelFormatError, match=message):
+        Inspector.load(other)
 
 
 def test_missing_model_files_are_named(model_dir, tmp_path):
