@@ -1,4 +1,10 @@
+import boto3
 import pytest
+from moto import mock_aws
+
+from mes_domain.fleet import AllowListAttribute
+
+ALLOW_LIST_TABLE = "allow-list"
 
 
 @pytest.fixture
@@ -11,6 +17,21 @@ def fake_credentials(monkeypatch):
         "AWS_DEFAULT_REGION": "eu-central-1",
     }.items():
         monkeypatch.setenv(key, value)
+
+
+@pytest.fixture
+def allow_list_db(fake_credentials):
+    """A moto DynamoDB client with the EdgeFleet allow-list table ``ALLOW_LIST_TABLE``."""
+    serial = AllowListAttribute.SERIAL.value
+    with mock_aws():
+        db = boto3.client("dynamodb", region_name="eu-central-1")
+        db.create_table(
+            TableName=ALLOW_LIST_TABLE,
+            KeySchema=[{"AttributeName": serial, "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": serial, "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield db
 
 
 class LambdaContext:

@@ -9,7 +9,6 @@ import json
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from lambdas.gateway_health import handler
 from lambdas.gateway_health.adapters import AllowList, core_device_statuses
@@ -17,28 +16,15 @@ from lambdas.gateway_health.contract import EnvVar
 from mes_domain import fleet
 from mes_domain.fleet import AllowListAttribute as A
 from mes_domain.fleet import Connectivity, GatewayHealth, GatewayStatus
+from tests.lambdas.conftest import ALLOW_LIST_TABLE as TABLE
 from tests.lambdas.conftest import LambdaContext
 
-TABLE = "allow-list"
 PREFIX = "MesDemo"
 
 
 @pytest.fixture
-def dynamodb(fake_credentials):
-    with mock_aws():
-        db = boto3.client("dynamodb", region_name="eu-central-1")
-        db.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": A.SERIAL.value, "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": A.SERIAL.value, "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield db
-
-
-@pytest.fixture
-def allow_list(dynamodb):
-    return AllowList(TABLE, dynamodb)
+def allow_list(allow_list_db):
+    return AllowList(TABLE, allow_list_db)
 
 
 def register(db, serial, status=GatewayStatus.PROVISIONED):
@@ -74,22 +60,24 @@ def connectivity(db, serial):
     return item.get(A.CONNECTIVITY.value, {}).get("S")
 
 
-def test_connect_and_disconnect_set_the_connectivity_the_latest_event_winning(dynamodb, allow_list):
-    register(dynamodb, "SN-1")
+def test_connect_and_disconnect_set_the_connectivity_the_latest_event_winning(
+    allow_list_db, allow_list
+):
+    register(allow_list_db, "SN-1")
     assert handler.on_presence(presence("SN-1", "connected", 1000), allow_list, PREFIX)
-    assert connectivity(dynamodb, "SN-1") == Connectivity.CONNECTED
+    assert connectivity(allow_list_db, "SN-1") == Connectivity.CONNECTED
     assert handler.on_presence(presence("SN-1", "disconnected", 2000), allow_list, PREFIX)
-    assert connectivity(dynamodb, "SN-1") == Connectivity.DISCONNECTED
+    assert connectivity(allow_list_db, "SN-1") == Connectivity.DISCONNECTED
     # Out of order and repeated: an older connect and the same disconnect change nothing.
     assert not handler.on_presence(presence("SN-1", "connected", 1500), allow_list, PREFIX)
     assert not handler.on_presence(presence("SN-1", "disconnected", 2000), allow_list, PREFIX)
-    assert connectivity(dynamodb, "SN-1") == Connectivity.DISCONNECTED
+    assert connectivity(allow_list_db, "SN-1") == Connectivity.DISCONNECTED
     assert handler.on_presence(presence("SN-1", "connected", 3000), allow_list, PREFIX)
-    assert connectivity(dynamodb, "SN-1") == Connectivity.CONNECTED
+    assert connectivity(allow_list_db, "SN-1") == Connectivity.CONNECTED
 
 
-def test_clients_that_are_no_gateway_of_ours_write_nothing(dynamodb, allow_list):
-    register(dynamodb, "SN-1")
+def test_clients_that_are_no_gateway_of_ours_write_nothing(allow_list_db, allow_list):
+    register(allow_list_db, "SN-1")
     ignored = [
         presence("SN-1", "connected", 1000, client_id="OtherPlant-gateway-SN-1"),
         presence("SN-1", "connected", 1000, client_id="some-sensor"),
@@ -99,17 +87,17 @@ def test_clients_that_are_no_gateway_of_ours_write_nothing(dynamodb, allow_list)
     ]
     for event in ignored:
         assert not handler.on_presence(event, allow_list, PREFIX)
-    assert connectivity(dynamodb, "SN-1") is None
-    assert dynamodb.scan(TableName=TABLE)["Count"] == 1
+    assert connectivity(allow_list_db, "SN-1") is None
+    assert allow_list_db.scan(TableName=TABLE)["Count"] == 1
 
 
 def test_the_census_counts_provisioned_gateways_and_writes_three_metrics(
-    dynamodb, allow_list, capsys
+    allow_list_db, allow_list, capsys
 ):
     for serial in ("ON-1", "ON-2", "SICK-1", "OFF-1", "NEVER-1"):
-        register(dynamodb, serial)
-    register(dynamodb, "NEW-1", GatewayStatus.REGISTERED)
-    register(dynamodb, "OLD-1", GatewayStatus.RETIRED)
+        register(allow_list_db, serial)
+    register(allow_list_db, "NEW-1", GatewayStatus.REGISTERED)
+    register(allow_list_db, "OLD-1", GatewayStatus.RETIRED)
     for serial in ("ON-1", "ON-2", "SICK-1", "OFF-1", "NEW-1", "OLD-1"):
         handler.on_presence(presence(serial, "connected", 1000), allow_list, PREFIX)
     handler.on_presence(presence("OFF-1", "disconnected", 2000), allow_list, PREFIX)
@@ -130,7 +118,7 @@ def test_the_census_counts_provisioned_gateways_and_writes_three_metrics(
         assert document[name] == [counts[health.value]]  # EMF: a list of values
 
 
-def test_an_empty_fleet_reports_zeros_not_nothing(dynamodb, allow_list, capsys):
+def test_an_empty_fleet_reports_zeros_not_nothing(allow_list_db, allow_list, capsys):
     assert handler.on_schedule(allow_list, {}, PREFIX) == dict.fromkeys(
         (h.value for h in GatewayHealth), 0
     )
@@ -160,12 +148,12 @@ def test_core_device_statuses_read_every_page():
     stubber.assert_no_pending_responses()
 
 
-def test_the_handler_routes_presence_events_and_schedules(dynamodb, monkeypatch):
+def test_the_handler_routes_presence_events_and_schedules(allow_list_db, monkeypatch):
     monkeypatch.setenv(EnvVar.ALLOW_LIST_TABLE.value, TABLE)
     monkeypatch.setenv(EnvVar.STACK_PREFIX.value, PREFIX)
-    monkeypatch.setattr(handler, "AllowList", lambda table: AllowList(table, dynamodb))
+    monkeypatch.setattr(handler, "AllowList", lambda table: AllowList(table, allow_list_db))
     monkeypatch.setattr(handler, "core_device_statuses", lambda: {})
-    register(dynamodb, "SN-1")
+    register(allow_list_db, "SN-1")
     context = LambdaContext()
     assert handler.lambda_handler(presence("SN-1", "connected", 5), context) == {"recorded": True}
     scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}

@@ -4,9 +4,7 @@ retired and malformed requests are refused."""
 
 from __future__ import annotations
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from lambdas.provisioning_hook import handler
 from lambdas.provisioning_hook.adapters import AllowList
@@ -14,26 +12,13 @@ from lambdas.provisioning_hook.contract import EnvVar
 from mes_domain import fleet
 from mes_domain.fleet import AllowListAttribute as A
 from mes_domain.fleet import GatewayStatus, TemplateParameter
+from tests.lambdas.conftest import ALLOW_LIST_TABLE as TABLE
 from tests.lambdas.conftest import LambdaContext
 
-TABLE = "allow-list"
 PREFIX = "MesDemo"
 CERT = "a" * 64
 OTHER_CERT = "b" * 64
 TEMPLATE_ARN = "arn:aws:iot:eu-central-1:123456789012:provisioningtemplate/MesDemo-gateways"
-
-
-@pytest.fixture
-def dynamodb(fake_credentials):
-    with mock_aws():
-        db = boto3.client("dynamodb", region_name="eu-central-1")
-        db.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": A.SERIAL.value, "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": A.SERIAL.value, "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield db
 
 
 def register(db, serial, status=GatewayStatus.REGISTERED, **extra):
@@ -67,9 +52,9 @@ def record(db, serial):
     return AllowList(TABLE, db).get(serial)
 
 
-def test_an_allow_listed_line_gateway_gets_its_thing_attributes_and_groups(dynamodb):
-    register(dynamodb, "SN-0001")
-    response = call(dynamodb, hook_input())
+def test_an_allow_listed_line_gateway_gets_its_thing_attributes_and_groups(allow_list_db):
+    register(allow_list_db, "SN-0001")
+    response = call(allow_list_db, hook_input())
     assert response == {
         "allowProvisioning": True,
         "parameterOverrides": {
@@ -80,50 +65,52 @@ def test_an_allow_listed_line_gateway_gets_its_thing_attributes_and_groups(dynam
             "SecondThingGroup": "MesDemo-berlin",
         },
     }
-    stored = record(dynamodb, "SN-0001")
+    stored = record(allow_list_db, "SN-0001")
     assert stored[A.STATUS.value] == GatewayStatus.PROVISIONED.value
     assert stored[A.CERTIFICATE_ID.value] == CERT
     assert stored[A.THING_NAME.value] == "MesDemo-gateway-SN-0001"
     assert stored[A.PROVISIONED_AT.value]
 
 
-def test_a_camera_gateway_joins_its_station_group_and_the_station_model_group(dynamodb):
-    register(dynamodb, "CAM-7", **{A.STATION.value: "vision-01"})
-    overrides = call(dynamodb, hook_input("CAM-7"))["parameterOverrides"]
+def test_a_camera_gateway_joins_its_station_group_and_the_station_model_group(allow_list_db):
+    register(allow_list_db, "CAM-7", **{A.STATION.value: "vision-01"})
+    overrides = call(allow_list_db, hook_input("CAM-7"))["parameterOverrides"]
     assert overrides["ThingGroup"] == "MesDemo-berlin-body-line-1:vision-01"
     assert overrides["SecondThingGroup"] == "MesDemo-berlin-body-line-1:vision-01:models"
 
 
-def test_an_unknown_serial_is_refused(dynamodb):
-    register(dynamodb, "SN-0001")
-    assert call(dynamodb, hook_input("SN-9999")) == {"allowProvisioning": False}
-    assert record(dynamodb, "SN-9999") is None
+def test_an_unknown_serial_is_refused(allow_list_db):
+    register(allow_list_db, "SN-0001")
+    assert call(allow_list_db, hook_input("SN-9999")) == {"allowProvisioning": False}
+    assert record(allow_list_db, "SN-9999") is None
 
 
-def test_a_used_serial_is_refused_for_another_certificate(dynamodb):
-    register(dynamodb, "SN-0001")
-    assert call(dynamodb, hook_input())["allowProvisioning"] is True
-    assert call(dynamodb, hook_input(certificate_id=OTHER_CERT)) == {"allowProvisioning": False}
-    assert record(dynamodb, "SN-0001")[A.CERTIFICATE_ID.value] == CERT
+def test_a_used_serial_is_refused_for_another_certificate(allow_list_db):
+    register(allow_list_db, "SN-0001")
+    assert call(allow_list_db, hook_input())["allowProvisioning"] is True
+    assert call(allow_list_db, hook_input(certificate_id=OTHER_CERT)) == {
+        "allowProvisioning": False
+    }
+    assert record(allow_list_db, "SN-0001")[A.CERTIFICATE_ID.value] == CERT
 
 
-def test_the_same_device_retrying_with_its_certificate_is_allowed_again(dynamodb):
+def test_the_same_device_retrying_with_its_certificate_is_allowed_again(allow_list_db):
     """RegisterThing may be retried after a lost response; the device's new certificate is the
     same, so the serial is not spent twice."""
-    register(dynamodb, "SN-0001")
-    first = call(dynamodb, hook_input())
-    assert call(dynamodb, hook_input()) == first
+    register(allow_list_db, "SN-0001")
+    first = call(allow_list_db, hook_input())
+    assert call(allow_list_db, hook_input()) == first
 
 
-def test_a_retired_serial_is_refused(dynamodb):
-    register(dynamodb, "SN-0001", status=GatewayStatus.RETIRED)
-    assert call(dynamodb, hook_input()) == {"allowProvisioning": False}
+def test_a_retired_serial_is_refused(allow_list_db):
+    register(allow_list_db, "SN-0001", status=GatewayStatus.RETIRED)
+    assert call(allow_list_db, hook_input()) == {"allowProvisioning": False}
 
 
-def test_a_serial_claimed_between_read_and_write_is_refused(dynamodb, monkeypatch):
+def test_a_serial_claimed_between_read_and_write_is_refused(allow_list_db, monkeypatch):
     """Two devices with one serial: the second's conditional write fails, so it is refused."""
-    register(dynamodb, "SN-0001")
-    allow_list = AllowList(TABLE, dynamodb)
+    register(allow_list_db, "SN-0001")
+    allow_list = AllowList(TABLE, allow_list_db)
     stale = allow_list.get("SN-0001")
     assert allow_list.claim("SN-0001", OTHER_CERT, "MesDemo-gateway-SN-0001")
     monkeypatch.setattr(allow_list, "get", lambda serial: stale)
@@ -149,19 +136,21 @@ def test_a_serial_claimed_between_read_and_write_is_refused(dynamodb, monkeypatc
     ],
     ids=lambda e: repr(e)[:40],
 )
-def test_malformed_requests_are_refused(dynamodb, event):
-    register(dynamodb, "SN-0001")
-    assert call(dynamodb, event) == {"allowProvisioning": False}
-    assert record(dynamodb, "SN-0001")[A.STATUS.value] == GatewayStatus.REGISTERED.value
+def test_malformed_requests_are_refused(allow_list_db, event):
+    register(allow_list_db, "SN-0001")
+    assert call(allow_list_db, event) == {"allowProvisioning": False}
+    assert record(allow_list_db, "SN-0001")[A.STATUS.value] == GatewayStatus.REGISTERED.value
 
 
-def test_a_record_naming_no_valid_line_is_refused(dynamodb):
-    register(dynamodb, "SN-0001", **{A.LINE.value: "Body Line"})
-    assert call(dynamodb, hook_input()) == {"allowProvisioning": False}
+def test_a_record_naming_no_valid_line_is_refused(allow_list_db):
+    register(allow_list_db, "SN-0001", **{A.LINE.value: "Body Line"})
+    assert call(allow_list_db, hook_input()) == {"allowProvisioning": False}
 
 
-def test_the_lambda_handler_reads_its_table_and_prefix_from_the_environment(dynamodb, monkeypatch):
-    register(dynamodb, "SN-0001")
+def test_the_lambda_handler_reads_its_table_and_prefix_from_the_environment(
+    allow_list_db, monkeypatch
+):
+    register(allow_list_db, "SN-0001")
     monkeypatch.setenv(EnvVar.ALLOW_LIST_TABLE.value, TABLE)
     monkeypatch.setenv(EnvVar.STACK_PREFIX.value, "Other")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "provisioning_hook")
