@@ -9,6 +9,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from botocore.exceptions import ClientError
 
 from lambdas.common.aws import client
+from lambdas.common.dynamodb import Table, conditional_check_failed, string_attributes
 from mes_domain.fleet import (
     FLEET_METRICS_DIMENSION,
     FLEET_METRICS_NAMESPACE,
@@ -19,15 +20,7 @@ from mes_domain.fleet import (
 from mes_domain.fleet import AllowListAttribute as A
 
 
-class AllowList:
-    def __init__(self, table: str, dynamodb: Any | None = None) -> None:
-        self.table = table
-        self._client = dynamodb
-
-    @property
-    def _db(self) -> Any:
-        return self._client or client("dynamodb")
-
+class AllowList(Table):
     def record_connectivity(self, serial: str, connectivity: Connectivity, at_ms: int) -> bool:
         """Set the serial's connectivity unless a later (or the same) event was recorded:
         lifecycle events may arrive out of order and twice. False when nothing changed (a
@@ -50,7 +43,7 @@ class AllowList:
                 },
             )
         except ClientError as err:
-            if err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if conditional_check_failed(err):
                 return False
             raise
         return True
@@ -58,11 +51,7 @@ class AllowList:
     def gateways(self) -> list[dict[str, Any]]:
         """Every item's string attributes (the allow-list is one item per gateway)."""
         pages = self._db.get_paginator("scan").paginate(TableName=self.table)
-        return [
-            {key: value["S"] for key, value in item.items() if "S" in value}
-            for page in pages
-            for item in page.get("Items", [])
-        ]
+        return [string_attributes(item) for page in pages for item in page.get("Items", [])]
 
 
 def core_device_statuses(greengrass: Any | None = None) -> dict[str, str]:

@@ -7,20 +7,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambdas.common.aws import client
+from lambdas.common.dynamodb import Table, conditional_check_failed, string_attributes
 from mes_domain.fleet import AllowListAttribute as A
 from mes_domain.fleet import GatewayStatus
 
 
-class AllowList:
-    def __init__(self, table: str, dynamodb: Any | None = None) -> None:
-        self.table = table
-        self._client = dynamodb
-
-    @property
-    def _db(self) -> Any:
-        return self._client or client("dynamodb")
-
+class AllowList(Table):
     def get(self, serial: str) -> dict[str, Any] | None:
         """The serial's record as plain strings, or None. Strongly consistent: a serial just
         provisioned must read as used."""
@@ -29,7 +21,7 @@ class AllowList:
         ).get("Item")
         if item is None:
             return None
-        return {key: value["S"] for key, value in item.items() if "S" in value}
+        return string_attributes(item)
 
     def claim(self, serial: str, certificate_id: str, thing_name: str) -> bool:
         """Mark the serial PROVISIONED for ``certificate_id`` if it is still REGISTERED (or
@@ -58,7 +50,7 @@ class AllowList:
                 },
             )
         except ClientError as err:
-            if err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if conditional_check_failed(err):
                 return False
             raise
         return True
