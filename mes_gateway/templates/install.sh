@@ -79,20 +79,20 @@ WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
 # An offline bundle carries the nucleus and the plugin; otherwise they are downloaded.
-if [ -s "$BUNDLE/$NUCLEUS_ZIP" ]; then
-    cp "$BUNDLE/$NUCLEUS_ZIP" "$WORK/nucleus.zip"
-else
-    echo "Downloading the Greengrass nucleus $NUCLEUS_VERSION ..."
-    curl -fsSL --retry 3 -o "$WORK/nucleus.zip" "$NUCLEUS_URL" ||
-        fail "could not download $NUCLEUS_URL (no internet? use an offline bundle)"
-fi
-if [ -s "$BUNDLE/$PLUGIN_JAR" ]; then
-    cp "$BUNDLE/$PLUGIN_JAR" "$WORK/$PLUGIN_JAR"
-else
-    echo "Downloading the fleet provisioning plugin ..."
-    curl -fsSL --retry 3 -o "$WORK/$PLUGIN_JAR" "$PLUGIN_URL" ||
-        fail "could not download $PLUGIN_URL (no internet? use an offline bundle)"
-fi
+# Usage: from_bundle_or_download FILE_IN_BUNDLE TARGET URL WHAT
+from_bundle_or_download() {
+    if [ -s "$BUNDLE/$1" ]; then
+        cp "$BUNDLE/$1" "$2"
+    else
+        echo "Downloading $4 ..."
+        curl -fsSL --retry 3 -o "$2" "$3" ||
+            fail "could not download $3 (no internet? use an offline bundle)"
+    fi
+}
+from_bundle_or_download "$NUCLEUS_ZIP" "$WORK/nucleus.zip" "$NUCLEUS_URL" \
+    "the Greengrass nucleus $NUCLEUS_VERSION"
+from_bundle_or_download "$PLUGIN_JAR" "$WORK/$PLUGIN_JAR" "$PLUGIN_URL" \
+    "the fleet provisioning plugin"
 unzip -q "$WORK/nucleus.zip" -d "$WORK/nucleus"
 
 # The Greengrass root, its parent readable by the component user, the claim key for root only.
