@@ -95,7 +95,7 @@ def _certificate(
             encipher_only=False, decipher_only=False,
         )  # fmt: skip
         names: list[x509.GeneralName] = [
-            x509.UniformResourceIdentifier(uri or ""),
+            *([x509.UniformResourceIdentifier(uri)] if uri else []),
             x509.DNSName("localhost"),
             x509.DNSName(socket.gethostname()),
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
@@ -113,16 +113,32 @@ def _certificate(
     return builder.sign(issuer_key, hashes.SHA256())
 
 
+def self_signed(
+    common_name: str, *, uri: str | None = None
+) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+    """A self-signed certificate (RSA 2048, valid for 2 days) and its key."""
+    key = _key()
+    name = _name(common_name)
+    return _certificate(name, key, name, key, uri=uri), key
+
+
+def certificate_pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def private_key_pem(key: rsa.RSAPrivateKey) -> str:
+    """PKCS#8, unencrypted."""
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
 def _write(folder: Path, name: str, cert: x509.Certificate, key: rsa.RSAPrivateKey) -> KeyPair:
     cert_path, key_path = folder / f"{name}.pem", folder / f"{name}-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    cert_path.write_text(certificate_pem(cert))
+    key_path.write_text(private_key_pem(key))
     key_path.chmod(0o600)
     return KeyPair(cert_path, key_path)
 
@@ -145,9 +161,7 @@ def generate_certificates(
         key = _key()
         return _write(folder, name, _certificate(_name(name), key, ca_name, ca_key, uri=uri), key)
 
-    rogue_key = _key()
-    rogue_name = _name("untrusted-client")
-    rogue = _certificate(rogue_name, rogue_key, rogue_name, rogue_key, uri=client_uri)
+    rogue, rogue_key = self_signed("untrusted-client", uri=client_uri)
     return CertificateSet(
         folder=folder,
         ca=ca_path,

@@ -36,6 +36,7 @@ from mes_gateway.nucleus_config import (
     ProvisioningSettings,
     nucleus_config,
 )
+from plant_sim.certificates import certificate_pem, private_key_pem, self_signed
 
 # The plugin's configuration parameters, as "Configure the AWS IoT fleet provisioning plugin"
 # lists them (docs.aws.amazon.com/greengrass/v2/developerguide/
@@ -91,33 +92,9 @@ def settings(**overrides) -> ProvisioningSettings:
 @pytest.fixture(scope="module")
 def claim():
     """A throw-away claim certificate and key, made here (never a real one)."""
-    from datetime import UTC, datetime, timedelta
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "claim-under-test")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    certificate, key = self_signed("claim-under-test")
     return ClaimCredentials(
-        certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
-        private_key=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        ).decode(),
+        certificate_pem=certificate_pem(certificate), private_key=private_key_pem(key)
     )
 
 
