@@ -494,27 +494,32 @@ class EdgeFleet(Construct):
         health_target = targets.SnsTopic(
             alarm_topic, dead_letter_queue=self.health_undelivered, retry_attempts=8
         )
-        self.failed_deployments = events.Rule(
-            self,
+
+        def to_alarm_topic(
+            rule_id: str, description: str, detail_type: str, detail: dict
+        ) -> events.Rule:
+            """A rule sending the Greengrass events of ``detail_type`` that match ``detail``."""
+            return events.Rule(
+                self,
+                rule_id,
+                description=description,
+                event_pattern=events.EventPattern(
+                    source=["aws.greengrass"], detail_type=[detail_type], detail=detail
+                ),
+                targets=[health_target],
+            )
+
+        self.failed_deployments = to_alarm_topic(
             "FailedDeployments",
-            description="A gateway's Greengrass deployment FAILED or was REJECTED",
-            event_pattern=events.EventPattern(
-                source=["aws.greengrass"],
-                detail_type=[DEPLOYMENT_EVENT],
-                detail={"coreDeviceExecutionStatus": FAILED_DEPLOYMENT},
-            ),
-            targets=[health_target],
+            "A gateway's Greengrass deployment FAILED or was REJECTED",
+            DEPLOYMENT_EVENT,
+            {"coreDeviceExecutionStatus": FAILED_DEPLOYMENT},
         )
-        self.broken_components = events.Rule(
-            self,
+        self.broken_components = to_alarm_topic(
             "BrokenComponents",
-            description="A component on a gateway is BROKEN: the core device is UNHEALTHY",
-            event_pattern=events.EventPattern(
-                source=["aws.greengrass"],
-                detail_type=[COMPONENT_EVENT],
-                detail={"components": {"lifecycleState": BROKEN_COMPONENT}},
-            ),
-            targets=[health_target],
+            "A component on a gateway is BROKEN: the core device is UNHEALTHY",
+            COMPONENT_EVENT,
+            {"components": {"lifecycleState": BROKEN_COMPONENT}},
         )
 
         # --- gateway health: the plant dashboard's online, unhealthy and offline counts ---
