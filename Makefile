@@ -28,7 +28,7 @@ export CDK_DISABLE_CLI_TELEMETRY := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: synth test benchmark clean mosquitto schemas lock
+.PHONY: synth test benchmark clean mosquitto schemas lock components
 
 synth: $(RUNTIME_STAMP) $(NODE_STAMP) $(LAYER_STAMP) $(VISION_LAYER_STAMP)
 	npx --no-install cdk synth --quiet
@@ -36,6 +36,13 @@ synth: $(RUNTIME_STAMP) $(NODE_STAMP) $(LAYER_STAMP) $(VISION_LAYER_STAMP)
 
 test: $(DEV_STAMP) $(NODE_STAMP) $(LAYER_STAMP) $(VISION_LAYER_STAMP) $(PHOTOS_STAMP) mosquitto
 	$(VENV_PYTHON) -m pytest
+
+# Before `cdk deploy`: the EdgeFleet stack publishes DataCollector and QualityInspection only
+# from these artifacts (greengrass-build/), and the line deployments name those versions.
+# Each build downloads its wheels from PyPI, so neither synth nor test depends on this.
+components: | $(VENV_PYTHON)
+	$(VENV_PYTHON) greengrass_components/data_collector/build.py --gdk
+	$(VENV_PYTHON) greengrass_components/quality_inspection/build.py --gdk
 
 # The JSON schemas of the ERP/PLM documents and MES events; a test checks they are current.
 schemas: $(RUNTIME_STAMP)
