@@ -31,6 +31,7 @@ from mes_vision.features import (
     SCORERS,
     FeatureConfig,
     FilterBank,
+    bank_features,
     fit_bank,
     fit_filter_bank,
     fit_position,
@@ -107,7 +108,11 @@ class Extractor:
         groups = self.config.groups
         for n, f in enumerate(features):
             gaussian = kind in (POSITION, GLOBAL)
-            whitening = fit_whitening(f, groups if gaussian else None)
+            whitening = (
+                fit_whitening(f, groups)
+                if gaussian
+                else fit_whitening(f, keep=bank_features(self.config))
+            )
             z = whitening.apply(f)
             if gaussian:
                 good = fit_position(z, groups, config.shrinkage, anywhere=kind == GLOBAL)

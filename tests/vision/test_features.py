@@ -9,6 +9,7 @@ import pytest
 from mes_vision import anomalies, calibration
 from mes_vision.features import (
     FeatureConfig,
+    bank_features,
     coreset,
     fit_position,
     fit_whitening,
@@ -30,6 +31,18 @@ def test_whitening_gives_unit_covariance_and_groups_stay_apart():
     grouped = fit_whitening(x, groups=[2, 4])
     # Block-diagonal: no group's whitened features depend on another group's
     assert np.all(grouped.matrix[:2, 2:] == 0) and np.all(grouped.matrix[2:, :2] == 0)
+
+
+def test_features_left_out_of_the_whitening_take_no_part_in_distances():
+    x = _features()
+    whitening = fit_whitening(x, ridge=0.0, keep=[0, 1, 5])
+    z = whitening.apply(x)
+    assert np.all(z[:, 2:5] == 0)
+    kept = z[:, [0, 1, 5]].transpose(0, 2, 3, 1).reshape(-1, 3)
+    np.testing.assert_allclose(np.cov(kept, rowvar=False), np.eye(3), atol=0.05)
+    # The bank compares colour, log energies and the unexplained energy, not mean responses
+    config = FeatureConfig(channels=4)
+    assert bank_features(config) == [0, 1, 2, 3, 4, 5, 6, 11]
 
 
 def test_position_model_has_one_map_per_group_averaging_its_features():
