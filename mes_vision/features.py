@@ -191,7 +191,11 @@ def bank_features(config: FeatureConfig) -> list[int]:
 
 
 def fit_position(
-    z: np.ndarray, groups: Sequence[int], shrinkage: float = 4.0, anywhere: bool = False
+    z: np.ndarray,
+    groups: Sequence[int],
+    shrinkage: float = 4.0,
+    anywhere: bool = False,
+    skip: Sequence[int] = (),
 ) -> PositionModel:
     """Per-location Gaussian of whitened features ``z[N, D, h, w]``.
 
@@ -199,6 +203,7 @@ def fit_position(
     few dozen images cannot estimate a variance per cell and feature on their own. The pooled
     target (not 1) keeps the scale of the distances the same whatever the number of images,
     so held-out scores of models fitted on fewer images calibrate the final model honestly.
+    Groups whose indices are in ``skip`` get no map and no weight.
     """
     n = len(z)
     if anywhere:
@@ -212,10 +217,19 @@ def fit_position(
         var = ((z - mean) ** 2).sum(axis=0) / max(n - 1, 1)
     pooled = var.mean(axis=(1, 2), keepdims=True)
     var = ((n - 1) * var + shrinkage * pooled) / (n - 1 + shrinkage)
-    map_weight = np.zeros((len(groups), z.shape[1]))
+    inv_var = 1 / var
+    rows = []
     for g, (start, size) in enumerate(zip(np.cumsum([0, *groups[:-1]]), groups, strict=True)):
-        map_weight[g, start : start + size] = 1 / size
-    return PositionModel(mean, 1 / var, map_weight)
+        if g in skip:
+            inv_var[start : start + size] = 0
+            continue
+        rows.append(np.zeros(z.shape[1]))
+        rows[-1][start : start + size] = 1 / size
+    return PositionModel(mean, inv_var, np.array(rows))
+
+
+# The global Gaussian leaves out the mean filter responses (group 2), as the bank does.
+GLOBAL_SKIP = (2,)
 
 
 def coreset(

@@ -27,6 +27,7 @@ from mes_vision.errors import VisionError
 from mes_vision.features import (
     BANK,
     GLOBAL,
+    GLOBAL_SKIP,
     POSITION,
     SCORERS,
     FeatureConfig,
@@ -115,7 +116,9 @@ class Extractor:
             )
             z = whitening.apply(f)
             if gaussian:
-                good = fit_position(z, groups, config.shrinkage, anywhere=kind == GLOBAL)
+                anywhere = kind == GLOBAL
+                skip = GLOBAL_SKIP if anywhere else ()
+                good = fit_position(z, groups, config.shrinkage, anywhere=anywhere, skip=skip)
             else:
                 good = fit_bank(z, self.config.bank_sizes[n], rng)
             scorers.append(graph.LevelScorer(whitening, good))
@@ -165,7 +168,8 @@ def cross_validate(
     rng = np.random.default_rng(config.seed)
     order = rng.permutation(n)
     per_image = config.anomalies_per_image
-    maps = {POSITION: len(config.features.groups), GLOBAL: len(config.features.groups), BANK: 1}
+    groups = len(config.features.groups)
+    maps = {POSITION: groups, GLOBAL: groups - len(GLOBAL_SKIP), BANK: 1}
     results = {
         kind: HeldOut(
             *(

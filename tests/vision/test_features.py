@@ -68,6 +68,14 @@ def test_the_global_gaussian_is_one_for_every_location():
     np.testing.assert_allclose(1 / model.inv_var[:, 0, 0], z.var(axis=(0, 2, 3)), rtol=1e-2)
 
 
+def test_a_skipped_group_gets_no_map_and_no_weight():
+    z = np.random.default_rng(6).normal(size=(10, 6, 4, 4))
+    model = fit_position(z, groups=[2, 3, 1], anywhere=True, skip=(1,))
+    assert model.map_weight.shape == (2, 6)
+    assert np.all(model.inv_var[2:5] == 0) and np.all(model.map_weight[:, 2:5] == 0)
+    assert np.all(np.isfinite(model.inv_var))
+
+
 def test_coreset_keeps_the_rare_pattern_and_thins_the_common_one():
     rng = np.random.default_rng(2)
     common = rng.normal(0, 0.01, size=(5000, 4))
