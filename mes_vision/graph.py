@@ -48,11 +48,13 @@ class _Builder:
     def __init__(self) -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
+        self._names: set[str] = set()
 
     def const(self, name: str, value: np.ndarray, dtype=np.float32) -> str:
         """An initializer; a name already added is shared (one value per name)."""
-        if any(t.name == name for t in self.initializers):
+        if name in self._names:
             return name
+        self._names.add(name)
         self.initializers.append(
             numpy_helper.from_array(np.ascontiguousarray(value, dtype=dtype), name)
         )

@@ -175,17 +175,8 @@ def cross_validate(
     rng = np.random.default_rng(config.seed)
     order = rng.permutation(n)
     per_image = config.anomalies_per_image
-    groups = len(config.features.groups)
-    maps = {POSITION: groups, GLOBAL: groups - len(GLOBAL_SKIP), BANK: 1}
-    results = {
-        kind: HeldOut(
-            *(
-                np.zeros((rows, config.features.levels * maps[kind]))
-                for rows in (n, n * per_image, len(defect))
-            )
-        )
-        for kind in kinds
-    }
+    # Each scorer's map count shows in its first peaks; the arrays are made then.
+    results: dict[str, HeldOut] = {}
     start = 0
     for k in range(folds):
         held = order[k::folds]
@@ -204,7 +195,12 @@ def cross_validate(
         for kind in kinds:
             scorers = extractor.scorers(features, kind, config, rng)
             (peaks,) = _run(extractor.model(scorers), scored, [graph.LEVEL_PEAKS])
-            result = results[kind]
+            result = results.get(kind) or results.setdefault(
+                kind,
+                HeldOut(
+                    *(np.zeros((rows, peaks.shape[1])) for rows in (n, n * per_image, len(defect)))
+                ),
+            )
             result.good[held] = peaks[: len(held)]
             result.synthetic[rows] = peaks[len(held) : len(held) + len(synthetic)]
             result.defect += peaks[len(held) + len(synthetic) :] / folds
