@@ -187,6 +187,35 @@ def test_a_restart_resumes_from_the_spool_and_counts_once(tmp_path):
     assert again.publisher.stats.backlog_messages >= 1
 
 
+class CancelSwallowingSource(ScriptedSource):
+    """Misses its first cancel, as a source does when Python 3.11's ``asyncio.wait_for`` inside
+    a client library swallows a cancel that races with a response, then goes on reconnecting."""
+
+    swallowed = 0
+
+    async def run(self, sink) -> None:
+        while True:
+            try:
+                await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                if CancelSwallowingSource.swallowed:
+                    raise
+                CancelSwallowingSource.swallowed += 1
+
+
+def test_a_source_that_misses_its_cancel_still_lets_the_collector_stop(tmp_path):
+    def make(connection, bindings):
+        return CancelSwallowingSource(connection, bindings)
+
+    collector = Collector(config(), InMemoryTransport(), tmp_path, source_factory=make)
+
+    async def stop_soon() -> None:
+        await asyncio.wait_for(run_until(collector, lambda: False, timeout_s=0.2), 5)
+
+    asyncio.run(stop_soon())  # before the fix, the collector waited for the source forever
+    assert CancelSwallowingSource.swallowed == 1
+
+
 def test_bindings_name_every_point_by_connection():
     bindings = bindings_of(config())
     assert {(b.station, b.point) for b in bindings["ua"]} == {

@@ -113,6 +113,21 @@ def _kind(derived: Derived) -> str:
     return EVENT
 
 
+async def cancel_until_done(tasks: list[asyncio.Task], every_s: float = 0.5) -> None:
+    """Cancel ``tasks`` and wait for them, cancelling again while any still runs: Python 3.11's
+    ``asyncio.wait_for``, which client libraries use inside requests, can swallow a cancel that
+    races with its result, and a source that missed its one cancel would keep the process up
+    until the nucleus kills it."""
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=every_s)
+    for task in tasks:  # retrieve results so none is reported as never retrieved
+        if not task.cancelled():
+            task.exception()
+
+
 class Collector:
     def __init__(
         self,
@@ -317,9 +332,7 @@ class Collector:
             await self._stop.wait()
         finally:
             self._stop.set()
-            for task in sources:
-                task.cancel()
-            await asyncio.gather(*sources, return_exceptions=True)
+            await cancel_until_done(sources)
             await asyncio.gather(flusher, publisher, return_exceptions=True)
             self.flush()
             self.write_metrics()
