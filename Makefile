@@ -111,6 +111,10 @@ lock: $(DEV_STAMP)
 	$(UV_COMPILE) --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 		--only-binary :all: -c requirements-dev.txt requirements-collector.in \
 		-o requirements-collector.txt
+# The MES services' container images: CPython 3.11 on Linux x86_64 (services/*/Dockerfile).
+	$(UV_COMPILE) --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--only-binary :all: -c requirements-dev.txt requirements-services.in \
+		-o requirements-services.txt
 # The layers: the functions' runtimes (3.11 on Amazon Linux 2; 3.12 on Amazon Linux 2023).
 	$(UV_COMPILE) --python-version 3.11 --python-platform x86_64-manylinux_2_17 \
 		--only-binary :all: -c requirements-dev.txt lambdas/requirements.in \

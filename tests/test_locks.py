@@ -16,6 +16,7 @@ LOCKS = [
     "requirements-vision.txt",
     "requirements-edge.txt",
     "requirements-collector.txt",
+    "requirements-services.txt",
     "lambdas/requirements.txt",
     "lambdas/requirements-vision.txt",
     "requirements-photos.txt",
