@@ -1,0 +1,1 @@
+"""The MES microservices: production execution and inventory (FastAPI on PostgreSQL)."""

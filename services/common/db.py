@@ -1,0 +1,128 @@
+"""The database side both services share: the engine, and the tables every service has (the
+command log, the audit trail, the outbox and the inbox cursors) as mixins on its own ``Base``,
+so each service keeps its own metadata and migrations."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, create_engine, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
+
+# JSONB on PostgreSQL; JSON elsewhere keeps the models importable without a server.
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def make_engine(database_url: str, **options: Any) -> Engine:
+    # pool_pre_ping: a PostgreSQL restart or failover costs one retry, not a 500 per pooled conn.
+    return create_engine(database_url, pool_pre_ping=True, **options)
+
+
+def make_sessions(engine: Engine) -> sessionmaker:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def database_ready(engine: Engine) -> bool:
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+    except Exception:  # noqa: BLE001 - readiness answers no, whatever the reason
+        return False
+
+
+class CommandLogMixin:
+    """Each command id once: the response a replay gets, and a hash of the body it came with."""
+
+    __tablename__ = "command_log"
+
+    command_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response: Mapped[dict] = mapped_column(Json)
+    status_code: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(128))
+    at: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditMixin:
+    """Who did what to which record, when; written in the transaction of the change."""
+
+    __tablename__ = "audit_trail"
+    __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    at: Mapped[int] = mapped_column(BigInteger)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(300))
+    command_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict] = mapped_column(Json)
+
+
+class OutboxMixin:
+    """Messages written in the transaction of the change that caused them, numbered per
+    destination from 1 without gaps; a relay delivers them and marks them sent."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("uq_outbox_destination_sequence", "destination", "sequence", unique=True),
+        Index(
+            "uq_outbox_dedup",
+            "destination",
+            "dedup_key",
+            unique=True,
+            postgresql_where=text("dedup_key IS NOT NULL"),
+        ),
+        Index(
+            "ix_outbox_unsent", "destination", "sequence", postgresql_where=text("sent_at IS NULL")
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    destination: Mapped[str] = mapped_column(String(64))
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(64))
+    # Unique per destination when set: a message that must leave once (a confirmation) has one.
+    dedup_key: Mapped[str | None] = mapped_column(String(300))
+    payload: Mapped[dict] = mapped_column(Json)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    sent_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class OutboxSequenceMixin:
+    """The last sequence given out per destination (a row lock serialises writers)."""
+
+    __tablename__ = "outbox_sequence"
+
+    destination: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_sequence: Mapped[int] = mapped_column(BigInteger)
+
+
+class InboxCursorMixin:
+    """The highest sequence of each origin applied here, all before it included."""
+
+    __tablename__ = "inbox_cursor"
+
+    origin: Mapped[str] = mapped_column(String(64), primary_key=True)
+    applied_through: Mapped[int] = mapped_column(BigInteger)
+
+
+@dataclass(frozen=True)
+class ServiceTables:
+    """A service's concrete classes of the shared tables."""
+
+    command_log: type[CommandLogMixin]
+    audit: type[AuditMixin]
+    outbox: type[OutboxMixin]
+    outbox_sequence: type[OutboxSequenceMixin]
+    inbox_cursor: type[InboxCursorMixin]
