@@ -28,13 +28,14 @@ export CDK_DISABLE_CLI_TELEMETRY := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: synth test benchmark clean mosquitto schemas lock components
+.PHONY: synth test benchmark clean mosquitto postgresql schemas lock components
 
 synth: $(RUNTIME_STAMP) $(NODE_STAMP) $(LAYER_STAMP) $(VISION_LAYER_STAMP)
 	npx --no-install cdk synth --quiet
 	@echo "Templates written to cdk.out/:" && ls cdk.out/*.template.json
 
-test: $(DEV_STAMP) $(NODE_STAMP) $(LAYER_STAMP) $(VISION_LAYER_STAMP) $(PHOTOS_STAMP) mosquitto
+test: $(DEV_STAMP) $(NODE_STAMP) $(LAYER_STAMP) $(VISION_LAYER_STAMP) $(PHOTOS_STAMP) \
+		mosquitto postgresql
 	$(VENV_PYTHON) -m pytest
 
 # Before `cdk deploy`: the EdgeFleet stack publishes DataCollector and QualityInspection only
@@ -49,7 +50,7 @@ schemas: $(RUNTIME_STAMP)
 	$(VENV_PYTHON) -m mes_domain.schemas export docs/schemas
 
 # `make benchmark QUICK=--quick`: every benchmark's smoke run, in seconds each.
-benchmark: $(DEV_STAMP) $(PHOTOS_STAMP) mosquitto
+benchmark: $(DEV_STAMP) $(PHOTOS_STAMP) mosquitto postgresql
 	$(VENV_PYTHON) benchmarks/synth_time.py $(QUICK)
 	$(VENV_PYTHON) benchmarks/ingest.py $(QUICK)
 	$(VENV_PYTHON) benchmarks/kpi.py $(QUICK)
@@ -136,6 +137,18 @@ mosquitto:
 		((apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends mosquitto) >/dev/null 2>&1 || \
 			(echo "error: apt-get install mosquitto failed" >&2; exit 1))
+
+# The services' tests initdb their own cluster in a temp directory and start it on a free
+# loopback port (tests/postgres.py finds initdb as this check does: pg_config, else Debian's
+# /usr/lib/postgresql/*/bin). The package's postinst also creates a `main` cluster on the next
+# free port (5432 up) and starts it only where init scripts may run (not behind Docker's
+# policy-rc.d); without systemd that is the SysV script, so the install succeeds either way.
+postgresql:
+	@test -x "$$(pg_config --bindir 2>/dev/null)/initdb" || \
+		ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		((apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends postgresql) >/dev/null 2>&1 || \
+			(echo "error: apt-get install postgresql failed" >&2; exit 1))
 
 clean:
 	rm -rf cdk.out .pytest_cache build
