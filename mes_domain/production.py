@@ -221,14 +221,14 @@ class GoodsReceipt(Command):
     uom: UnitOfMeasure
 
 
-class GoodsIssue(Command):
+class GoodsIssue(VersionedCommand):  # expected_version: the stock position's
     stock: StockKey
     quantity: Quantity
     uom: UnitOfMeasure
     reason: Description | None = None
 
 
-class Transfer(Command):
+class Transfer(VersionedCommand):  # expected_version: the source position's
     stock: StockKey
     to_location: ShortText
     quantity: Quantity
@@ -282,6 +282,46 @@ class StockView(StrictModel):
     reserved: float
     uom: str
     version: Version
+
+
+class TransferView(StrictModel):
+    source: StockView
+    destination: StockView
+
+
+class ReservedMaterial(StrictModel):
+    """One material of an order's reservation. ``reserved`` is held for the order now;
+    ``shortfall`` is what the site could not reserve (requested - consumed - reserved)."""
+
+    material_id: ShortText
+    uom: str
+    requested: float
+    consumed: float
+    reserved: float
+    shortfall: float
+
+
+class ReservationView(StrictModel):
+    order_id: ShortText
+    site: Identifier
+    materials: list[ReservedMaterial]
+
+
+class LotConsumption(StrictModel):
+    """Where a consumption took its material from: a lot at a location."""
+
+    material_id: ShortText
+    location: ShortText
+    lot: ShortText
+    quantity: float
+    uom: str
+
+
+class ConsumptionView(StrictModel):
+    order_id: ShortText
+    operation_no: int
+    site: Identifier
+    lots: list[LotConsumption]
 
 
 # ---- between instances: the edge and the cloud, production execution and inventory ------------
