@@ -18,6 +18,7 @@ from mes_domain.contracts import Description, EpochMillis, ShortText, StrictMode
 from mes_domain.enterprise import (
     BillOfMaterials,
     ExecutionStatus,
+    MaterialConsumption,
     NonNegativeQuantity,
     ProductionOrder,
     Quantity,
@@ -144,12 +145,18 @@ class OperationView(StrictModel):
     station_kind: str
     station: Identifier | None
     status: OperationStatus
+    planned_quantity: float  # the order's quantity; a rework operation's: the parts to rework
     good_quantity: float
     scrap_quantity: float
     counted_good: float  # from the station's part counts while the operation ran
     started_at: EpochMillis | None
     completed_at: EpochMillis | None
-    run_time_s: float  # running time, pauses excluded
+    # Running time up to the last pause or completion (pauses excluded); while RUNNING, add the
+    # time since running_since. So a view does not change while nothing happens.
+    run_time_s: float
+    running_since: EpochMillis | None = None
+    follows: int | None = None  # the operation that must complete before this one is READY
+    rework: bool = False  # added by a REWORK disposition, not a step of the routing
     version: Version
 
 
@@ -167,6 +174,7 @@ class WorkOrderView(StrictModel):
     executed_at: Identifier  # the instance that runs it: "cloud" or an edge site's id
     version: Version
     operations: list[OperationView]
+    nonconformance_scrap: float = 0.0  # parts scrapped by non-conformance dispositions
 
 
 class DispatchItem(StrictModel):
@@ -203,6 +211,62 @@ class NonConformanceView(StrictModel):
     defect_code: ShortText
     disposition: Disposition | None
     version: Version
+    serial: ShortText | None = None  # the part_id, when it is a serial registered to the order
+    rework_operation_no: int | None = None  # the operation a REWORK disposition added
+
+
+class ReportPartCount(Command):
+    """A station's part counts (``mes_domain.contracts.PartCount`` with a command id): good parts
+    add to the counted good of the operation running at the station, bad ones to its scrap."""
+
+    ts: EpochMillis
+    good: Annotated[int, Field(ge=0)]
+    bad: Annotated[int, Field(ge=0)]
+    order_id: ShortText | None = None  # when the station knows it: must be the running order
+
+
+class GenealogyView(StrictModel):
+    """The material lots recorded into a serial, or into the order's lot (``serial`` None)."""
+
+    order_id: ShortText
+    serial: ShortText | None
+    components: list[LotUsage]
+
+
+class ConfirmationView(StrictModel):
+    """One operation's production confirmation, with what the ERP event does not carry."""
+
+    document_id: ShortText
+    order_id: ShortText
+    operation_no: int
+    station: Identifier
+    good_quantity: float
+    scrap_quantity: float
+    materials_consumed: list[MaterialConsumption]
+    started_at: EpochMillis
+    completed_at: EpochMillis
+    labour_time_s: float
+    machine_time_s: float  # the operation's running time, pauses excluded
+    final: bool
+
+
+class NonConformanceReceipt(StrictModel):
+    """``POST /events``: where a non-conformance went. ``handled_by`` is the instance that
+    records it (the one that runs its order); ``duplicate``: that ncr_id was recorded before."""
+
+    ncr_id: ShortText
+    handled_by: Identifier
+    duplicate: bool
+
+
+class AuditEntry(StrictModel):
+    at: EpochMillis
+    actor: str
+    action: str
+    entity: str
+    entity_id: str
+    command_id: str | None
+    detail: dict[str, Any]
 
 
 # ---- inventory ----------------------------------------------------------------------------------
