@@ -1,0 +1,50 @@
+"""``python -m services.inventory [serve|migrate]``: the settings come from the environment
+(``MES_DATABASE_URL`` ...) and are checked first; a bad one exits 2 naming the variable."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from services.common.logs import configure_logging
+from services.common.migrations import upgrade_to_head
+from services.common.settings import ServiceSettings, SettingsError
+from services.inventory.app import MIGRATIONS_DIR, SERVICE, build_app
+
+EXIT_CONFIGURATION = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.inventory", description=__doc__)
+    parser.add_argument(
+        "action",
+        nargs="?",
+        choices=["serve", "migrate"],
+        default="serve",
+        help="serve the API (default), or upgrade the database to the newest schema",
+    )
+    action = parser.parse_args(argv).action
+    try:
+        settings = ServiceSettings.from_environ()
+    except SettingsError as bad:
+        print(f"{SERVICE}: {bad}", file=sys.stderr)
+        return EXIT_CONFIGURATION
+    configure_logging(SERVICE, settings.log_level)
+    if action == "migrate":
+        upgrade_to_head(MIGRATIONS_DIR, settings.database_url)
+        return 0
+    import uvicorn
+
+    # log_config None: uvicorn keeps the JSON handler configure_logging installed.
+    uvicorn.run(
+        build_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,  # the app logs each request itself, with its route and latency
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
