@@ -7,6 +7,7 @@ and let a newer revision supersede an older one.
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Annotated, Any, NamedTuple
 
@@ -225,9 +226,36 @@ OUTBOUND_EVENTS: dict[type[EnterpriseDocument], EventRoute] = {
     ProductionConfirmation: EventRoute(EventSource.ENTERPRISE, "ProductionConfirmation"),
     OrderStatusChanged: EventRoute(EventSource.ENTERPRISE, "OrderStatusChanged"),
     NonConformanceReport: EventRoute(EventSource.QUALITY, "NonConformance"),
+    # The MES inventory service's availability, back to ERP (issue 16).
+    InventoryAvailability: EventRoute(EventSource.ENTERPRISE, "InventoryAvailability"),
 }
 
 
 def event_detail(event: EnterpriseDocument) -> dict[str, Any]:
     """The EventBridge Detail of an outbound event: its fields and ``schema_version``."""
     return {"schema_version": event.v, **event.model_dump(mode="json")}
+
+
+# PutEvents' limit per entry: "The maximum size for a PutEvents event entry is 256 KB"
+# (EventBridge API reference, PutEvents; user guide, "Calculating PutEvents event entry size").
+MAX_ENTRY_BYTES = 256 * 1024
+
+
+class EventTooLarge(ValueError):
+    pass
+
+
+def to_event_entry(event_model: EnterpriseDocument, bus_name: str) -> dict[str, Any]:
+    """The PutEvents entry of an outbound event (``OUTBOUND_EVENTS``); ``KeyError`` for a model
+    that is not one, ``EventTooLarge`` past the entry limit."""
+    route = OUTBOUND_EVENTS[type(event_model)]
+    entry = {
+        "Source": route.source.value,
+        "DetailType": route.detail_type,
+        "Detail": json.dumps(event_detail(event_model), sort_keys=True),
+        "EventBusName": bus_name,
+    }
+    size = sum(len(str(value).encode()) for value in entry.values())
+    if size > MAX_ENTRY_BYTES:
+        raise EventTooLarge(f"{route.detail_type} {event_model.document_id}: {size} bytes")
+    return entry
