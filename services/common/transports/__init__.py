@@ -1,0 +1,2 @@
+"""The two ``SyncTransport`` implementations: ``https`` (API Gateway, the default) and
+``kafka`` (MSK Serverless with IAM authentication)."""
