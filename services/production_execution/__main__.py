@@ -1,0 +1,56 @@
+"""``python -m services.production_execution [serve|migrate]``: the settings come from the
+environment (``MES_*``) and are checked first; a bad one exits 2 naming the variable."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+
+from services.common.logs import configure_logging
+from services.common.migrations import upgrade_to_head
+from services.common.settings import SettingsError
+from services.production_execution.settings import ProductionSettings
+
+EXIT_BAD_SETTINGS = 2
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m services.production_execution",
+        description="The MES production execution service (settings: MES_* variables).",
+    )
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="serve",
+        choices=["serve", "migrate"],
+        help="serve the API (default), or migrate the database to the head revision",
+    )
+    args = parser.parse_args(argv)
+    try:
+        settings = ProductionSettings.from_environ(environ)
+    except SettingsError as exc:
+        print(f"production-execution: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    configure_logging("production-execution", settings.log_level)
+
+    from services.production_execution.app import MIGRATIONS_DIR, build_app
+
+    if args.command == "migrate":
+        upgrade_to_head(MIGRATIONS_DIR, settings.database_url)
+        return 0
+    import uvicorn
+
+    uvicorn.run(
+        build_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # the JSON logs configured above
+        access_log=False,  # create_app logs each request
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
