@@ -161,7 +161,7 @@ class SyncWorker:
 
     def push(self) -> int:
         """Send this instance's unsent messages for the peer, batch by batch; mark each batch
-        sent through the peer's acknowledgement. Returns how many the peer newly applied."""
+        sent through the peer's acknowledgement. Returns how many the peer acknowledged."""
         pushed = 0
         rewound = False
         while True:
