@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select, text
+from sqlalchemy import Select, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -1028,18 +1028,9 @@ def get_order(session: Session, order_id: str) -> WorkOrderView:
     return order_view(order)
 
 
-def dispatch_list(
-    session: Session,
-    layout: PlantLayout,
-    site: str,
-    line: str,
-    station: str | None,
-    limit: int,
-) -> DispatchList:
-    """The operations a line (a station: those of its kind) can work on, READY, RUNNING or
-    PAUSED, by priority, then planned start, then order: one scan of a partial index."""
-    if not layout.has_line(site, line):
-        raise NotFound(f"no line {site}/{line} in the plant config", field="line")
+def dispatch_query(site: str, line: str, station_kind: str | None, limit: int) -> Select:
+    """READY, RUNNING and PAUSED operations of a line (of one station kind), by priority, then
+    planned start, then order: one scan of a partial index, already in that order."""
     query = (
         select(
             Operation.order_id,
@@ -1064,13 +1055,29 @@ def dispatch_list(
         )
         .limit(limit)
     )
+    if station_kind is not None:
+        query = query.where(Operation.station_kind == station_kind)
+    return query
+
+
+def dispatch_list(
+    session: Session,
+    layout: PlantLayout,
+    site: str,
+    line: str,
+    station: str | None,
+    limit: int,
+) -> DispatchList:
+    """The dispatch list of a line, or of a station (the operations of its kind)."""
+    if not layout.has_line(site, line):
+        raise NotFound(f"no line {site}/{line} in the plant config", field="line")
+    kind = None
     if station is not None:
         kind = layout.station_kind(site, line, station)
         if kind is None:
             raise NotFound(f"no station {site}/{line}/{station} in the plant config", "station")
-        query = query.where(Operation.station_kind == kind)
     items = []
-    for row in session.execute(query):
+    for row in session.execute(dispatch_query(site, line, kind, limit)):
         status = OperationStatus(row.status)
         items.append(
             DispatchItem(
