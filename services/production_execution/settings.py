@@ -3,6 +3,7 @@ reads from the plant config: which stations each line has, and of which kind."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,16 @@ class PlantConfigError(ValueError):
 def load_plant(path: Path) -> Plant:
     """The plant config (the YAML or JSON file the stacks are made from; ``stacks`` is CDK code,
     so this reads it without ``stacks.plant_config``)."""
+    try:
+        modified = Path(path).stat().st_mtime_ns
+    except OSError as exc:
+        raise PlantConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return _parse_plant(str(path), modified)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_plant(path: str, _modified_ns: int) -> Plant:
+    """Parsed once per file version: the settings' checks and the layout all read it."""
     try:
         document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
