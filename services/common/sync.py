@@ -285,10 +285,20 @@ def sync_router(
     tables: ServiceTables,
     instance_id: str,
     handlers: dict[str, Handler],
+    peers: Iterable[str] | None = None,
     max_response_bytes: int = MAX_SYNC_BATCH_BYTES,
 ) -> APIRouter:
-    """The cloud instance's side of HTTPS sync (behind API Gateway's IAM authorization)."""
+    """The cloud instance's side of HTTPS sync (behind API Gateway's IAM authorization).
+    ``peers``: the instances allowed to sync (the edge sites); any other is refused."""
     router = APIRouter(prefix="/sync", tags=["sync"], route_class=_BatchFieldRoute)
+    allowed = None if peers is None else frozenset(peers)
+
+    def check_peer(instance: str, field: str) -> None:
+        if allowed is not None and instance not in allowed:
+            raise RuleViolation(
+                f"{instance} is not an instance {instance_id} syncs with ({sorted(allowed)})",
+                field=field,
+            )
 
     @router.post("/inbox", response_model=SyncAck)
     def inbox(batch: SyncBatch) -> SyncAck:
@@ -296,6 +306,7 @@ def sync_router(
         a gap; the answer says how far this instance has applied the batch's origin."""
         if batch.messages[0].origin == instance_id:
             raise RuleViolation(f"a batch from {instance_id} to itself", field="messages.0.origin")
+        check_peer(batch.messages[0].origin, "messages.0.origin")
         with sessions.begin() as session:
             return apply_batch(session, tables, batch, handlers)
 
@@ -308,6 +319,7 @@ def sync_router(
         """This instance's messages for ``for`` after sequence ``after``, sent or not (the
         caller says how far it got, so a lost response costs a repeat, never a gap). ``after``
         is also the caller's acknowledgement: what it has applied is marked sent."""
+        check_peer(for_instance, "for")
         with sessions.begin() as session:
             if after:
                 mark_sent(session, tables, for_instance, through=after)

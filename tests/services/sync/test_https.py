@@ -25,7 +25,9 @@ from services.common.sync import (
     TransportUnavailable,
     sync_router,
 )
+from services.common.transports import make_transport
 from services.common.transports.https import HttpsTransport
+from services.common.transports.kafka import KafkaTransport
 from tests.services.sync.conftest import HANDLERS, NOTE, TABLES, Instance, UvicornThread
 
 EDGE = "berlin"
@@ -45,7 +47,10 @@ def edge(make_instance) -> Instance:
 @pytest.fixture
 def server(cloud: Instance) -> Iterator[UvicornThread]:
     app = create_app(
-        "sync test", "0", [sync_router(cloud.sessions, TABLES, CLOUD, HANDLERS)], lambda: True
+        "sync test",
+        "0",
+        [sync_router(cloud.sessions, TABLES, CLOUD, HANDLERS, peers=[EDGE, "munich"])],
+        lambda: True,
     )
     running = UvicornThread(app)
     running.start()
@@ -89,6 +94,7 @@ def test_the_router_applies_batches_hands_out_messages_and_names_bad_fields(
             },
         )
         own = client.post("/sync/inbox", json={"messages": [note_message(CLOUD, 1)]})
+        stranger = client.post("/sync/inbox", json={"messages": [note_message("paris", 1)]})
         first_two = client.get("/sync/outbox", params={"for": EDGE, "after": 0, "limit": 2})
         rest = client.get("/sync/outbox", params={"for": EDGE, "after": 2})
         nameless = client.get("/sync/outbox", params={"after": 0})
@@ -98,6 +104,8 @@ def test_the_router_applies_batches_hands_out_messages_and_names_bad_fields(
     assert no_time.status_code == 422
     assert no_time.json()["detail"][0]["field"] == "messages.0.created_at"
     assert own.status_code == 422 and own.json()["detail"][0]["field"] == "messages.0.origin"
+    assert stranger.status_code == 422
+    assert stranger.json()["detail"][0]["field"] == "messages.0.origin"
     assert [m["payload"]["text"] for m in first_two.json()] == ["a", "b"]
     assert [(m["origin"], m["sequence"]) for m in rest.json()] == [(CLOUD, 3)]
     assert nameless.status_code == 422 and nameless.json()["detail"][0]["field"] == "for"
@@ -293,3 +301,20 @@ def test_sigv4_signs_the_body_and_passes_the_session_token() -> None:
         "SignedHeaders=content-type;host;x-amz-date;x-amz-security-token"
         in (headers["authorization"])
     )
+
+
+def test_make_transport_signs_https_in_aws_and_configures_kafka_for_msk_iam() -> None:
+    signed = make_transport(
+        "https", EDGE, CLOUD, url="https://api.example/prod", region="eu-west-1"
+    )
+    local = make_transport("https", EDGE, CLOUD, url="http://127.0.0.1:8080")
+    kafka = make_transport(
+        "kafka", CLOUD, EDGE, bootstrap_servers="boot.example:9098", region="eu-west-1"
+    )
+
+    assert isinstance(signed._client.auth, SigV4Auth) and signed._client.auth.region == "eu-west-1"
+    assert local._client.auth is None
+    assert isinstance(kafka, KafkaTransport)
+    assert kafka.producer_config()["sasl.mechanism"] == "OAUTHBEARER"
+    with pytest.raises(ValueError, match="bootstrap"):
+        make_transport("kafka", CLOUD, EDGE, region="eu-west-1")
