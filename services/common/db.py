@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Index, Integer, String, create_engine, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, sessionmaker
 
 # JSONB on PostgreSQL; JSON elsewhere keeps the models importable without a server.
 Json = JSON().with_variant(JSONB(), "postgresql")
@@ -57,7 +57,12 @@ class AuditMixin:
     """Who did what to which record, when; written in the transaction of the change."""
 
     __tablename__ = "audit_trail"
-    __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"),)
+
+    # Made per class: one Index object can belong to one table only, and each service has its
+    # own audit_trail table (both services in one process would clash on a shared one).
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple:
+        return (Index("ix_audit_entity", "entity", "entity_id"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     at: Mapped[int] = mapped_column(BigInteger)
@@ -74,19 +79,25 @@ class OutboxMixin:
     destination from 1 without gaps; a relay delivers them and marks them sent."""
 
     __tablename__ = "outbox"
-    __table_args__ = (
-        Index("uq_outbox_destination_sequence", "destination", "sequence", unique=True),
-        Index(
-            "uq_outbox_dedup",
-            "destination",
-            "dedup_key",
-            unique=True,
-            postgresql_where=text("dedup_key IS NOT NULL"),
-        ),
-        Index(
-            "ix_outbox_unsent", "destination", "sequence", postgresql_where=text("sent_at IS NULL")
-        ),
-    )
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple:  # per class, as AuditMixin's
+        return (
+            Index("uq_outbox_destination_sequence", "destination", "sequence", unique=True),
+            Index(
+                "uq_outbox_dedup",
+                "destination",
+                "dedup_key",
+                unique=True,
+                postgresql_where=text("dedup_key IS NOT NULL"),
+            ),
+            Index(
+                "ix_outbox_unsent",
+                "destination",
+                "sequence",
+                postgresql_where=text("sent_at IS NULL"),
+            ),
+        )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     destination: Mapped[str] = mapped_column(String(64))
