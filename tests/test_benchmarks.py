@@ -7,6 +7,7 @@ measured in the same run, with the ratio of the two.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import subprocess
@@ -23,6 +24,7 @@ from tests.conftest import PROJECT_ROOT
 EXPECTED_UNITS = {
     "synth_time": ["s"],
     "collector": ["readings/s", "messages", "readings/s"],
+    "mes_services": ["operations/s", "ms", "ms"],
     "vision": ["AUROC", "images/s"],
     "quality_edge": ["images/s"],
     "erp_import": ["rows/s", "MiB"],
@@ -86,6 +88,7 @@ def test_quick_figures_keep_the_properties_the_design_promises(runs):
     assert by_unit[("ingest", "calls")] < 0.5  # multi-measure records: fewer WriteRecords
     assert by_unit[("erp_import", "MiB")] < 0.5  # streaming holds a fraction of the file
     assert by_unit[("collector", "messages")] < 0.1  # batches bill a fraction of the messages
+    assert by_unit[("mes_services", "ms")] < 0.5  # dispatch p99: one indexed query, not per row
     auroc = [f for f in figures(runs["vision"]) if f["unit"] == "AUROC"]
     assert 0.5 < float(auroc[0]["value"]) <= 1.0
 
@@ -101,3 +104,18 @@ def test_quick_collector_benchmark_ends_with_its_summary_and_loses_nothing(runs)
     rate, per_1000, lost, total = match.groups()
     assert int(rate) > 0 and 0 < float(per_1000) < 1000
     assert int(lost) == 0 and int(total) > 0
+
+
+def test_quick_mes_services_benchmark_agrees_and_confirms_each_operation_once(runs):
+    """Both dispatch variants returned the whole list, the same one; every operation started
+    and completed has exactly one confirmation, and one message for the bus."""
+    last = runs["mes_services"].stdout.strip().splitlines()[-1]
+    assert last.startswith("mes_services: "), last
+    result = json.loads(last.removeprefix("mes_services: "))
+    assert result["same_dispatch_list"] is True
+    assert result["dispatch_items"] == result["open_orders"] > 0
+    completed = result["api_operations"] + result["direct_operations"]
+    assert result["api_operations"] > 0 and result["direct_operations"] > 0
+    assert result["confirmations"] == result["confirmation_messages"] == completed
+    assert 0 < result["dispatch_p50_ms"] <= result["dispatch_p99_ms"]
+    assert result["naive_calls"] > 0 and result["dispatch_calls"] >= result["naive_calls"]
