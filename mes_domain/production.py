@@ -14,7 +14,13 @@ from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
-from mes_domain.contracts import Description, EpochMillis, ShortText, StrictModel
+from mes_domain.contracts import (
+    Description,
+    EpochMillis,
+    ScheduledMillis,
+    ShortText,
+    StrictModel,
+)
 from mes_domain.enterprise import (
     BillOfMaterials,
     ExecutionStatus,
@@ -399,7 +405,8 @@ class SyncMessage(StrictModel):
     sequence: Annotated[int, Field(ge=1)]
     kind: ShortText
     payload: dict[str, Any]
-    created_at: EpochMillis
+    # The origin's clock: no future check here, so an edge clock running ahead never stalls sync.
+    created_at: ScheduledMillis
 
 
 MAX_SYNC_BATCH = 100

@@ -25,7 +25,12 @@ from stacks.constructs.queues import dead_letter_queue
 
 MES_SOURCES = ["mes.enterprise", "mes.quality"]
 # What each system is told (EventBridge detail types).
-TO_ERP = ["ProductionConfirmation", "OrderStatusChanged", "NonConformance"]
+TO_ERP = [
+    "ProductionConfirmation",
+    "OrderStatusChanged",
+    "NonConformance",
+    "InventoryAvailability",  # the inventory service's stock, back to ERP
+]
 TO_PLM = ["NonConformance"]
 EXPORT_PREFIX = "exports/"
 EXPORT_ERRORS_PREFIX = "export-errors/"

@@ -55,7 +55,7 @@ def test_erp_and_plm_get_their_events_through_keyed_api_destinations(
         for r in enterprise_template.find_resources("AWS::Events::Rule").values()
     }
     assert patterns['"ToErp"']["detail-type"] == [
-        "ProductionConfirmation", "OrderStatusChanged", "NonConformance",
+        "ProductionConfirmation", "OrderStatusChanged", "NonConformance", "InventoryAvailability",
     ]  # fmt: skip
     assert patterns['"ToPlm"']["detail-type"] == ["NonConformance"]
     assert "detail-type" not in patterns['"ToFiles"']  # every MES event is exported
@@ -219,3 +219,12 @@ def test_the_file_router_lists_nothing_and_reads_only_inbound(enterprise_templat
     (policy,) = [k for k in template["Resources"] if k.startswith("RouterFilesRoleDefaultPolicy")]
     reads = [r for a, r, _ in _statements(template, policy) if "s3:GetObject*" in a]
     assert reads == [["<StorageExchangeBucket85F6A4AE.Arn>/inbound/*"]]
+
+
+def test_every_outbound_event_reaches_erp_or_plm():
+    from mes_domain.enterprise import OUTBOUND_EVENTS
+    from stacks.constructs.enterprise_outbound import MES_SOURCES, TO_ERP, TO_PLM
+
+    for model, route in OUTBOUND_EVENTS.items():
+        assert route.source.value in MES_SOURCES, model.__name__
+        assert route.detail_type in TO_ERP + TO_PLM, model.__name__

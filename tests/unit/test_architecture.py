@@ -20,7 +20,7 @@ from tests.conftest import DEMO_PLANT, PROJECT_ROOT, cli_context
 from tests.unit.test_domain_purity import imported_roots
 
 # Runtime-only packages: the Lambda SDK and Powertools, the edge's inference runtime, and the
-# project's own runtime packages (the onboarding CLI mes_gateway among them). Only a function's
+# project's own runtime packages (the onboarding CLI mes_gateway and the MES services among them). Only a function's
 # package and its contract may be imported.
 FORBIDDEN_ROOTS = (
     "boto3",
@@ -33,6 +33,13 @@ FORBIDDEN_ROOTS = (
     "plant_sim",
     "asyncua",
     "pymodbus",
+    # The MES services and their stack: containers, built in CodeBuild, never imported by synth.
+    "services",
+    "fastapi",
+    "sqlalchemy",
+    "alembic",
+    "psycopg",
+    "confluent_kafka",
 )
 CONTRACT_ALLOWED_ROOTS = {"pydantic", "mes_domain"}
 
