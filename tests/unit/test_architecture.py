@@ -20,8 +20,8 @@ from tests.conftest import DEMO_PLANT, PROJECT_ROOT, cli_context
 from tests.unit.test_domain_purity import imported_roots
 
 # Runtime-only packages: the Lambda SDK and Powertools, the edge's inference runtime, and the
-# project's own runtime packages (the onboarding CLI mes_gateway and the MES services among them). Only a function's
-# package and its contract may be imported.
+# project's own runtime packages (the onboarding CLI mes_gateway and the MES services among
+# them). Only a function's package and its contract may be imported.
 FORBIDDEN_ROOTS = (
     "boto3",
     "botocore",
