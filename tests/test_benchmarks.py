@@ -88,7 +88,6 @@ def test_quick_figures_keep_the_properties_the_design_promises(runs):
     assert by_unit[("ingest", "calls")] < 0.5  # multi-measure records: fewer WriteRecords
     assert by_unit[("erp_import", "MiB")] < 0.5  # streaming holds a fraction of the file
     assert by_unit[("collector", "messages")] < 0.1  # batches bill a fraction of the messages
-    assert by_unit[("mes_services", "ms")] < 0.5  # dispatch p99: one indexed query, not per row
     auroc = [f for f in figures(runs["vision"]) if f["unit"] == "AUROC"]
     assert 0.5 < float(auroc[0]["value"]) <= 1.0
 
@@ -119,3 +118,7 @@ def test_quick_mes_services_benchmark_agrees_and_confirms_each_operation_once(ru
     assert result["confirmations"] == result["confirmation_messages"] == completed
     assert 0 < result["dispatch_p50_ms"] <= result["dispatch_p99_ms"]
     assert result["naive_calls"] > 0 and result["dispatch_calls"] >= result["naive_calls"]
+    assert 0 < result["page_items"] <= result["dispatch_items"]
+    # One indexed query, not 1 + 2 per order: the median call takes a fraction of the time.
+    p50 = [f for f in figures(runs["mes_services"]) if f["what"].startswith("dispatch list p50")]
+    assert len(p50) == 1 and float(p50[0]["ratio"]) < 0.5, p50
