@@ -39,6 +39,9 @@ class Clock:
     by hand."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self.now = int(time.time() * 1000) - 3_600_000  # an hour ago: room to move forward
 
     def __call__(self) -> int:
@@ -68,9 +71,10 @@ def engine(database: str) -> Iterator[Engine]:
 
 
 def empty(engine: Engine) -> None:
-    names = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    """Delete every row (faster than TRUNCATE for a few rows: no new files per table)."""
     with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
 
 
 @pytest.fixture
@@ -99,12 +103,17 @@ class Instance:
     client: TestClient
     sessions: sessionmaker
 
+    def stop(self) -> None:
+        self.client.__exit__(None, None, None)  # the app's shutdown disposes of its engine
+
 
 def start_instance(
     database: str, clock: Clock, instance_id: str = "cloud", edge_sites: str = ""
 ) -> Instance:
     app = build_app(settings(database, instance_id, edge_sites), clock=clock)
-    return Instance(TestClient(app), app.state.sessions)
+    # Entered: one event loop thread for all requests, not a new one per request (10x faster).
+    client = TestClient(app).__enter__()
+    return Instance(client, app.state.sessions)
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +121,7 @@ def cloud(database: str, clock: Clock) -> Iterator[Instance]:
     """The cloud instance; no site has an edge instance, so it executes every order."""
     instance = start_instance(database, clock)
     yield instance
-    instance.client.app.state.engine.dispose()
+    instance.stop()
 
 
 def release_command(
@@ -196,8 +205,18 @@ def outbox(sessions: sessionmaker, destination: str | None = None, kind: str | N
 
 
 def row_counts(engine: Engine) -> dict[str, int]:
+    """The number of rows in each table, in one query."""
+    names = [table.name for table in Base.metadata.sorted_tables]
+    counts = ", ".join(f"(SELECT count(*) FROM {name})" for name in names)
     with engine.connect() as connection:
-        return {
-            table.name: connection.execute(text(f"SELECT count(*) FROM {table.name}")).scalar_one()
-            for table in Base.metadata.sorted_tables
-        }
+        return dict(zip(names, connection.execute(text(f"SELECT {counts}")).one(), strict=True))
+
+
+def database_snapshot(engine: Engine) -> dict[str, str | None]:
+    """A digest of every row of every table, in one query: for "this changed nothing"."""
+    names = [table.name for table in Base.metadata.sorted_tables]
+    digests = ", ".join(
+        f"(SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {name} t)" for name in names
+    )
+    with engine.connect() as connection:
+        return dict(zip(names, connection.execute(text(f"SELECT {digests}")).one(), strict=True))

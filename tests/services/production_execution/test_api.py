@@ -617,7 +617,7 @@ def test_only_the_instance_that_executes_an_order_takes_its_station_commands(
         assert row_counts(clean) == before
     finally:
         for instance in (cloud, edge):
-            instance.client.app.state.engine.dispose()
+            instance.stop()
 
 
 # ---- audit, health, OpenAPI --------------------------------------------------------------------

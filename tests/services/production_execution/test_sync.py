@@ -44,7 +44,7 @@ def instances(database, edge_database, clock) -> Iterator[tuple[Instance, Instan
     edge = start_instance(edge_database, clock, instance_id=SITE)
     yield cloud, edge
     for instance in (cloud, edge):
-        instance.client.app.state.engine.dispose()
+        instance.stop()
 
 
 @pytest.fixture
