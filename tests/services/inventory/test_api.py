@@ -399,3 +399,17 @@ def test_metrics_count_the_requests_by_route(client):
     client.post("/receipts", json=receipt())
     text = client.get("/metrics").text
     assert 'http_requests_total{method="POST",route="/receipts",status="200"}' in text
+
+
+def test_consuming_another_lot_still_releases_the_orders_reservation(client):
+    ok(client.post("/receipts", json=receipt(stock={**L1, "lot": "L1"}, quantity=5)))
+    ok(client.post("/receipts", json=receipt(stock={**L1, "lot": "L2"}, quantity=5)))
+    ok(client.post("/reservations", json=reservation(requirements=(("M1", 4, "pc"),))))
+    ok(client.post("/consumptions", json=consumption(materials=(("M1", 3, "pc", "L2"),))))
+    account = ok(client.get("/reservations/O1"))["materials"][0]
+    assert (account["consumed"], account["reserved"], account["shortfall"]) == (3.0, 1.0, 0.0)
+    positions = ok(client.get("/stock", params={"site": SITE}))
+    assert [(p["lot"], p["quantity"], p["reserved"]) for p in positions] == [
+        ("L1", 5.0, 1.0),
+        ("L2", 2.0, 0.0),
+    ]
