@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from mes_domain.production import (
     AuditEntry,
@@ -58,6 +59,12 @@ def _respond(outcome: Outcome) -> JSONResponse:
         status_code=outcome.status_code,
         headers={REPLAYED_HEADER: "true" if outcome.replayed else "false"},
     )
+
+
+def _json(view: BaseModel) -> Response:
+    """A view built (and so validated) here, serialised once: the dispatch list is the hot
+    path, and FastAPI would validate a returned model against response_model again."""
+    return Response(view.model_dump_json(), media_type="application/json")
 
 
 def routers(service: ProductionExecution) -> list[APIRouter]:
@@ -122,14 +129,16 @@ def routers(service: ProductionExecution) -> list[APIRouter]:
         return service.read(lambda s: ops.get_order_components(s, order_id))
 
     @stations.get("/dispatch/{site}/{line}", response_model=DispatchList)
-    def line_dispatch(site: Name, line: Name, limit: Limit = 50) -> DispatchList:
+    def line_dispatch(site: Name, line: Name, limit: Limit = 50) -> Response:
         """READY, RUNNING and PAUSED operations of the line: priority, planned start, order."""
-        return service.read(lambda s: ops.dispatch_list(s, layout, site, line, None, limit))
+        return _json(service.read(lambda s: ops.dispatch_list(s, layout, site, line, None, limit)))
 
     @stations.get("/dispatch/{site}/{line}/{station}", response_model=DispatchList)
-    def station_dispatch(site: Name, line: Name, station: Name, limit: Limit = 50):
+    def station_dispatch(site: Name, line: Name, station: Name, limit: Limit = 50) -> Response:
         """The line's dispatch list, operations of the station's kind only."""
-        return service.read(lambda s: ops.dispatch_list(s, layout, site, line, station, limit))
+        return _json(
+            service.read(lambda s: ops.dispatch_list(s, layout, site, line, station, limit))
+        )
 
     @stations.post("/stations/{site}/{line}/{station}/counts", response_model=OperationView)
     def counts(site: Name, line: Name, station: Name, command: ReportPartCount):

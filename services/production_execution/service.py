@@ -625,7 +625,6 @@ def complete_operation(
         _scrap(session, op, command.scrap_quantity, SCRAP_AT_COMPLETION, command.command_id, now)
     op.status = status.value
     op.completed_at = now
-    op.labour_time_s = command.labour_time_s
 
     promoted = []
     steps = [_step(o) for o in order.operations]
@@ -652,6 +651,7 @@ def complete_operation(
         materials=materials,
         final=final,
     )
+    op.labour_time_s = confirmation.labour_time_s
     session.add(
         Confirmation(
             order_id=order.order_id,
@@ -1080,7 +1080,8 @@ def dispatch_list(
     for row in session.execute(dispatch_query(site, line, kind, limit)):
         status = OperationStatus(row.status)
         items.append(
-            DispatchItem(
+            # Not validated again: the columns were, on the way in; the list may be 500 long.
+            DispatchItem.model_construct(
                 order_id=row.order_id,
                 operation_no=row.operation_no,
                 material_id=row.material_id,

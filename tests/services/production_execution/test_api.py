@@ -620,6 +620,20 @@ def test_only_the_instance_that_executes_an_order_takes_its_station_commands(
             instance.stop()
 
 
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/orders/PO-X", "order_id"),
+        ("/orders/PO-X/confirmations", "order_id"),
+        ("/orders/PO-X/components", "order_id"),
+        ("/orders/PO-X/serials/SN-1", "serial"),
+        ("/nonconformances/NCR-X", "ncr_id"),
+    ],
+)
+def test_reading_what_is_not_there_is_404_with_the_field(client, path, field):
+    assert problem(client.get(path), 404)[0] == field
+
+
 # ---- audit, health, OpenAPI --------------------------------------------------------------------
 
 
