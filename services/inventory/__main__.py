@@ -1,15 +1,17 @@
 """``python -m services.inventory [serve|migrate]``: the settings come from the environment
-(``MES_DATABASE_URL`` ...) and are checked first; a bad one exits 2 naming the variable."""
+(``MES_DATABASE_URL`` ...) and are checked first; a bad one exits 2 naming the variable.
+``serve`` also relays the outbox to the event bus when ``MES_EVENT_BUS_NAME`` names one."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import threading
 
 from services.common.logs import configure_logging
 from services.common.migrations import upgrade_to_head
 from services.common.settings import ServiceSettings, SettingsError
-from services.inventory.app import MIGRATIONS_DIR, SERVICE, build_app
+from services.inventory.app import MIGRATIONS_DIR, SERVICE, build_app, bus_relay
 
 EXIT_CONFIGURATION = 2
 
@@ -35,14 +37,27 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import uvicorn
 
-    # log_config None: uvicorn keeps the JSON handler configure_logging installed.
-    uvicorn.run(
-        build_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,  # the app logs each request itself, with its route and latency
-    )
+    app = build_app(settings)
+    stop = threading.Event()
+    relay = bus_relay(settings, app.state.service.sessions)
+    if relay is not None:
+        threading.Thread(
+            target=relay.run,
+            args=(stop, settings.outbox_interval_s),
+            name="outbox-relay",
+            daemon=True,
+        ).start()
+    try:
+        # log_config None: uvicorn keeps the JSON handler configure_logging installed.
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,  # the app logs each request itself, with its route and latency
+        )
+    finally:
+        stop.set()
     return 0
 
 

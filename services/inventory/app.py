@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+from sqlalchemy.orm import sessionmaker
 
 from services.common.app import create_app
 from services.common.db import database_ready, make_engine, make_sessions
 from services.common.migrations import at_head
+from services.common.relay import BusPublisher, OutboxRelay
 from services.common.settings import ServiceSettings
 from services.inventory.api import inventory_router
+from services.inventory.models import TABLES
 from services.inventory.service import InventoryService
 
 SERVICE = "inventory"
@@ -35,3 +38,17 @@ def build_app(settings: ServiceSettings) -> FastAPI:
     app.state.engine = engine
     app.state.service = service
     return app
+
+
+def bus_relay(
+    settings: ServiceSettings, sessions: sessionmaker, publisher: BusPublisher | None = None
+) -> OutboxRelay | None:
+    """The relay that takes the outbox's availability documents to the event bus (and on to
+    ERP by its outbound rule); None when no bus is configured (``MES_EVENT_BUS_NAME``)."""
+    if settings.event_bus_name is None:
+        return None
+    if publisher is None:
+        from services.common.aws import EventBridgePublisher  # boto3: only when there is a bus
+
+        publisher = EventBridgePublisher()
+    return OutboxRelay(sessions, TABLES, bus_name=settings.event_bus_name, publisher=publisher)

@@ -99,6 +99,10 @@ class _RanMeanwhile(Exception):
     """The same command id committed while this one waited: answer as its replay."""
 
 
+# The audit trail names a position by its row id (its key can be longer than entity_id
+# allows); the key is in the entry's detail.
+
+
 class _Work:
     """One command's transaction: its locks, its ledger entries, its availability updates."""
 
@@ -364,11 +368,8 @@ class InventoryService:
                 stock = work.new_position(key, key.location, command.uom, received=movement_id)
             work.move("RECEIPT", stock, quantity, movement_id=movement_id)
             work.publish_availability()
-            return stock_view(stock), Change(
-                "stock",
-                describe(key),
-                {"quantity": figure(quantity), "uom": command.uom},
-            )
+            detail = {"stock": key.model_dump(), "quantity": figure(quantity), "uom": command.uom}
+            return stock_view(stock), Change("stock", str(stock.id), detail)
 
         return self._run("GoodsReceipt", command, action)
 
@@ -387,8 +388,13 @@ class InventoryService:
             )
             work.move("ISSUE", stock, -quantity)
             work.publish_availability()
-            detail = {"quantity": figure(quantity), "uom": command.uom, "reason": command.reason}
-            return stock_view(stock), Change("stock", describe(key), detail)
+            detail = {
+                "stock": key.model_dump(),
+                "quantity": figure(quantity),
+                "uom": command.uom,
+                "reason": command.reason,
+            }
+            return stock_view(stock), Change("stock", str(stock.id), detail)
 
         return self._run("GoodsIssue", command, action)
 
@@ -416,12 +422,14 @@ class InventoryService:
             work.move("TRANSFER_IN", destination, quantity)
             work.publish_availability()
             detail = {
+                "stock": key.model_dump(),
                 "to_location": command.to_location,
+                "to_stock_id": destination.id,
                 "quantity": figure(quantity),
                 "uom": command.uom,
             }
             view = TransferView(source=stock_view(source), destination=stock_view(destination))
-            return view, Change("stock", describe(key), detail)
+            return view, Change("stock", str(source.id), detail)
 
         return self._run("Transfer", command, action)
 

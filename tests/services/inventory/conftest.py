@@ -1,5 +1,6 @@
-"""One migrated database per test module (migrating takes longer than a test); each test starts
-from empty tables (TRUNCATE), and gets the service, or the app through a test client."""
+"""One migrated database for the package's tests (migrating takes longer than most tests); each
+test starts from empty tables (TRUNCATE), and gets the service, or the app through a test client.
+test_migrations.py migrates fresh databases of its own."""
 
 from __future__ import annotations
 
@@ -26,14 +27,14 @@ TRUNCATE = (
 )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def migrated_url(postgres: PostgresServer) -> Iterator[str]:
     with postgres.temporary_database() as url:
         upgrade_to_head(MIGRATIONS_DIR, url)
         yield url
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def engine(migrated_url: str) -> Iterator[Engine]:
     engine = make_engine(migrated_url)
     yield engine
@@ -56,7 +57,7 @@ def service(db: Engine) -> InventoryService:
     return InventoryService(make_sessions(db))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def app(migrated_url: str):
     app = build_app(ServiceSettings(database_url=migrated_url))
     yield app

@@ -3,9 +3,13 @@ field and nothing written; replays; the InventoryAvailability documents for ERP.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from mes_domain.enterprise import InventoryAvailability
+from services.common.settings import ServiceSettings
+from services.inventory.app import bus_relay
 from tests.services.inventory.conftest import rows, table_counts
 
 SITE = "berlin"
@@ -152,13 +156,15 @@ def test_receipt_issue_and_transfer_answer_the_positions_they_changed(client, db
         {"kind": "TRANSFER_OUT", "delta": "-3.000000"},
         {"kind": "TRANSFER_IN", "delta": "3.000000"},
     ]
-    audit = rows(db, "SELECT action, actor, entity_id FROM audit_trail ORDER BY id")
-    assert [a["action"] for a in audit] == ["GoodsReceipt", "GoodsIssue", "Transfer"]
-    assert audit[0] == {
-        "action": "GoodsReceipt",
-        "actor": "clerk",
-        "entity_id": "lot L1 of M1 at berlin/A1",
-    }
+    audit = rows(db, "SELECT action, actor, entity, entity_id, detail FROM audit_trail ORDER BY id")
+    assert [(a["action"], a["entity"], a["entity_id"]) for a in audit] == [
+        ("GoodsReceipt", "stock", "1"),
+        ("GoodsIssue", "stock", "1"),
+        ("Transfer", "stock", "1"),
+    ]
+    assert audit[0]["actor"] == "clerk"
+    assert audit[0]["detail"] == {"stock": L1, "quantity": "10", "uom": "pc"}
+    assert audit[2]["detail"]["to_stock_id"] == 2
 
 
 def test_a_replay_answers_the_same_and_changes_nothing(client, db):
@@ -413,3 +419,35 @@ def test_consuming_another_lot_still_releases_the_orders_reservation(client):
         ("L1", 5.0, 1.0),
         ("L2", 2.0, 0.0),
     ]
+
+
+class Bus:
+    """A ``BusPublisher`` that accepts everything and keeps it."""
+
+    max_entries = 10
+
+    def __init__(self) -> None:
+        self.entries: list[dict] = []
+
+    def put(self, entries):
+        self.entries += entries
+        return [None] * len(entries)
+
+
+def test_the_relay_puts_each_availability_on_the_bus_once_for_erp(client, db):
+    sessions = client.app.state.service.sessions
+    settings = ServiceSettings(database_url="postgresql+psycopg://unused")
+    assert bus_relay(settings, sessions) is None  # no bus configured
+    bus = Bus()
+    relay = bus_relay(settings.model_copy(update={"event_bus_name": "mes-bus"}), sessions, bus)
+    ok(client.post("/receipts", json=receipt(quantity=10)))
+    ok(client.post("/issues", json=issue(quantity=4)))
+    assert relay.step().delivered == 2
+    assert relay.step().delivered == 0  # marked sent: never again
+    assert [(e["Source"], e["DetailType"], e["EventBusName"]) for e in bus.entries] == [
+        ("mes.enterprise", "InventoryAvailability", "mes-bus")
+    ] * 2
+    latest = json.loads(bus.entries[-1]["Detail"])
+    assert latest == {"schema_version": 1, **ok(client.get(f"/availability/{SITE}/M1"))}
+    assert latest["available_quantity"] == 6.0
+    assert rows(db, "SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL") == [{"n": 0}]
