@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import text
@@ -18,6 +20,8 @@ from mes_domain.enterprise import (
     SourceSystem,
     event_detail,
 )
+from mes_domain.production import StartOperation
+from services.common.errors import ServiceError
 from services.production_execution.api import REPLAYED_HEADER
 from services.production_execution.service import dispatch_query
 from tests.services.production_execution.conftest import (
@@ -632,6 +636,37 @@ def test_only_the_instance_that_executes_an_order_takes_its_station_commands(
 )
 def test_reading_what_is_not_there_is_404_with_the_field(client, path, field):
     assert problem(client.get(path), 404)[0] == field
+
+
+def test_concurrent_starts_at_one_station_run_one_and_refuse_the_rest(cloud, clean):
+    """Orders lock one at a time, so two orders can race for a station: the unique index on
+    running operations per station decides, and the loser gets a 409 or 422, never a 500."""
+    service = cloud.client.app.state.service
+    racers = 4
+    for round_ in range(5):
+        orders = [f"PO-{round_}-{i}" for i in range(racers)]
+        for order_id in orders:
+            release(cloud.client, order_id=order_id)
+        barrier = threading.Barrier(racers)
+
+        def start(order_id: str, barrier=barrier):
+            barrier.wait()
+            try:
+                return service.start(
+                    order_id, 10, StartOperation(**command(station="press-01"))
+                ).status_code
+            except ServiceError as refused:
+                return refused.status
+
+        with ThreadPoolExecutor(racers) as pool:
+            outcomes = sorted(pool.map(start, orders))
+        assert outcomes.count(200) == 1, outcomes
+        assert set(outcomes) - {200} <= {409, 422}, outcomes
+        running = [
+            o for o in orders if cloud.client.get(f"/orders/{o}").json()["status"] == "IN_PROGRESS"
+        ]
+        assert len(running) == 1
+        op(cloud.client, running[0], 10, "complete", good_quantity=1)
 
 
 # ---- audit, health, OpenAPI --------------------------------------------------------------------
