@@ -54,8 +54,7 @@ def amount(value: float, field: str) -> Decimal:
 
 def figure(value: Decimal) -> str:
     """A quantity for a message: 12.5, not 12.500000."""
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")
 
 
 def check_uom(expected: str, given: str, field: str, what: str) -> None:

@@ -5,7 +5,10 @@ its transaction a command first locks the ``availability`` rows of the materials
 (site, material) order, then the stock positions in key order (``SELECT ... FOR UPDATE``): two
 commands on one material at one site run one after the other, so neither can take stock the
 other already took, and the fixed order means two transfers can never wait on each other.
-Changed availabilities go to the outbox for the ``bus`` in the same transaction."""
+Changed availabilities go to the outbox for the ``bus`` in the same transaction.
+
+The audit trail names a stock position by its row id (a key can be longer than ``entity_id``
+allows) with the key in the entry's detail, and a reservation by its order id."""
 
 from __future__ import annotations
 
@@ -97,10 +100,6 @@ def describe(key: StockKey | Stock) -> str:
 
 class _RanMeanwhile(Exception):
     """The same command id committed while this one waited: answer as its replay."""
-
-
-# The audit trail names a position by its row id (its key can be longer than entity_id
-# allows); the key is in the entry's detail.
 
 
 class _Work:
@@ -317,18 +316,22 @@ def _reservation_view(session: Session, order_id: str) -> ReservationView | None
     )
 
 
+def _check_order_site(session: Session, order_id: str, site: str) -> None:
+    """An order is reserved and consumes at one site: the first command's."""
+    known = session.scalar(
+        select(Reservation.site).where(Reservation.order_id == order_id).limit(1)
+    )
+    if known is not None and known != site:
+        raise Conflict(f"order {order_id} has its reservation at site {known}, not {site}", "site")
+
+
 def _order_account(
-    work: _Work, order_id: str, material_id: str, site: str, uom: str, uom_field: str
+    work: _Work, order_id: str, material_id: str, uom: str, uom_field: str
 ) -> Reservation | None:
-    """The order's reservation of the material, checked against the command's site and unit."""
+    """The order's reservation of the material, checked against the command's unit."""
     account = work.session.get(Reservation, (order_id, material_id), populate_existing=True)
     if account is None:
         return None
-    if account.site != site:
-        raise Conflict(
-            f"order {order_id} has its reservation at site {account.site}, not {site}",
-            field="site",
-        )
     domain.check_uom(account.uom, uom, uom_field, f"the reservation of {material_id}")
     return account
 
@@ -437,6 +440,7 @@ class InventoryService:
         def action(work: _Work) -> tuple[BaseModel, Change]:
             site, order_id = command.site, command.order_id
             work.lock_materials((site, r.material_id) for r in command.requirements)
+            _check_order_site(work.session, order_id, site)
             detail: dict[str, dict[str, str]] = {}
             for i, requirement in enumerate(command.requirements):
                 material_id = requirement.material_id
@@ -447,9 +451,7 @@ class InventoryService:
                     domain.check_uom(
                         material.uom, requirement.uom, uom_field, f"{material_id} at site {site}"
                     )
-                account = _order_account(
-                    work, order_id, material_id, site, requirement.uom, uom_field
-                )
+                account = _order_account(work, order_id, material_id, requirement.uom, uom_field)
                 if account is None:
                     account = Reservation(
                         order_id=order_id,
@@ -482,6 +484,7 @@ class InventoryService:
         def action(work: _Work) -> tuple[BaseModel, Change]:
             site, order_id = command.site, command.order_id
             work.lock_materials((site, m.material_id) for m in command.materials)
+            _check_order_site(work.session, order_id, site)
             lots_used: list[LotConsumption] = []
             for i, used in enumerate(command.materials):
                 material_id = used.material_id
@@ -496,7 +499,7 @@ class InventoryService:
                         quantity_field,
                     )
                 domain.check_uom(material.uom, used.uom, uom_field, what)
-                account = _order_account(work, order_id, material_id, site, used.uom, uom_field)
+                account = _order_account(work, order_id, material_id, used.uom, uom_field)
                 if account is None:  # consumed without a reservation: keep its account anyway
                     account = Reservation(
                         order_id=order_id,

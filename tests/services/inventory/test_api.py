@@ -218,6 +218,15 @@ BAD = [
     ("/transfers", transfer(quantity=6.5), 422, "quantity", "available 6 pc"),
     ("/transfers", transfer(stock={**L1, "location": "Z9"}), 404, "stock", "no lot L1"),
     ("/reservations", reservation(site="paris"), 409, "site", "at site berlin"),
+    # another material of the order: still its site
+    (
+        "/reservations",
+        reservation(site="paris", requirements=(("M3", 1, "pc"),)),
+        409,
+        "site",
+        "at site berlin",
+    ),
+    ("/consumptions", {**consumption(), "site": "paris"}, 409, "site", "at site berlin"),
     (
         "/reservations",
         reservation(requirements=(("M1", 1, "kg"),)),
