@@ -1,10 +1,12 @@
 """``python -m services.production_execution [serve|migrate]``: the settings come from the
-environment (``MES_*``) and are checked first; a bad one exits 2 naming the variable."""
+environment (``MES_*``) and are checked first; a bad one exits 2 naming the variable. ``serve``
+also runs the sync with the peer instances and the cloud's outbound relay in threads."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 
 from services.common.logs import configure_logging
@@ -35,20 +37,27 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return EXIT_BAD_SETTINGS
     configure_logging("production-execution", settings.log_level)
 
-    from services.production_execution.app import MIGRATIONS_DIR, build_app
+    from services.production_execution.app import MIGRATIONS_DIR, background_workers, build_app
 
     if args.command == "migrate":
         upgrade_to_head(MIGRATIONS_DIR, settings.database_url)
         return 0
     import uvicorn
 
-    uvicorn.run(
-        build_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,  # the JSON logs configured above
-        access_log=False,  # create_app logs each request
-    )
+    app = build_app(settings)
+    stop = threading.Event()
+    for worker in background_workers(settings, app):
+        threading.Thread(target=worker.run, args=(stop,), name=worker.name, daemon=True).start()
+    try:
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,  # the JSON logs configured above
+            access_log=False,  # create_app logs each request
+        )
+    finally:
+        stop.set()
     return 0
 
 

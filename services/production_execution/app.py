@@ -1,8 +1,11 @@
-"""The production execution app: ``build_app(settings)``."""
+"""The production execution app (``build_app``) and the work beside it that ``serve`` runs in
+threads (``background_workers``): the sync with the peer instances and the outbound relay."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic.runtime.migration import MigrationContext
@@ -11,7 +14,11 @@ from fastapi import APIRouter, FastAPI
 from services.common.app import create_app
 from services.common.db import database_ready, make_engine, make_sessions, now_ms
 from services.common.migrations import head_revision
+from services.common.relay import BusPublisher, InventoryPost, OutboxRelay
+from services.common.sync import SyncTransport, SyncWorker, sync_router
 from services.production_execution import api
+from services.production_execution.domain import CLOUD
+from services.production_execution.models import TABLES
 from services.production_execution.service import Context, ProductionExecution
 from services.production_execution.settings import ProductionSettings
 from services.production_execution.sync_handlers import SYNC_HANDLERS
@@ -27,8 +34,8 @@ def build_app(
     clock: Callable[[], int] = now_ms,
     routers: Iterable[APIRouter] = (),
 ) -> FastAPI:
-    """The app of one instance. ``routers``: more, such as the sync endpoints, which find the
-    service, its sessions and the sync handlers on ``app.state``."""
+    """The app of one instance. The cloud instance with edge sites syncing over https also
+    serves their ``/sync`` API. ``app.state`` has the service, its sessions and the handlers."""
     engine = make_engine(settings.database_url)
     sessions = make_sessions(engine)
     context = Context(
@@ -50,7 +57,12 @@ def build_app(
         except Exception:  # noqa: BLE001 - readiness answers no, whatever the reason
             return False
 
-    app = create_app("MES production execution", VERSION, [*api.routers(service), *routers], ready)
+    sync = []
+    if settings.instance_id == CLOUD and settings.edge_sites and settings.sync_transport == "https":
+        sync.append(sync_router(sessions, TABLES, CLOUD, SYNC_HANDLERS, peers=settings.edge_sites))
+    app = create_app(
+        "MES production execution", VERSION, [*api.routers(service), *sync, *routers], ready
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
@@ -58,3 +70,80 @@ def build_app(
     app.state.sync_handlers = SYNC_HANDLERS
     app.router.add_event_handler("shutdown", engine.dispose)
     return app
+
+
+@dataclass(frozen=True)
+class Worker:
+    name: str
+    run: Callable[[threading.Event], None]  # until the event is set
+
+
+def background_workers(
+    settings: ProductionSettings,
+    app: FastAPI,
+    *,
+    transport: Callable[[str], SyncTransport] | None = None,
+    publisher: BusPublisher | None = None,
+    post: InventoryPost | None = None,
+) -> list[Worker]:
+    """What ``serve`` runs beside the API.
+
+    - Sync: an edge instance keeps in sync with the cloud (pushing its outbox, pulling the
+      cloud's); over kafka the cloud also runs one worker per edge site (over https it serves
+      ``/sync`` instead). ``transport(peer)`` makes the transport (default: the settings').
+    - The cloud's outbound relay: the bus (``MES_EVENT_BUS_NAME``) and inventory
+      (``MES_INVENTORY_URL``). An edge instance has none: it forwards those to the cloud.
+    """
+    sessions = app.state.sessions
+    workers = []
+    if transport is None:
+        transport = _settings_transport(settings)
+    if settings.instance_id != CLOUD or settings.sync_transport == "kafka":
+        for peer in settings.peers:
+            worker = SyncWorker(
+                sessions,
+                TABLES,
+                settings.instance_id,
+                peer,
+                transport(peer),
+                SYNC_HANDLERS,
+                interval_s=settings.outbox_interval_s,
+            )
+            workers.append(Worker(f"sync-{peer}", worker.run))
+    if settings.instance_id == CLOUD:
+        if publisher is None and settings.event_bus_name is not None:
+            from services.common.aws import EventBridgePublisher  # boto3 only with a bus
+
+            publisher = EventBridgePublisher()
+        if post is None and settings.inventory_url is not None:
+            from services.common.relay import InventoryClient
+
+            post = InventoryClient(settings.inventory_url)
+        if publisher is not None or post is not None:
+            relay = OutboxRelay(
+                sessions,
+                TABLES,
+                bus_name=settings.event_bus_name if publisher is not None else None,
+                publisher=publisher,
+                post=post,
+            )
+            workers.append(
+                Worker("outbox-relay", lambda stop: relay.run(stop, settings.outbox_interval_s))
+            )
+    return workers
+
+
+def _settings_transport(settings: ProductionSettings) -> Callable[[str], SyncTransport]:
+    def make(peer: str) -> SyncTransport:
+        from services.common.transports import make_transport
+
+        return make_transport(
+            settings.sync_transport,
+            settings.instance_id,
+            peer,
+            url=settings.cloud_url,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            region=settings.aws_region,
+        )
+
+    return make

@@ -7,7 +7,7 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
@@ -88,10 +88,22 @@ def _comma_separated(value: object) -> object:
 
 class ProductionSettings(ServiceSettings):
     """``MES_PLANT_CONFIG``: the plant config file; ``MES_EDGE_SITES`` (the cloud instance's):
-    the sites whose orders their edge instance executes, comma-separated."""
+    the sites whose orders their edge instance executes, comma-separated.
+
+    Sync between the instances (``services.common.sync``): ``MES_SYNC_TRANSPORT`` https (the
+    default: an edge instance pushes and pulls through the cloud's ``/sync`` API at
+    ``MES_CLOUD_URL``, SigV4-signed when ``MES_AWS_REGION`` is set) or kafka (every instance,
+    ``MES_KAFKA_BOOTSTRAP_SERVERS`` and ``MES_AWS_REGION`` for MSK's IAM authentication).
+    The cloud's outbound relay: ``MES_EVENT_BUS_NAME`` for the bus, ``MES_INVENTORY_URL`` (the
+    inventory service's base URL) for reservations and consumptions; either may be unset."""
 
     plant_config: Path
     edge_sites: Annotated[tuple[Identifier, ...], Field(max_length=100)] = ()
+    sync_transport: Literal["https", "kafka"] = "https"
+    aws_region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")] | None = None
+    cloud_url: Annotated[str | None, Field(validate_default=True)] = None
+    kafka_bootstrap_servers: Annotated[str | None, Field(validate_default=True)] = None
+    inventory_url: str | None = None
 
     @field_validator("plant_config")
     @classmethod
@@ -126,6 +138,33 @@ class ProductionSettings(ServiceSettings):
         if sites and info.data.get("instance_id") != CLOUD:
             raise ValueError("only the cloud instance has edge sites")
         return sites
+
+    @field_validator("cloud_url", "inventory_url")
+    @classmethod
+    def _http_url(cls, url: str | None, info: ValidationInfo) -> str | None:
+        if url is not None and not url.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s):// base URL")
+        if info.field_name == "cloud_url" and url is None:
+            edge = info.data.get("instance_id", CLOUD) != CLOUD
+            if edge and info.data.get("sync_transport") == "https":
+                raise ValueError("an edge instance syncing over https needs the cloud's URL")
+        return url
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _kafka_complete(cls, servers: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("sync_transport") != "kafka":
+            return servers
+        if not servers:
+            raise ValueError("kafka sync needs the MSK cluster's bootstrap servers")
+        if info.data.get("aws_region") is None:
+            raise ValueError("kafka sync authenticates with IAM: set MES_AWS_REGION too")
+        return servers
+
+    @property
+    def peers(self) -> tuple[str, ...]:
+        """The instances this one syncs with: the edge sites (cloud), or the cloud (edge)."""
+        return self.edge_sites if self.instance_id == CLOUD else (CLOUD,)
 
     def layout(self) -> PlantLayout:
         return PlantLayout.of(load_plant(self.plant_config))

@@ -88,12 +88,20 @@ def clock() -> Clock:
     return Clock()
 
 
-def settings(database: str, instance_id: str = "cloud", edge_sites: str = "") -> ProductionSettings:
+# An edge instance's cloud URL in tests: the discard port; build_app never calls it.
+UNUSED_CLOUD_URL = "http://127.0.0.1:9"
+
+
+def settings(
+    database: str, instance_id: str = "cloud", edge_sites: str = "", **more: str
+) -> ProductionSettings:
     environ = {
         "MES_DATABASE_URL": database,
         "MES_INSTANCE_ID": instance_id,
         "MES_PLANT_CONFIG": str(DEMO_PLANT),
         "MES_EDGE_SITES": edge_sites,
+        **({} if instance_id == "cloud" else {"MES_CLOUD_URL": UNUSED_CLOUD_URL}),
+        **more,
     }
     return ProductionSettings.from_environ(environ)
 

@@ -85,6 +85,16 @@ URL = "postgresql+psycopg://postgres@127.0.0.1:1/none"
         (_environ(URL, MES_EDGE_SITES="berlin,paris"), "MES_EDGE_SITES"),
         (_environ(URL, MES_INSTANCE_ID="berlin", MES_EDGE_SITES="berlin"), "MES_EDGE_SITES"),
         (_environ(URL, MES_PORT="70000"), "MES_PORT"),
+        (_environ(URL, MES_INSTANCE_ID="berlin"), "MES_CLOUD_URL"),  # an edge syncs with it
+        (_environ(URL, MES_INSTANCE_ID="berlin", MES_CLOUD_URL="ftp://x"), "MES_CLOUD_URL"),
+        (_environ(URL, MES_SYNC_TRANSPORT="kafka"), "MES_KAFKA_BOOTSTRAP_SERVERS"),
+        (
+            _environ(URL, MES_SYNC_TRANSPORT="kafka", MES_KAFKA_BOOTSTRAP_SERVERS="b:9098"),
+            "MES_AWS_REGION",
+        ),
+        (_environ(URL, MES_SYNC_TRANSPORT="mqtt"), "MES_SYNC_TRANSPORT"),
+        (_environ(URL, MES_AWS_REGION="Frankfurt"), "MES_AWS_REGION"),
+        (_environ(URL, MES_INVENTORY_URL="inventory:8080"), "MES_INVENTORY_URL"),
         (_environ(URL, MES_LOG_LEVEL="LOUD"), "MES_LOG_LEVEL"),
     ],
 )

@@ -8,11 +8,14 @@ import itertools
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
 from mes_domain.production import SyncBatch, SyncMessage
 from services.common.outbox import applied_through, apply_batch, as_sync_messages, since
+from services.common.sync import StepResult, SyncWorker, TransportUnavailable
+from services.common.transports.https import HttpsTransport
 from services.production_execution.models import TABLES
 from services.production_execution.sync_handlers import SYNC_HANDLERS
 from tests.services.production_execution.conftest import (
@@ -223,3 +226,107 @@ def test_forward_leaves_the_cloud_once(pair):
     )
     apply_again(cloud, [*forwards, stray])
     assert outbox(cloud.sessions) == [("bus", "OrderStatusChanged", {"x": 1}, "OSC-1")]
+
+
+# ---- over the sync API and SyncWorker, as serve runs it ----------------------------------------
+
+
+class Link(httpx.BaseTransport):
+    """The edge's HTTPS link to the cloud app: up or down, and able to lose a response after the
+    cloud handled the request (the worst case for doubling)."""
+
+    def __init__(self, cloud: Instance) -> None:
+        self.cloud = cloud
+        self.up = True
+        self.lose_next_response = False
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if not self.up:
+            raise httpx.ConnectError("link down", request=request)
+        response = self.cloud.client.request(
+            request.method,
+            request.url.path,
+            params=request.url.params,
+            content=request.read(),
+            headers={"content-type": request.headers.get("content-type", "application/json")},
+        )
+        if self.lose_next_response:
+            self.lose_next_response = False
+            raise httpx.ReadTimeout("response lost", request=request)
+        return httpx.Response(response.status_code, content=response.content)
+
+
+def sync_until_quiet(worker: SyncWorker) -> None:
+    for _ in range(20):
+        result = worker.step()
+        if (result.pushed, result.applied) == (0, 0):
+            return
+    raise AssertionError("sync did not settle")
+
+
+def test_an_edge_offline_keeps_working_and_catches_up_nothing_lost_or_doubled(pair):
+    cloud, edge = pair
+    link = Link(cloud)
+    worker = SyncWorker(
+        edge.sessions,
+        TABLES,
+        SITE,
+        "cloud",
+        HttpsTransport("http://cloud.test", transport=link),
+        SYNC_HANDLERS,
+        batch_size=4,
+    )
+    for order_id in ("PO-1", "PO-2"):
+        cloud.client.post("/orders/release", json=release_body(order_id=order_id))
+    sync_until_quiet(worker)
+    assert edge.client.get("/orders/PO-2").json()["executed_at"] == SITE
+
+    link.up = False
+    with pytest.raises(TransportUnavailable):
+        worker.step()
+    done = []
+    for number, station in ((10, "press-01"), (20, "weld-01"), (30, "assembly-01")):
+        start = command(station=station)
+        done.append(edge.client.post(f"/orders/PO-1/operations/{number}/start", json=start))
+        complete = command(good_quantity=10 - number // 10)
+        done.append(edge.client.post(f"/orders/PO-1/operations/{number}/complete", json=complete))
+    done.append(
+        edge.client.post("/orders/PO-2/operations/10/start", json=command(station="press-01"))
+    )
+    assert [r.status_code for r in done] == [200] * 7  # the edge works on while offline
+
+    link.up = True
+    link.lose_next_response = True  # the cloud applies the first batch, the edge never hears
+    with pytest.raises(TransportUnavailable):
+        worker.step()
+    sync_until_quiet(worker)
+
+    for order_id in ("PO-1", "PO-2"):
+        assert cloud.client.get(f"/orders/{order_id}").json() == (
+            edge.client.get(f"/orders/{order_id}").json()
+        )
+    confirmations = outbox(cloud.sessions, "bus", "ProductionConfirmation")
+    assert sorted(
+        (p["operation_no"], p["good_quantity"], p["final"]) for _, _, p, _ in confirmations
+    ) == [
+        (10, 9.0, False),
+        (20, 8.0, False),
+        (30, 7.0, True),
+    ]
+    statuses = sorted(
+        (p["order_id"], p["status"])
+        for _, _, p, _ in outbox(cloud.sessions, "bus", "OrderStatusChanged")
+    )
+    assert statuses == [
+        ("PO-1", "COMPLETED"),
+        ("PO-1", "IN_PROGRESS"),
+        ("PO-1", "RELEASED"),
+        ("PO-2", "IN_PROGRESS"),
+        ("PO-2", "RELEASED"),
+    ]
+    with edge.sessions() as session:
+        unsent = session.scalar(
+            select(func.count()).select_from(TABLES.outbox).where(TABLES.outbox.sent_at.is_(None))
+        )
+    assert unsent == 0  # the cloud acknowledged all of it
+    assert worker.step() == StepResult(pushed=0, applied=0)
