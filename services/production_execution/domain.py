@@ -154,7 +154,7 @@ def open_quantity(
 ) -> float:
     """What is left to make, as the dispatch list shows it: the plan less what the station has
     counted good and what was scrapped."""
-    if status is OperationStatus.COMPLETED:
+    if status == OperationStatus.COMPLETED:  # a StrEnum: the column's string compares too
         return 0.0
     return round(max(0.0, planned - counted_good - scrap), QUANTITY_DECIMALS)
 

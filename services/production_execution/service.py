@@ -35,7 +35,6 @@ from mes_domain.production import (
     CompleteOperation,
     ConfirmationView,
     ConsumedMaterial,
-    DispatchItem,
     DispatchList,
     DisposeNonConformance,
     Disposition,
@@ -1076,27 +1075,40 @@ def dispatch_list(
         kind = layout.station_kind(site, line, station)
         if kind is None:
             raise NotFound(f"no station {site}/{line}/{station} in the plant config", "station")
-    items = []
-    for row in session.execute(dispatch_query(site, line, kind, limit)):
-        status = OperationStatus(row.status)
-        items.append(
-            # Not validated again: the columns were, on the way in; the list may be 500 long.
-            DispatchItem.model_construct(
-                order_id=row.order_id,
-                operation_no=row.operation_no,
-                material_id=row.material_id,
-                description=row.description,
-                station_kind=row.station_kind,
-                status=status,
-                open_quantity=domain.open_quantity(
-                    status, row.planned_quantity, row.counted_good, row.scrap_quantity
-                ),
-                priority=row.priority,
-                planned_start=row.planned_start,
-                version=row.version,
-            )
-        )
-    return DispatchList(site=site, line=line, station=station, items=items)
+    rows = session.connection().execute(dispatch_query(site, line, kind, limit)).all()
+    # Plain dicts validated as one list (in pydantic's Rust core): a 500-item list costs a
+    # third of building each item as a model.
+    items = [
+        {
+            "order_id": order_id,
+            "operation_no": operation_no,
+            "material_id": material_id,
+            "description": description,
+            "station_kind": station_kind,
+            "status": status,
+            "open_quantity": domain.open_quantity(status, planned, counted_good, scrap),
+            "priority": priority,
+            "planned_start": planned_start,
+            "version": version,
+        }
+        for (
+            order_id,
+            operation_no,
+            material_id,
+            description,
+            station_kind,
+            status,
+            planned,
+            counted_good,
+            scrap,
+            priority,
+            planned_start,
+            version,
+        ) in rows
+    ]
+    return DispatchList.model_validate(
+        {"site": site, "line": line, "station": station, "items": items}
+    )
 
 
 def get_serial(session: Session, order_id: str, serial: str) -> SerialView:
