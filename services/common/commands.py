@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -39,6 +40,10 @@ def request_hash(kind: str, command: BaseModel) -> str:
     return hashlib.sha256(f"{kind}\n{command.model_dump_json()}".encode()).hexdigest()
 
 
+class _RanMeanwhile(Exception):
+    """The same command id committed while this delivery waited for its lock."""
+
+
 class CommandRunner:
     def __init__(self, sessions: sessionmaker, tables: ServiceTables) -> None:
         self.sessions = sessions
@@ -59,6 +64,14 @@ class CommandRunner:
             return replay
         try:
             with self.sessions.begin() as session:
+                # Two deliveries of one command at once: the second waits here for the first's
+                # commit, then answers as its replay instead of running into the first's effects.
+                session.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtextextended(:id, 0))"),
+                    {"id": command.command_id},
+                )
+                if session.get(self.tables.command_log, command.command_id) is not None:
+                    raise _RanMeanwhile
                 response, change = action(session)
                 body = response.model_dump(mode="json")
                 at = now_ms()
@@ -89,6 +102,10 @@ class CommandRunner:
             raise Conflict(
                 f"{kind}: the record changed while the command ran; read it again and retry"
             ) from None
+        except _RanMeanwhile:
+            replay = self._replay(kind, command, digest)
+            assert replay is not None  # the command log row that stopped us is committed
+            return replay
         except IntegrityError:
             # The same command id committed concurrently: answer as its replay.
             replay = self._replay(kind, command, digest)

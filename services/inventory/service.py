@@ -47,7 +47,6 @@ from services.inventory.domain import ZERO, amount, figure
 from services.inventory.models import (
     TABLES,
     Availability,
-    CommandLog,
     Hold,
     Movement,
     Reservation,
@@ -98,10 +97,6 @@ def describe(key: StockKey | Stock) -> str:
     return f"lot {key.lot} of {key.material_id} at {key.site}/{key.location}"
 
 
-class _RanMeanwhile(Exception):
-    """The same command id committed while this one waited: answer as its replay."""
-
-
 class _Work:
     """One command's transaction: its locks, its ledger entries, its availability updates."""
 
@@ -110,13 +105,6 @@ class _Work:
         self.command = command
         self.at = at
         self.materials: dict[tuple[str, str], Availability] = {}
-        # Two deliveries of one command at once: the second waits here, then sees the first.
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:id, 0))"),
-            {"id": command.command_id},
-        )
-        if session.get(CommandLog, command.command_id) is not None:
-            raise _RanMeanwhile
 
     # -- locks, in one order for every command -----------------------------------------------
 
@@ -348,10 +336,7 @@ class InventoryService:
         def in_transaction(session: Session) -> tuple[BaseModel, Change]:
             return action(_Work(session, command, self.clock()))
 
-        try:
-            return self.runner.run(kind, command, in_transaction)
-        except _RanMeanwhile:
-            return self.runner.run(kind, command, in_transaction)  # now a replay
+        return self.runner.run(kind, command, in_transaction)
 
     # -- commands ----------------------------------------------------------------------------
 
