@@ -1,0 +1,1 @@
+"""MES production execution (ISA-95 Part 3 work management)."""

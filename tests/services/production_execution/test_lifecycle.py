@@ -41,7 +41,7 @@ STATIONS = {  # body-line-1's stations and their kinds
     "assembly-01": "assembly",
     "vision-01": "camera_inspection",
 }
-MAX_ORDERS = 3
+MAX_ORDERS = 2
 
 
 def station_of(kind: str) -> str:
@@ -64,8 +64,12 @@ class Lifecycle(RuleBasedStateMachine):
     engine = None
     clock = None
 
-    @initialize()
-    def fresh_database(self):
+    @initialize(
+        kinds=st.lists(st.sampled_from(KINDS), min_size=1, max_size=3),
+        quantity=st.integers(1, 50),
+    )
+    def fresh_database_with_an_order(self, kinds, quantity):
+        """Every run starts with one order, so its steps go to its lifecycle."""
         empty(self.engine)
         self.clock.reset()
         self.client = self.cloud.client
@@ -73,6 +77,7 @@ class Lifecycle(RuleBasedStateMachine):
         self.orders: dict[str, list[ModelOperation]] = {}
         self.sent: list[tuple[str, dict, int, dict]] = []  # (path, body, status, response)
         self.versions: dict[tuple, tuple] = {}  # what was seen, and its version
+        self.release(kinds, quantity, priority=500)
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -322,7 +327,7 @@ def test_order_lifecycle(cloud, engine, clock):
     run_state_machine_as_test(
         Machine,
         settings=settings(
-            max_examples=30,
+            max_examples=25,
             stateful_step_count=15,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
