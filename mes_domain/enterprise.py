@@ -142,7 +142,22 @@ class ProductionConfirmation(EnterpriseDocument):
     scrap_quantity: NonNegativeQuantity
     materials_consumed: list[MaterialConsumption] = []
     labour_time_s: NonNegativeQuantity = 0.0
+    # Actual start and finish, and the machine's running time (pauses excluded); optional, so
+    # confirmations from systems that do not track them stay valid.
+    started_at: EpochMillis | None = None
+    finished_at: EpochMillis | None = None
+    machine_time_s: NonNegativeQuantity | None = None
     final: bool = False
+
+    @model_validator(mode="after")
+    def _finishes_after_start(self) -> ProductionConfirmation:
+        if (
+            self.started_at is not None
+            and self.finished_at is not None
+            and self.finished_at < self.started_at
+        ):
+            raise ValueError("finished_at must not be before started_at")
+        return self
 
 
 class DefectSource(StrEnum):

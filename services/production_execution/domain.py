@@ -292,8 +292,8 @@ def confirmation(
 def production_confirmation(
     view: ConfirmationView, *, site: str, line: str, issued_at: int
 ) -> ProductionConfirmation:
-    """The ERP event of a confirmation (``ProductionConfirmation`` has no machine time or
-    actual times; the confirmation record keeps them)."""
+    """The ERP event of a confirmation: yield, scrap, materials, actual times, labour and
+    machine time."""
     return ProductionConfirmation(
         v=1,
         source_system=SourceSystem.MES,
@@ -309,6 +309,9 @@ def production_confirmation(
         scrap_quantity=view.scrap_quantity,
         materials_consumed=view.materials_consumed,
         labour_time_s=view.labour_time_s,
+        started_at=view.started_at,
+        finished_at=view.completed_at,
+        machine_time_s=view.machine_time_s,
         final=view.final,
     )
 

@@ -144,3 +144,20 @@ def test_outbound_documents_validate():
             },
             context=CONTEXT,
         )
+
+
+def test_a_confirmation_cannot_finish_before_it_started():
+    from pydantic import ValidationError
+
+    from mes_domain.enterprise import ProductionConfirmation
+
+    fields = {
+        "v": 1, "source_system": "MES", "document_id": "CONF-1-10", "revision": 0,
+        "issued_at": 1_700_000_100_000, "order_id": "1", "site": "berlin", "line": "l1",
+        "station": "press-01", "good_quantity": 1, "scrap_quantity": 0,
+    }  # fmt: skip
+    ProductionConfirmation.model_validate(fields | {"started_at": 1_700_000_000_000})
+    with pytest.raises(ValidationError, match="finished_at must not be before started_at"):
+        ProductionConfirmation.model_validate(
+            fields | {"started_at": 1_700_000_050_000, "finished_at": 1_700_000_000_000}
+        )

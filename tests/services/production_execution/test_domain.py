@@ -169,6 +169,9 @@ def test_confirmation_content():
         1,
         True,
     )
+    # ERP gets the actual times and the machine time too
+    assert (erp.started_at, erp.finished_at) == (1_700_000_000_000, 1_700_000_100_000)
+    assert erp.machine_time_s == 42.123
     with_labour = domain.confirmation(
         order_id="PO-1",
         operation_no=10,
