@@ -17,7 +17,8 @@ JSON), but through no socket and no HTTP/1.1 parsing. One client, one call at a 
    p50 and p99 of each against the goal p99 <= 20 ms. Baseline: the whole list built by
    per-row ORM loads (the line's order ids, then each order loaded and its operations lazily,
    filtered and sorted in Python), served by a route added to the same app and timed the same
-   way, every ``--naive-every``-th round. The baseline must return the same list and the page
+   way, every ``--naive-every``-th round. The baseline must return the same list, byte for
+   byte (the service's JSON is written by PostgreSQL, the baseline's by pydantic), and the page
    its head, or nothing is timed.
 2. **Operations/s.** ``--throughput-orders`` orders on berlin/machining-line-1 (cnc, test,
    packaging), each operation started and completed at its station: one operation is a start
@@ -257,7 +258,8 @@ async def measure(client: httpx.AsyncClient, service, sessions, args) -> dict:
     _, indexed_list = await timed_get(client, indexed_url)
     _, page = await timed_get(client, page_url)
     _, naive_list = await timed_get(client, naive_url)
-    if indexed_list != naive_list:
+    indexed_body = (await client.get(indexed_url)).content
+    if indexed_list != naive_list or indexed_body != (await client.get(naive_url)).content:
         sys.exit("the indexed and the per-row dispatch lists differ; not timing")
     if len(indexed_list["items"]) != args.orders:
         sys.exit(f"{len(indexed_list['items'])} items for {args.orders} open orders")
@@ -331,7 +333,7 @@ async def measure(client: httpx.AsyncClient, service, sessions, args) -> dict:
     return {
         "open_orders": args.orders,
         "dispatch_items": len(indexed_list["items"]),
-        "same_dispatch_list": indexed_list == naive_list,
+        "same_dispatch_list": indexed_list == naive_list,  # and the same bytes, or no timing
         "release_per_s": args.orders / release_s,
         "dispatch_p50_ms": percentile(indexed_ms, 50),
         "dispatch_p99_ms": percentile(indexed_ms, 99),

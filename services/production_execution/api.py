@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
 
 from mes_domain.production import (
     AuditEntry,
@@ -61,10 +60,11 @@ def _respond(outcome: Outcome) -> JSONResponse:
     )
 
 
-def _json(view: BaseModel) -> Response:
-    """A view built (and so validated) here, serialised once: the dispatch list is the hot
-    path, and FastAPI would validate a returned model against response_model again."""
-    return Response(view.model_dump_json(), media_type="application/json")
+def _dispatch(body: str) -> Response:
+    """The dispatch list's JSON as PostgreSQL wrote it (``ops.dispatch_list_json``): the hot
+    path, so neither built as a model here nor validated against response_model by FastAPI
+    (the OpenAPI document still declares ``DispatchList``)."""
+    return Response(body, media_type="application/json")
 
 
 def routers(service: ProductionExecution) -> list[APIRouter]:
@@ -131,13 +131,15 @@ def routers(service: ProductionExecution) -> list[APIRouter]:
     @stations.get("/dispatch/{site}/{line}", response_model=DispatchList)
     def line_dispatch(site: Name, line: Name, limit: Limit = 50) -> Response:
         """READY, RUNNING and PAUSED operations of the line: priority, planned start, order."""
-        return _json(service.read(lambda s: ops.dispatch_list(s, layout, site, line, None, limit)))
+        return _dispatch(
+            service.read(lambda s: ops.dispatch_list_json(s, layout, site, line, None, limit))
+        )
 
     @stations.get("/dispatch/{site}/{line}/{station}", response_model=DispatchList)
     def station_dispatch(site: Name, line: Name, station: Name, limit: Limit = 50) -> Response:
         """The line's dispatch list, operations of the station's kind only."""
-        return _json(
-            service.read(lambda s: ops.dispatch_list(s, layout, site, line, station, limit))
+        return _dispatch(
+            service.read(lambda s: ops.dispatch_list_json(s, layout, site, line, station, limit))
         )
 
     @stations.post("/stations/{site}/{line}/{station}/counts", response_model=OperationView)

@@ -20,10 +20,11 @@ from mes_domain.enterprise import (
     SourceSystem,
     event_detail,
 )
-from mes_domain.production import StartOperation
+from mes_domain.production import DispatchList, StartOperation
 from services.common.errors import ServiceError
+from services.production_execution import service as ops
 from services.production_execution.api import REPLAYED_HEADER
-from services.production_execution.service import dispatch_query
+from services.production_execution.service import dispatch_json_query, dispatch_query
 from tests.services.production_execution.conftest import (
     BODY_LINE,
     MACHINING_LINE,
@@ -224,18 +225,123 @@ def test_dispatch_of_an_unknown_line_or_station(client, path, status, field):
 def test_the_dispatch_list_is_one_scan_of_its_partial_index(client, clean):
     for i in range(3):
         release(client, order_id=f"PO-{i}")
-    queries = {
-        "ix_operation_dispatch": dispatch_query(SITE, BODY_LINE, None, 50),
-        "ix_operation_dispatch_kind": dispatch_query(SITE, BODY_LINE, "press", 50),
-    }
+    queries = [
+        ("ix_operation_dispatch", dispatch_query(SITE, BODY_LINE, None, 50)),
+        ("ix_operation_dispatch_kind", dispatch_query(SITE, BODY_LINE, "press", 50)),
+        # the JSON the API answers with: the same scan under its string_agg
+        (
+            "ix_operation_dispatch",
+            dispatch_json_query(False).params(site=SITE, line=BODY_LINE, limit=9),
+        ),
+        (
+            "ix_operation_dispatch_kind",
+            dispatch_json_query(True).params(
+                site=SITE, line=BODY_LINE, station_kind="press", limit=9
+            ),
+        ),
+    ]
     with clean.connect() as connection:
         connection.execute(text("SET enable_seqscan = off"))  # a 9-row table: force the choice
-        for index, query in queries.items():
+        for index, query in queries:
             sql = query.compile(dialect=clean.dialect, compile_kwargs={"literal_binds": True})
             plan = "\n".join(row[0] for row in connection.execute(text(f"EXPLAIN {sql}")))
             assert re.search(rf"Index (Only )?Scan using {index} on operation", plan), plan
             assert "Sort" not in plan, plan  # the index gives the order
             assert "Filter" not in plan, plan  # and the partial index the status
+
+
+def test_the_dispatch_json_from_postgresql_is_byte_for_byte_what_pydantic_writes(client, cloud):
+    """The routes answer with JSON that PostgreSQL writes (``dispatch_list_json``): it must be
+    the bytes ``DispatchList.model_dump_json()`` gives for the same rows, floats and escapes
+    included; a quantity PostgreSQL cannot write as Python would takes the pydantic path."""
+    for i, (priority, kinds) in enumerate(
+        [(100, ("press", "welding")), (500, ("welding",)), (300, ("assembly", "press"))] * 3
+    ):
+        release(client, order_id=f"PO-{i}", priority=priority, kinds=kinds, quantity=7.5 + i)
+    op(client, "PO-0", 10, "start", station="press-01")
+    op(client, "PO-1", 10, "start", station="weld-01")
+    op(client, "PO-1", 10, "pause", reason="material")
+    quantities = [  # (planned, counted good, scrap): pydantic writes 10.0, 0.25, 0.00001, 1e-6
+        (10.0, 0.0, 0.0),
+        (0.3, 0.1, 0.0),  # 0.19999999999999998 -> 0.2
+        (12.345678, 2.0, 0.3),
+        (1.00001, 1.0, 0.0),
+        (1e-06, 0.0, 0.0),
+        (5.0, 5.0, 0.0),
+        (3.0, 5.0, 0.0),  # over-counted: 0.0
+        (999999999.999999, 0.0, 0.0),
+        (3e12, 0.0, 0.0),
+    ]
+    strings = ['quote " back \\ slash', "new\nline\ttab\x01\x1f del\x7f", "é ☃ 😀 \u2028", "/"]
+    with cloud.sessions.begin() as session:
+        keys = session.execute(
+            text(
+                "SELECT order_id, operation_no FROM operation "
+                "WHERE status IN ('READY', 'RUNNING', 'PAUSED') ORDER BY order_id, operation_no"
+            )
+        ).all()
+        for n, (order_id, operation_no) in enumerate(keys):
+            planned, good, scrap = quantities[n % len(quantities)]
+            session.execute(
+                text(
+                    "UPDATE operation SET planned_quantity = :planned, counted_good = :good, "
+                    "scrap_quantity = :scrap, description = :description "
+                    "WHERE order_id = :order_id AND operation_no = :operation_no"
+                ),
+                {
+                    "planned": planned,
+                    "good": good,
+                    "scrap": scrap,
+                    "description": strings[n % len(strings)],
+                    "order_id": order_id,
+                    "operation_no": operation_no,
+                },
+            )
+    layout = client.app.state.service.context.layout
+
+    def assert_as_pydantic_writes(station: str | None, fast: bool) -> DispatchList:
+        url = f"/dispatch/{SITE}/{BODY_LINE}" + (f"/{station}" if station else "")
+        response = client.get(url, params={"limit": 500})
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/json"
+        with cloud.sessions() as session:
+            expected = ops.dispatch_list(session, layout, SITE, BODY_LINE, station, 500)
+            kind = layout.station_kind(SITE, BODY_LINE, station) if station else None
+            params = {"site": SITE, "line": BODY_LINE, "station_kind": kind, "limit": 500}
+            _, exact = session.execute(dispatch_json_query(kind is not None), params).one()
+        assert response.content == expected.model_dump_json().encode()
+        assert exact is fast  # PostgreSQL wrote it, or the pydantic path did
+        assert DispatchList.model_validate_json(response.content) == expected
+        return expected
+
+    line = assert_as_pydantic_writes(None, fast=True)
+    assert {i.status for i in line.items} == {"READY", "RUNNING", "PAUSED"}
+    assert len({i.priority for i in line.items}) == 3
+    assert len({i.station_kind for i in line.items}) == 3
+    assert len({i.open_quantity for i in line.items}) == len(quantities) - 1  # two 0.0
+    assert {i.description for i in line.items} == set(strings)
+    press = assert_as_pydantic_writes("press-01", fast=True)
+    assert [(i.order_id, i.status) for i in press.items] == [
+        ("PO-0", "RUNNING"),
+        ("PO-3", "READY"),
+        ("PO-6", "READY"),
+    ]
+    assert_as_pydantic_writes("weld-01", fast=True)
+
+    # 5e-7: PostgreSQL's numeric would round the tie up to 1e-6, Python rounds the float (a
+    # hair below) to 0.0; 2e9 + 0.5 has more digits than float8 -> numeric keeps. Both take
+    # the pydantic path (a whole 2e9 does not: bigint keeps it).
+    for planned in (5e-07, 2e9 + 0.5):
+        with cloud.sessions.begin() as session:
+            session.execute(
+                text(
+                    "UPDATE operation SET planned_quantity = :planned, counted_good = 0, "
+                    "scrap_quantity = 0 WHERE order_id = 'PO-2' AND operation_no = 10"
+                ),
+                {"planned": planned},
+            )
+        odd = assert_as_pydantic_writes(None, fast=False)
+        assert [i.open_quantity for i in odd.items if i.order_id == "PO-2"] == [round(planned, 6)]
 
 
 # ---- station commands --------------------------------------------------------------------------
