@@ -274,3 +274,22 @@ def to_event_entry(event_model: EnterpriseDocument, bus_name: str) -> dict[str, 
     if size > MAX_ENTRY_BYTES:
         raise EventTooLarge(f"{route.detail_type} {event_model.document_id}: {size} bytes")
     return entry
+
+
+# The enterprise interface's store (lambdas/erp_plm_router writes it, the MES services read it):
+# one DynamoDB item per business object with its newest revision, keyed (pk, "DOC"); the item's
+# attributes are the document's fields and these bookkeeping attributes.
+STORE_SORT_KEY = "DOC"
+STORE_ITEM_METADATA = frozenset({"pk", "sk", "doc_type", "content_hash", "stored_at"})
+
+
+def order_store_key(order_id: str) -> tuple[str, str]:
+    return f"ORDER#{order_id}", STORE_SORT_KEY
+
+
+def routing_store_key(routing_id: str) -> tuple[str, str]:
+    return f"ROUTING#{routing_id}", STORE_SORT_KEY
+
+
+def bom_store_key(bom_id: str) -> tuple[str, str]:
+    return f"BOM#{bom_id}", STORE_SORT_KEY

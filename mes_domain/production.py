@@ -94,6 +94,14 @@ class ReleaseOrder(Command):
         return self
 
 
+class ReleaseStoredOrder(Command):
+    """Release an order as the enterprise interface stored it: the order, and the routing and
+    bill of materials it names, are read from the store (``ReleaseOrder`` carries them)."""
+
+    line: Identifier | None = None  # None: the line ERP planned it for
+    priority: Priority = 500
+
+
 class StartOperation(VersionedCommand):
     station: Identifier
 

@@ -38,7 +38,13 @@ from lambdas.erp_plm_router.contract import (  # noqa: F401 - re-exported for th
     Source,
     request_schema,
 )
-from mes_domain.enterprise import EnterpriseDocument
+from mes_domain.enterprise import (
+    STORE_SORT_KEY,
+    EnterpriseDocument,
+    bom_store_key,
+    order_store_key,
+    routing_store_key,
+)
 
 MAX_ITEM_BYTES = 380_000  # DynamoDB's 400 KB item limit, less room for attribute names and keys
 _decimal_json = json.JSONDecoder(parse_float=Decimal)  # DynamoDB numbers: Decimal, never float
@@ -75,13 +81,13 @@ def store_key(doc_type: DocType, document: Any) -> tuple[str, str]:
     """The (pk, sk) of the item that holds the business object's newest revision."""
     match doc_type:
         case DocType.PRODUCTION_ORDER:
-            return f"ORDER#{document.order_id}", "DOC"
+            return order_store_key(document.order_id)
         case DocType.MATERIAL_MASTER:
-            return f"MAT#{document.material_id}", "DOC"
+            return f"MAT#{document.material_id}", STORE_SORT_KEY
         case DocType.BOM:
-            return f"BOM#{document.bom_id}", "DOC"
+            return bom_store_key(document.bom_id)
         case DocType.ROUTING:
-            return f"ROUTING#{document.routing_id}", "DOC"
+            return routing_store_key(document.routing_id)
         case DocType.INVENTORY:
             return (
                 f"INV#{document.site}#{document.material_id}",

@@ -1,6 +1,6 @@
 """The services' AWS adapters, the only module under ``services/`` that touches the AWS SDK:
 SigV4 signing of the sync requests to API Gateway, the MSK IAM token for Kafka, and EventBridge
-``PutEvents``.
+``PutEvents``, and reads of the enterprise interface's DynamoDB document store.
 
 Credentials come from botocore's default chain: the task role in the cloud and, on a Greengrass
 core, the token exchange service (``aws.greengrass.TokenExchangeService`` sets
@@ -11,6 +11,7 @@ container provider reads; Greengrass developer guide, "Token exchange service").
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -124,3 +125,38 @@ class EventBridgePublisher:
             result = results[index] if index < len(results) else {"ErrorCode": "NoResult"}
             errors.append(None if "EventId" in result else result.get("ErrorCode") or "Unknown")
         return errors
+
+
+class DynamoDbStore:
+    """The enterprise interface's document store (``mes_domain.enterprise``'s store keys): one
+    item per business object, read consistently so a document just stored is found."""
+
+    def __init__(self, client: Any = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.resource("dynamodb", config=RETRY_CONFIG).meta.client
+        return self._client
+
+    def get(self, table: str, key: tuple[str, str]) -> dict[str, Any] | None:
+        """The item's attributes as plain JSON values (numbers as int or float), or None."""
+        answer = self.client.get_item(
+            TableName=table, Key={"pk": key[0], "sk": key[1]}, ConsistentRead=True
+        )
+        item = answer.get("Item")
+        return None if item is None else _plain(item)
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB's Decimals as int where whole, else float; the documents' models take both."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

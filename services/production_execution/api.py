@@ -52,7 +52,7 @@ ERRORS = {
 }
 
 
-def _respond(outcome: Outcome) -> JSONResponse:
+def respond(outcome: Outcome) -> JSONResponse:
     return JSONResponse(
         outcome.response,
         status_code=outcome.status_code,
@@ -77,7 +77,7 @@ def routers(service: ProductionExecution) -> list[APIRouter]:
     @orders.post("/orders/release", status_code=201, response_model=WorkOrderView)
     def release(command: ReleaseOrder) -> JSONResponse:
         """Release an ERP production order to a line (at the cloud instance)."""
-        return _respond(service.release(command))
+        return respond(service.release(command))
 
     @orders.get("/orders/{order_id}", response_model=WorkOrderView)
     def get_order(order_id: OrderId) -> WorkOrderView:
@@ -85,22 +85,22 @@ def routers(service: ProductionExecution) -> list[APIRouter]:
 
     @orders.post("/orders/{order_id}/operations/{operation_no}/start", response_model=OperationView)
     def start(order_id: OrderId, operation_no: OperationNo, command: StartOperation):
-        return _respond(service.start(order_id, operation_no, command))
+        return respond(service.start(order_id, operation_no, command))
 
     @orders.post("/orders/{order_id}/operations/{operation_no}/pause", response_model=OperationView)
     def pause(order_id: OrderId, operation_no: OperationNo, command: PauseOperation):
-        return _respond(service.pause(order_id, operation_no, command))
+        return respond(service.pause(order_id, operation_no, command))
 
     @orders.post("/orders/{order_id}/operations/{operation_no}/scrap", response_model=OperationView)
     def scrap(order_id: OrderId, operation_no: OperationNo, command: ReportScrap):
-        return _respond(service.scrap(order_id, operation_no, command))
+        return respond(service.scrap(order_id, operation_no, command))
 
     @orders.post(
         "/orders/{order_id}/operations/{operation_no}/complete", response_model=OperationView
     )
     def complete(order_id: OrderId, operation_no: OperationNo, command: CompleteOperation):
         """Complete the operation; ``good_quantity`` null takes the station's counted good."""
-        return _respond(service.complete(order_id, operation_no, command))
+        return respond(service.complete(order_id, operation_no, command))
 
     @orders.get("/orders/{order_id}/confirmations", response_model=list[ConfirmationView])
     def confirmations(order_id: OrderId) -> list[ConfirmationView]:
@@ -108,7 +108,7 @@ def routers(service: ProductionExecution) -> list[APIRouter]:
 
     @orders.post("/orders/{order_id}/serials", status_code=201, response_model=SerialView)
     def register_serial(order_id: OrderId, command: RegisterSerial):
-        return _respond(service.register_serial(order_id, command))
+        return respond(service.register_serial(order_id, command))
 
     @orders.get("/orders/{order_id}/serials/{serial}", response_model=SerialView)
     def get_serial(order_id: OrderId, serial: Name) -> SerialView:
@@ -117,12 +117,12 @@ def routers(service: ProductionExecution) -> list[APIRouter]:
     @orders.post("/orders/{order_id}/serials/{serial}/components", response_model=SerialView)
     def serial_components(order_id: OrderId, serial: Name, command: RecordComponents):
         """Genealogy: these material lots went into the serial."""
-        return _respond(service.record_components(order_id, serial, command))
+        return respond(service.record_components(order_id, serial, command))
 
     @orders.post("/orders/{order_id}/components", response_model=GenealogyView)
     def order_components(order_id: OrderId, command: RecordComponents):
         """Genealogy: these material lots went into the order's lot."""
-        return _respond(service.record_components(order_id, None, command))
+        return respond(service.record_components(order_id, None, command))
 
     @orders.get("/orders/{order_id}/components", response_model=GenealogyView)
     def get_order_components(order_id: OrderId) -> GenealogyView:
@@ -145,7 +145,7 @@ def routers(service: ProductionExecution) -> list[APIRouter]:
     @stations.post("/stations/{site}/{line}/{station}/counts", response_model=OperationView)
     def counts(site: Name, line: Name, station: Name, command: ReportPartCount):
         """Part counts of the station: to the operation running there."""
-        return _respond(service.count(site, line, station, command))
+        return respond(service.count(site, line, station, command))
 
     @quality.post(
         "/events",
@@ -168,7 +168,7 @@ def routers(service: ProductionExecution) -> list[APIRouter]:
 
     @quality.post("/nonconformances/{ncr_id}/disposition", response_model=NonConformanceView)
     def dispose(ncr_id: Name, command: DisposeNonConformance):
-        return _respond(service.dispose(ncr_id, command))
+        return respond(service.dispose(ncr_id, command))
 
     @audit.get("/audit", response_model=list[AuditEntry])
     def audit_trail(

@@ -12,6 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from fastapi import APIRouter, FastAPI
 
 from services.common.app import create_app
+from services.common.aws import DynamoDbStore
 from services.common.db import database_ready, make_engine, make_sessions, now_ms
 from services.common.migrations import head_revision
 from services.common.relay import BusPublisher, InventoryPost, OutboxRelay
@@ -21,6 +22,11 @@ from services.production_execution.domain import CLOUD
 from services.production_execution.models import TABLES
 from services.production_execution.service import Context, ProductionExecution
 from services.production_execution.settings import ProductionSettings
+from services.production_execution.stored_orders import (
+    DocumentStore,
+    StoreTables,
+    stored_orders_router,
+)
 from services.production_execution.sync_handlers import SYNC_HANDLERS
 
 SERVICE = "production-execution"
@@ -33,6 +39,7 @@ def build_app(
     *,
     clock: Callable[[], int] = now_ms,
     routers: Iterable[APIRouter] = (),
+    store: DocumentStore | None = None,
 ) -> FastAPI:
     """The app of one instance. The cloud instance with edge sites syncing over https also
     serves their ``/sync`` API. ``app.state`` has the service, its sessions and the handlers."""
@@ -60,8 +67,19 @@ def build_app(
     sync = []
     if settings.instance_id == CLOUD and settings.edge_sites and settings.sync_transport == "https":
         sync.append(sync_router(sessions, TABLES, CLOUD, SYNC_HANDLERS, peers=settings.edge_sites))
+    stored = []
+    if settings.orders_table is not None:
+        tables = StoreTables(
+            orders=settings.orders_table,
+            products=settings.products_table,
+            process_plans=settings.process_plans_table,
+        )
+        stored.append(stored_orders_router(service, store or DynamoDbStore(), tables))
     app = create_app(
-        "MES production execution", VERSION, [*api.routers(service), *sync, *routers], ready
+        "MES production execution",
+        VERSION,
+        [*api.routers(service), *stored, *sync, *routers],
+        ready,
     )
     app.state.settings = settings
     app.state.engine = engine

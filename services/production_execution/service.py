@@ -1328,7 +1328,7 @@ class _Addressed(BaseCommand):
     body: dict[str, Any]
 
 
-def _addressed(target: str, command: BaseCommand) -> _Addressed:
+def addressed(target: str, command: BaseCommand) -> _Addressed:
     return _Addressed(
         command_id=command.command_id,
         actor=command.actor,
@@ -1357,7 +1357,7 @@ class ProductionExecution:
     def _on_operation(self, kind, action, order_id: str, operation_no: int, command) -> Outcome:
         return self.runner.run(
             kind,
-            _addressed(f"orders/{order_id}/operations/{operation_no}", command),
+            addressed(f"orders/{order_id}/operations/{operation_no}", command),
             lambda s: action(s, self.context, order_id, operation_no, command),
         )
 
@@ -1382,14 +1382,14 @@ class ProductionExecution:
     def count(self, site: str, line: str, station: str, command: ReportPartCount) -> Outcome:
         return self.runner.run(
             "ReportPartCount",
-            _addressed(f"stations/{site}/{line}/{station}", command),
+            addressed(f"stations/{site}/{line}/{station}", command),
             lambda s: count_parts(s, self.context, site, line, station, command),
         )
 
     def register_serial(self, order_id: str, command: RegisterSerial) -> Outcome:
         return self.runner.run(
             "RegisterSerial",
-            _addressed(f"orders/{order_id}", command),
+            addressed(f"orders/{order_id}", command),
             lambda s: register_serial(s, self.context, order_id, command),
             status_code=201,
         )
@@ -1400,14 +1400,14 @@ class ProductionExecution:
         target = f"orders/{order_id}" + ("" if serial is None else f"/serials/{serial}")
         return self.runner.run(
             "RecordComponents",
-            _addressed(target, command),
+            addressed(target, command),
             lambda s: record_components(s, self.context, order_id, serial, command),
         )
 
     def dispose(self, ncr_id: str, command: DisposeNonConformance) -> Outcome:
         return self.runner.run(
             "DisposeNonConformance",
-            _addressed(f"nonconformances/{ncr_id}", command),
+            addressed(f"nonconformances/{ncr_id}", command),
             lambda s: dispose_nonconformance(s, self.context, ncr_id, command),
         )
 

@@ -95,7 +95,9 @@ class ProductionSettings(ServiceSettings):
     ``MES_CLOUD_URL``, SigV4-signed when ``MES_AWS_REGION`` is set) or kafka (every instance,
     ``MES_KAFKA_BOOTSTRAP_SERVERS`` and ``MES_AWS_REGION`` for MSK's IAM authentication).
     The cloud's outbound relay: ``MES_EVENT_BUS_NAME`` for the bus, ``MES_INVENTORY_URL`` (the
-    inventory service's base URL) for reservations and consumptions; either may be unset."""
+    inventory service's base URL) for reservations and consumptions; either may be unset.
+    ``MES_ORDERS_TABLE``, ``MES_PRODUCTS_TABLE`` and ``MES_PROCESS_PLANS_TABLE`` (the cloud's):
+    the enterprise interface's tables, from which ``/orders/{id}/release-stored`` releases."""
 
     plant_config: Path
     edge_sites: Annotated[tuple[Identifier, ...], Field(max_length=100)] = ()
@@ -104,6 +106,11 @@ class ProductionSettings(ServiceSettings):
     cloud_url: Annotated[str | None, Field(validate_default=True)] = None
     kafka_bootstrap_servers: Annotated[str | None, Field(validate_default=True)] = None
     inventory_url: str | None = None
+    # The enterprise interface's DynamoDB tables, for releasing stored orders (the cloud's;
+    # all three or none): orders, products (BOMs) and process plans (routings).
+    orders_table: str | None = None
+    products_table: str | None = None
+    process_plans_table: Annotated[str | None, Field(validate_default=True)] = None
 
     @field_validator("plant_config")
     @classmethod
@@ -160,6 +167,19 @@ class ProductionSettings(ServiceSettings):
         if info.data.get("aws_region") is None:
             raise ValueError("kafka sync authenticates with IAM: set MES_AWS_REGION too")
         return servers
+
+    @field_validator("process_plans_table")
+    @classmethod
+    def _store_complete(cls, table: str | None, info: ValidationInfo) -> str | None:
+        given = [table, info.data.get("orders_table"), info.data.get("products_table")]
+        if any(given) and not all(given):
+            raise ValueError(
+                "releasing stored orders needs all three: MES_ORDERS_TABLE, MES_PRODUCTS_TABLE "
+                "and MES_PROCESS_PLANS_TABLE"
+            )
+        if any(given) and info.data.get("instance_id", CLOUD) != CLOUD:
+            raise ValueError("the enterprise interface's store is read by the cloud instance")
+        return table
 
     @property
     def peers(self) -> tuple[str, ...]:
