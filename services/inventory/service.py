@@ -314,13 +314,25 @@ def _check_order_site(session: Session, order_id: str, site: str) -> None:
 
 
 def _order_account(
-    work: _Work, order_id: str, material_id: str, uom: str, uom_field: str
-) -> Reservation | None:
-    """The order's reservation of the material, checked against the command's unit."""
+    work: _Work, order_id: str, material_id: str, site: str, uom: str, uom_field: str
+) -> Reservation:
+    """The order's reservation of the material, checked against the command's unit; a new,
+    empty one if the order has none yet (consumption without a reservation keeps one too)."""
     account = work.session.get(Reservation, (order_id, material_id), populate_existing=True)
-    if account is None:
-        return None
-    domain.check_uom(account.uom, uom, uom_field, f"the reservation of {material_id}")
+    if account is not None:
+        domain.check_uom(account.uom, uom, uom_field, f"the reservation of {material_id}")
+        return account
+    account = Reservation(
+        order_id=order_id,
+        material_id=material_id,
+        site=site,
+        uom=uom,
+        requested=ZERO,
+        consumed=ZERO,
+        reserved=ZERO,
+    )
+    work.session.add(account)
+    work.session.flush()
     return account
 
 
@@ -436,19 +448,9 @@ class InventoryService:
                     domain.check_uom(
                         material.uom, requirement.uom, uom_field, f"{material_id} at site {site}"
                     )
-                account = _order_account(work, order_id, material_id, requirement.uom, uom_field)
-                if account is None:
-                    account = Reservation(
-                        order_id=order_id,
-                        material_id=material_id,
-                        site=site,
-                        uom=requirement.uom,
-                        requested=requested,
-                        consumed=ZERO,
-                        reserved=ZERO,
-                    )
-                    work.session.add(account)
-                    work.session.flush()
+                account = _order_account(
+                    work, order_id, material_id, site, requirement.uom, uom_field
+                )
                 positions = work.positions(site, material_id)
                 holds = work.holds(order_id, material_id)
                 changes, held = domain.plan_hold(
@@ -484,19 +486,7 @@ class InventoryService:
                         quantity_field,
                     )
                 domain.check_uom(material.uom, used.uom, uom_field, what)
-                account = _order_account(work, order_id, material_id, used.uom, uom_field)
-                if account is None:  # consumed without a reservation: keep its account anyway
-                    account = Reservation(
-                        order_id=order_id,
-                        material_id=material_id,
-                        site=site,
-                        uom=used.uom,
-                        requested=ZERO,
-                        consumed=ZERO,
-                        reserved=ZERO,
-                    )
-                    work.session.add(account)
-                    work.session.flush()
+                account = _order_account(work, order_id, material_id, site, used.uom, uom_field)
                 positions = work.positions(site, material_id)
                 holds = work.holds(order_id, material_id)
                 held_before = account.reserved

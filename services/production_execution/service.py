@@ -174,34 +174,11 @@ def order_view(order: WorkOrder) -> WorkOrderView:
 
 
 def nonconformance_view(nc: NonConformance) -> NonConformanceView:
-    return NonConformanceView(
-        ncr_id=nc.ncr_id,
-        order_id=nc.order_id,
-        station=nc.station,
-        part_id=nc.part_id,
-        defect_code=nc.defect_code,
-        disposition=None if nc.disposition is None else Disposition(nc.disposition),
-        version=nc.version,
-        serial=nc.serial,
-        rework_operation_no=nc.rework_operation_no,
-    )
+    return NonConformanceView.model_validate(nc, from_attributes=True)
 
 
 def confirmation_view(row: Confirmation) -> ConfirmationView:
-    return ConfirmationView(
-        document_id=row.document_id,
-        order_id=row.order_id,
-        operation_no=row.operation_no,
-        station=row.station,
-        good_quantity=row.good_quantity,
-        scrap_quantity=row.scrap_quantity,
-        materials_consumed=row.materials_consumed,
-        started_at=row.started_at,
-        completed_at=row.completed_at,
-        labour_time_s=row.labour_time_s,
-        machine_time_s=row.machine_time_s,
-        final=row.final,
-    )
+    return ConfirmationView.model_validate(row, from_attributes=True)
 
 
 def components(session: Session, order_id: str, serial: str | None) -> list[LotUsage]:
