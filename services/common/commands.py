@@ -41,7 +41,7 @@ def request_hash(kind: str, command: BaseModel) -> str:
 
 
 class _RanMeanwhile(Exception):
-    """The same command id committed while this delivery waited for its lock."""
+    """The command id is in the command log: this delivery is a replay."""
 
 
 class CommandRunner:
@@ -59,13 +59,10 @@ class CommandRunner:
         """Run ``action`` in a transaction unless the command ran before. ``action`` returns the
         response and what changed; a ``ServiceError`` it raises rolls everything back."""
         digest = request_hash(kind, command)
-        replay = self._replay(kind, command, digest)
-        if replay is not None:
-            return replay
         try:
             with self.sessions.begin() as session:
-                # Two deliveries of one command at once: the second waits here for the first's
-                # commit, then answers as its replay instead of running into the first's effects.
+                # The command log is read under a lock on the command id, in this transaction:
+                # two deliveries at once run one after the other, the second as a replay.
                 session.execute(
                     text("SELECT pg_advisory_xact_lock(hashtextextended(:id, 0))"),
                     {"id": command.command_id},
