@@ -31,6 +31,7 @@ from mes_domain.collection import (
     addresses_of,
     check_addresses,
 )
+from mes_domain.containers import ContainersSettings
 from mes_domain.contracts import StrictModel
 from mes_domain.ids import Identifier, require_unique, unique_by
 from mes_domain.naming import name_problems
@@ -82,9 +83,15 @@ class Weekday(StrEnum):
 
 
 class EdgeSite(StrEnum):
+    """Where the MES services' edge instance runs (``deployment.edge_site``)."""
+
     NONE = "none"
-    OUTPOSTS = "outposts"
-    EKS_ANYWHERE = "eks_anywhere"
+    OUTPOSTS = "outposts"  # an EKS local cluster on an Outpost, declared in CDK
+    EKS_ANYWHERE = "eks-anywhere"  # self-managed hardware: services/k8s/overlays/edge
+
+    @classmethod
+    def _missing_(cls, value: object) -> EdgeSite | None:
+        return cls.EKS_ANYWHERE if value == "eks_anywhere" else None
 
 
 class Tag(StrictModel):
@@ -289,11 +296,23 @@ class Retention(StrictModel):
 
 
 class Capabilities(StrictModel):
-    """Optional parts of the platform, off unless the plant turns them on."""
+    """Optional parts of the platform, off unless the plant turns them on. ``eks``: the
+    containers platform of the MES services (``containers:`` configures it)."""
 
     eks: bool = False
-    msk: bool = False
-    edge_site: EdgeSite = EdgeSite.NONE
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: object) -> object:
+        moved = {
+            "msk": "containers.service_bus: msk",
+            "edge_site": "deployment.edge_site",
+        }
+        if isinstance(data, dict):
+            for old, new in moved.items():
+                if old in data:
+                    raise ValueError(f"capabilities.{old} has moved to {new}")
+        return data
 
 
 class TimeseriesBackend(StrEnum):
@@ -394,6 +413,7 @@ class Deployment(StrictModel):
     tags: dict[str, str] = {}
     termination_protection: bool = False
     alarm_emails: list[str] = []
+    edge_site: EdgeSite = EdgeSite.NONE
 
     @field_validator("tags")
     @classmethod
@@ -434,10 +454,26 @@ class Plant(StrictModel):
     deployment: Deployment
     retention: Retention = Retention()
     capabilities: Capabilities = Capabilities()
+    containers: ContainersSettings = ContainersSettings()
     iiot: IiotSettings = IiotSettings()
     kpi: KpiSettings = KpiSettings()
     erp_plm: EnterpriseIntegration = EnterpriseIntegration()
     sites: Annotated[list[Site], Field(min_length=1), unique_by("id", "site id")]
+
+    @model_validator(mode="after")
+    def _edge_site_has_a_platform(self) -> Plant:
+        edge_site = self.deployment.edge_site
+        if edge_site is not EdgeSite.NONE and not self.capabilities.eks:
+            raise ValueError(
+                f"deployment.edge_site {edge_site.value} runs the MES services' edge instance, "
+                "which syncs with the cloud's: turn on capabilities.eks"
+            )
+        outpost = self.containers.outpost
+        if edge_site is EdgeSite.OUTPOSTS and outpost is None:
+            raise ValueError("deployment.edge_site outposts needs containers.outpost")
+        if edge_site is not EdgeSite.OUTPOSTS and outpost is not None:
+            raise ValueError("containers.outpost applies only to deployment.edge_site outposts")
+        return self
 
     @model_validator(mode="after")
     def _names_fit(self) -> Plant:

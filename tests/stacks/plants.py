@@ -23,6 +23,47 @@ def with_monitor(document: dict) -> dict:
     return document
 
 
+OUTPOST_ARN = "arn:aws:outposts:eu-central-1:123456789012:outpost/op-0123456789abcdef0"
+CONNECTION_ARN = (
+    "arn:aws:codeconnections:eu-central-1:123456789012:connection/"
+    "0123abcd-4567-89ef-0123-456789abcdef"
+)
+
+
+def with_containers(document: dict, *, edge_site: str = "outposts", bus: str = "msk") -> dict:
+    """The containers platform on with each of its options: MSK, an Outposts edge site, a
+    public endpoint for two networks, a domain, multi-AZ and a CodeConnections source."""
+    document["capabilities"] = {"eks": True}
+    document["deployment"]["edge_site"] = edge_site
+    document["containers"] = {
+        "endpoint_access": "public_and_private",
+        "public_access_cidrs": ["203.0.113.0/24", "198.51.100.16/28"],
+        "service_bus": bus,
+        "database": {"multi_az": True},
+        "domain": {
+            "hosted_zone_id": "Z0123456789ABCDEFGHIJ",
+            "zone_name": "mes.example.com",
+            "record_name": "api.mes.example.com",
+        },
+        "pipeline": {
+            "source": {
+                "provider": "codeconnections",
+                "connection_arn": CONNECTION_ARN,
+                "repository": "acme/mes-platform",
+                "branch": "main",
+            },
+            "approval_emails": ["release-manager@example.com"],
+        },
+    }
+    if edge_site == "outposts":
+        document["containers"]["outpost"] = {
+            "outpost_arn": OUTPOST_ARN,
+            "availability_zone": "eu-central-1a",
+            "subnet_cidr": "10.40.240.0/24",
+        }
+    return document
+
+
 def largest_line(template_station: dict) -> dict:
     """``MAX_STATIONS_PER_LINE`` stations that share no model (each its own cycle time), the
     most SiteWise resources a line can have; the first ``HEAVY_STATIONS`` have the biggest."""

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tests.conftest import DEMO_PLANT, PROJECT_ROOT, cli_context
+from tests.stacks.plants import with_containers
 from tests.unit.test_domain_purity import imported_roots
 
 # Runtime-only packages: the Lambda SDK and Powertools, the edge's inference runtime, and the
@@ -81,7 +82,7 @@ def every_capability_on(tmp_path):
         "administrators": ["arn:aws:iam::123456789012:role/PlantEngineer"],
         "viewers": ["arn:aws:iam::123456789012:user/shift-lead"],
     }
-    document["capabilities"] = {"eks": True, "msk": True, "edge_site": "outposts"}
+    with_containers(document)
     document["erp_plm"]["export_files"] = True
     assert document["erp_plm"]["erp"] and document["erp_plm"]["plm"]
     path = tmp_path / "every-capability.yaml"

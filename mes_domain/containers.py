@@ -1,0 +1,222 @@
+"""The containers platform: its settings in the plant config and the names that the CDK stacks,
+the Kubernetes manifests and the services' images all use.
+
+No SDK imports: the stacks (``stacks/containers_stack.py``), the manifests' tests and the
+pipeline's buildspecs read these names, so the cluster, its roles and the pods agree by
+construction.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, field_validator, model_validator
+
+from mes_domain.contracts import StrictModel
+
+# The Kubernetes namespace of the MES services, in the cloud cluster and at the edge site.
+NAMESPACE = "mes"
+
+
+@dataclass(frozen=True, slots=True)
+class MesService:
+    """One containerised MES service: its Dockerfile target, image repository, Kubernetes
+    names and database."""
+
+    name: str  # Dockerfile target, Deployment, Service and ServiceAccount name
+    module: str  # python -m services.<module>
+    database: str  # its own PostgreSQL database and login role
+    port: int = 8080
+
+    @property
+    def service_account(self) -> str:
+        return self.name
+
+    def repository_name(self, stack_prefix: str) -> str:
+        # ECR repository names are lowercase: (?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+...
+        return f"{stack_prefix.lower()}/{self.name}"
+
+
+SERVICES = (
+    MesService(
+        name="production-execution", module="production_execution", database="production_execution"
+    ),
+    MesService(name="inventory", module="inventory", database="inventory"),
+)
+
+
+class ServiceBus(StrEnum):
+    """How the edge and cloud instances of the services sync (services/common/sync.py)."""
+
+    HTTPS = "https"  # through API Gateway, SigV4-signed
+    MSK = "msk"  # MSK Serverless, IAM authentication
+
+
+class EndpointAccess(StrEnum):
+    PRIVATE = "private"
+    PUBLIC_AND_PRIVATE = "public_and_private"
+
+
+class SourceProvider(StrEnum):
+    CODECONNECTIONS = "codeconnections"  # GitHub, GitLab or Bitbucket through a connection
+    S3 = "s3"  # a zip in a versioned bucket the stack creates
+
+
+CODECONNECTION_ARN = re.compile(
+    r"^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z]{2}(-[a-z]+)+-\d:\d{12}:"
+    r"connection/[0-9a-f-]{36}$"
+)
+REPOSITORY_ID = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
+GIT_BRANCH = re.compile(r"^(?!/)(?!.*//)(?!.*\.\.)[A-Za-z0-9._/-]{1,255}(?<!/)$")
+DNS_NAME = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
+OUTPOST_ARN = re.compile(
+    r"^arn:aws[a-z-]*:outposts:[a-z]{2}(-[a-z]+)+-\d:\d{12}:outpost/op-[0-9a-f]{17}$"
+)
+AVAILABILITY_ZONE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")
+
+
+def _python_pattern(pattern: re.Pattern[str], what: str):
+    """A validator for patterns with look-arounds, which pydantic's Rust regex lacks."""
+
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(f"{value!r} is not {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _dns_name(value: str) -> str:
+    if len(value) > 253 or not DNS_NAME.match(value):
+        raise ValueError(f"{value!r} is not a lowercase DNS name like api.example.com")
+    return value
+
+
+DnsName = Annotated[str, AfterValidator(_dns_name)]
+
+
+def _cidr(value: str) -> str:
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a CIDR block: {exc}") from None
+    if network.version != 4:
+        raise ValueError(f"{value!r}: only IPv4 CIDR blocks are supported")
+    return value
+
+
+Cidr = Annotated[str, AfterValidator(_cidr)]
+
+
+class PipelineSource(StrictModel):
+    provider: SourceProvider = SourceProvider.S3
+    connection_arn: str | None = None  # codeconnections: the connection, made in the console
+    repository: str | None = None  # codeconnections: owner/name
+    branch: Annotated[str, _python_pattern(GIT_BRANCH, "a git branch name")] = "main"
+
+    @field_validator("connection_arn")
+    @classmethod
+    def _connection(cls, arn: str | None) -> str | None:
+        if arn is not None and not CODECONNECTION_ARN.match(arn):
+            raise ValueError(f"{arn!r} is not the ARN of a CodeConnections connection")
+        return arn
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, repository: str | None) -> str | None:
+        if repository is not None and not REPOSITORY_ID.match(repository):
+            raise ValueError(f"{repository!r} is not a repository id like owner/name")
+        return repository
+
+    @model_validator(mode="after")
+    def _complete(self) -> PipelineSource:
+        connection = (self.connection_arn, self.repository)
+        if self.provider is SourceProvider.CODECONNECTIONS and None in connection:
+            raise ValueError("a codeconnections source needs connection_arn and repository")
+        if self.provider is SourceProvider.S3 and connection != (None, None):
+            raise ValueError("connection_arn and repository belong to a codeconnections source")
+        return self
+
+
+class PipelineSettings(StrictModel):
+    source: PipelineSource = PipelineSource()
+    # Who is told that a release waits for approval before production.
+    approval_emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = []
+
+
+class DatabaseSettings(StrictModel):
+    # Graviton burstable by default: the two services' OLTP load at one plant is small.
+    instance_class: Annotated[str, Field(pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")] = "db.t4g.medium"
+    multi_az: bool = False
+    allocated_storage_gib: Annotated[int, Field(ge=20, le=65536)] = 20
+    max_allocated_storage_gib: Annotated[int, Field(ge=20, le=65536)] = 100
+    backup_retention_days: Annotated[int, Field(ge=1, le=35)] = 7
+
+    @model_validator(mode="after")
+    def _storage_can_grow(self) -> DatabaseSettings:
+        if self.max_allocated_storage_gib < self.allocated_storage_gib:
+            raise ValueError("max_allocated_storage_gib is below allocated_storage_gib")
+        return self
+
+
+class DomainSettings(StrictModel):
+    """The services' public name: a Route 53 record in an existing hosted zone, and an ACM
+    certificate for it on the ALB."""
+
+    hosted_zone_id: Annotated[str, Field(pattern=HOSTED_ZONE_ID.pattern)]
+    zone_name: DnsName
+    record_name: DnsName
+
+    @model_validator(mode="after")
+    def _record_in_zone(self) -> DomainSettings:
+        if self.record_name != self.zone_name and not self.record_name.endswith(
+            f".{self.zone_name}"
+        ):
+            raise ValueError(f"record_name {self.record_name!r} is not in {self.zone_name!r}")
+        return self
+
+
+class OutpostSettings(StrictModel):
+    """The EKS local cluster on an Outpost (``deployment.edge_site: outposts``)."""
+
+    outpost_arn: Annotated[str, Field(pattern=OUTPOST_ARN.pattern)]
+    availability_zone: Annotated[str, Field(pattern=AVAILABILITY_ZONE.pattern)]
+    subnet_cidr: Cidr
+    control_plane_instance_type: Annotated[str, Field(pattern=r"^[a-z0-9]+\.[a-z0-9]+$")] = (
+        "m5.large"
+    )
+
+
+class ContainersSettings(StrictModel):
+    """The EKS platform of the MES services (``capabilities.eks``)."""
+
+    kubernetes_version: Annotated[str, Field(pattern=r"^1\.\d{2}$")] = "1.34"
+    endpoint_access: EndpointAccess = EndpointAccess.PRIVATE
+    # With public_and_private: the only networks that reach the public endpoint.
+    public_access_cidrs: list[Cidr] = []
+    vpc_cidr: Cidr = "10.40.0.0/16"
+    # NAT gateways for what no VPC endpoint serves (image pulls from public registries).
+    nat_gateways: Annotated[int, Field(ge=1, le=3)] = 1
+    service_bus: ServiceBus = ServiceBus.HTTPS
+    database: DatabaseSettings = DatabaseSettings()
+    domain: DomainSettings | None = None
+    pipeline: PipelineSettings = PipelineSettings()
+    outpost: OutpostSettings | None = None
+
+    @model_validator(mode="after")
+    def _public_endpoint_is_restricted(self) -> ContainersSettings:
+        public = self.endpoint_access is EndpointAccess.PUBLIC_AND_PRIVATE
+        if public and not self.public_access_cidrs:
+            raise ValueError(
+                "a public endpoint needs public_access_cidrs: the networks that may reach it"
+            )
+        if not public and self.public_access_cidrs:
+            raise ValueError("public_access_cidrs apply only to endpoint_access public_and_private")
+        if "0.0.0.0/0" in self.public_access_cidrs:
+            raise ValueError("public_access_cidrs must not open the endpoint to 0.0.0.0/0")
+        return self
