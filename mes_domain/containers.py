@@ -174,10 +174,11 @@ class DomainSettings(StrictModel):
 
     @model_validator(mode="after")
     def _record_in_zone(self) -> DomainSettings:
-        if self.record_name != self.zone_name and not self.record_name.endswith(
-            f".{self.zone_name}"
-        ):
-            raise ValueError(f"record_name {self.record_name!r} is not in {self.zone_name!r}")
+        # A CNAME to the ALB the Ingress makes; DNS allows no CNAME at a zone's apex.
+        if not self.record_name.endswith(f".{self.zone_name}"):
+            raise ValueError(
+                f"record_name {self.record_name!r} must be a name below {self.zone_name!r}"
+            )
         return self
 
 
