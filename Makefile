@@ -30,8 +30,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: synth test benchmark clean mosquitto postgresql schemas lock components
 
+# `make synth PLANT=config/demo-plant-containers.yaml`: another plant config (cdk.json's default).
 synth: $(RUNTIME_STAMP) $(NODE_STAMP) $(LAYER_STAMP) $(VISION_LAYER_STAMP)
-	npx --no-install cdk synth --quiet
+	npx --no-install cdk synth --quiet $(if $(PLANT),--context plant=$(PLANT))
 	@echo "Templates written to cdk.out/:" && ls cdk.out/*.template.json
 
 # Two workers, a test file each at a time (its module fixtures stay in one process): 8 minutes

@@ -213,3 +213,47 @@ def test_app_exits_2_on_a_name_over_its_limit(tmp_path, demo_plant):
     assert f"{path}: name: " in result.stderr and "AWS allows 1 to 100" in result.stderr
     assert "Traceback" not in result.stderr
     assert not list((tmp_path / "out").glob("*.template.json"))
+
+
+# --- extends: one base file, small variants ---
+
+
+def test_a_variant_extends_its_base_merging_mappings_and_replacing_other_values(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump(BASE))
+    variant = tmp_path / "variants" / "containers.yaml"
+    variant.parent.mkdir()
+    variant.write_text(
+        "extends: ../base.yaml\n"
+        "deployment: {region: eu-central-1}\n"  # merged: stack_prefix stays
+        "capabilities: {eks: true}\n"
+        "containers: {service_bus: msk}\n"
+    )
+    plant = load_plant(variant)
+    assert plant.deployment.stack_prefix == BASE["deployment"]["stack_prefix"]
+    assert plant.deployment.region == "eu-central-1"
+    assert plant.capabilities.eks and plant.containers.service_bus == "msk"
+    assert [s.id for s in plant.sites] == [s["id"] for s in BASE["sites"]]
+
+
+def test_the_shipped_containers_variant_is_the_demo_plant_with_the_platform_on(demo_plant):
+    variant = load_plant(DEMO_PLANT.with_name("demo-plant-containers.yaml"))
+    assert variant.capabilities.eks and not demo_plant.capabilities.eks
+    assert variant.sites == demo_plant.sites and variant.kpi == demo_plant.kpi
+
+
+@pytest.mark.parametrize(
+    ("files", "reason"),
+    [
+        ({"a.yaml": "extends: a.yaml\n"}, "extends itself through"),
+        ({"a.yaml": "extends: b.yaml\n", "b.yaml": "extends: a.yaml\n"}, "extends itself"),
+        ({"a.yaml": "extends: missing.yaml\n"}, "missing.yaml: file not found"),
+        ({"a.yaml": "extends: [b.yaml]\n"}, "give the path of the base plant config"),
+        ({"a.yaml": "extends: base.txt\n"}, "are .yaml, .yml or .json files"),
+    ],
+)
+def test_a_broken_extends_chain_is_a_config_error(tmp_path, files, reason):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(PlantConfigError, match=reason):
+        load_plant(tmp_path / "a.yaml")
