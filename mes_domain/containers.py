@@ -17,6 +17,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from mes_domain.contracts import StrictModel
+from mes_domain.naming import NameRule
 
 # The Kubernetes namespace of the MES services, in the cloud cluster and at the edge site.
 NAMESPACE = "mes"
@@ -221,3 +222,51 @@ class ContainersSettings(StrictModel):
         if "0.0.0.0/0" in self.public_access_cidrs:
             raise ValueError("public_access_cidrs must not open the endpoint to 0.0.0.0/0")
         return self
+
+
+# --- names the ContainersData stack derives from deployment.stack_prefix, with AWS's rules ---
+# (stacks/containers_data_stack.py). The plant validator can check them like naming's others.
+
+ECR_REPOSITORY_NAME = NameRule(
+    "ECR repository name",
+    256,
+    r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*",
+    "docs.aws.amazon.com/AmazonECR/latest/APIReference/API_CreateRepository.html",
+    min_length=2,
+)
+# "Must begin with a letter ... Can't end with a hyphen or contain two consecutive hyphens";
+# RDS stores identifiers in lowercase.
+DB_INSTANCE_IDENTIFIER = NameRule(
+    "RDS DB instance identifier",
+    63,
+    r"[a-z](?:-?[a-z0-9])*",
+    "docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html",
+)
+# ClusterName is 1 to 64 characters (AWS::MSK::ServerlessCluster); it is a path segment of the
+# cluster's, topics' and groups' ARNs, so only letters, digits and hyphens.
+MSK_CLUSTER_NAME = NameRule(
+    "MSK cluster name",
+    64,
+    r"[A-Za-z0-9][A-Za-z0-9-]*",
+    "docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/"
+    "aws-resource-msk-serverlesscluster.html",
+)
+
+
+def database_identifier(stack_prefix: str) -> str:
+    """The services' RDS instance; its CloudWatch log groups are named after it."""
+    return f"{stack_prefix.lower()}-db"
+
+
+def service_bus_cluster_name(stack_prefix: str) -> str:
+    """The MSK Serverless cluster of ``service_bus: msk``."""
+    return f"{stack_prefix}-sync"
+
+
+def containers_data_names(stack_prefix: str, *, msk: bool) -> list[tuple[NameRule, str]]:
+    """Every name the ContainersData stack derives from the prefix, with its rule."""
+    names = [(ECR_REPOSITORY_NAME, s.repository_name(stack_prefix)) for s in SERVICES]
+    names.append((DB_INSTANCE_IDENTIFIER, database_identifier(stack_prefix)))
+    if msk:
+        names.append((MSK_CLUSTER_NAME, service_bus_cluster_name(stack_prefix)))
+    return names
