@@ -79,6 +79,9 @@ OUTPOST_ARN = re.compile(
     r"^arn:aws[a-z-]*:outposts:[a-z]{2}(-[a-z]+)+-\d:\d{12}:outpost/op-[0-9a-f]{17}$"
 )
 AVAILABILITY_ZONE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")
+IAM_PRINCIPAL_ARN = re.compile(
+    r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[A-Za-z0-9_+=,.@/-]{1,512}$"
+)
 
 
 def _python_pattern(pattern: re.Pattern[str], what: str):
@@ -209,6 +212,9 @@ class ContainersSettings(StrictModel):
     domain: DomainSettings | None = None
     pipeline: PipelineSettings = PipelineSettings()
     outpost: OutpostSettings | None = None
+    # IAM roles or users that get a cluster-admin access entry on the clusters (kubectl for
+    # operators); the pipeline's deploy role gets its own.
+    cluster_admin_arns: list[Annotated[str, Field(pattern=IAM_PRINCIPAL_ARN.pattern)]] = []
 
     @model_validator(mode="after")
     def _public_endpoint_is_restricted(self) -> ContainersSettings:
