@@ -1,11 +1,14 @@
 """The services' AWS adapters, the only module under ``services/`` that touches the AWS SDK:
-SigV4 signing of the sync requests to API Gateway, the MSK IAM token for Kafka, and EventBridge
-``PutEvents``, and reads of the enterprise interface's DynamoDB document store.
+SigV4 signing of the sync requests to API Gateway, the MSK IAM token for Kafka, the RDS IAM
+database authentication token, and EventBridge ``PutEvents``, and reads of the enterprise
+interface's DynamoDB document store.
 
 Credentials come from botocore's default chain: the task role in the cloud and, on a Greengrass
 core, the token exchange service (``aws.greengrass.TokenExchangeService`` sets
 ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` and ``AWS_CONTAINER_AUTHORIZATION_TOKEN``, which the SDK's
-container provider reads; Greengrass developer guide, "Token exchange service").
+container provider reads; Greengrass developer guide, "Token exchange service"). On EKS, Pod
+Identity sets ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` and ``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE``,
+which the same provider reads.
 """
 
 from __future__ import annotations
@@ -91,6 +94,34 @@ def msk_oauth_callback(
         return token, expiry_ms / 1000
 
     return oauth_cb
+
+
+class RdsAuthTokens:
+    """The password of a connection with RDS IAM database authentication, as the engine's
+    ``(host, port, user) -> str`` provider: ``generate_db_auth_token``, a SigV4-presigned
+    ``host:port/?Action=connect&DBUser=<user>&...`` signed locally (no network call).
+
+    A token lets a connection in for 15 minutes after it is made; the connection it opened
+    stays open past that ("Each token has a lifetime of 15 minutes ... The token is only used
+    for authentication and doesn't affect the session after it is established": RDS user guide,
+    "IAM database authentication"), so a fresh one per new connection is all it takes."""
+
+    def __init__(self, region: str, client: Any = None) -> None:
+        self.region = region
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("rds", region_name=self.region, config=RETRY_CONFIG)
+        return self._client
+
+    def __call__(self, host: str, port: int, user: str) -> str:
+        return self.client.generate_db_auth_token(
+            DBHostname=host, Port=port, DBUsername=user, Region=self.region
+        )
 
 
 class EventBridgePublisher:

@@ -5,13 +5,21 @@ so each service keeps its own metadata and migrations."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, create_engine, text
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, create_engine, event, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, sessionmaker
+
+if TYPE_CHECKING:
+    from services.common.settings import ServiceSettings
+
+# (host, port, user) -> the password of one new connection, e.g. an RDS IAM token.
+PasswordProvider = Callable[[str, int, str], str]
+POSTGRESQL_PORT = 5432
 
 # JSONB on PostgreSQL; JSON elsewhere keeps the models importable without a server.
 Json = JSON().with_variant(JSONB(), "postgresql")
@@ -21,9 +29,34 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def make_engine(database_url: str, **options: Any) -> Engine:
+def make_engine(
+    database_url: str, *, password: PasswordProvider | None = None, **options: Any
+) -> Engine:
+    """With ``password``, each new connection asks it for its password when it opens; the
+    pooled ones keep theirs (an RDS IAM token is checked at login only, so the pool needs no
+    recycling for it)."""
     # pool_pre_ping: a PostgreSQL restart or failover costs one retry, not a 500 per pooled conn.
-    return create_engine(database_url, pool_pre_ping=True, **options)
+    engine = create_engine(database_url, pool_pre_ping=True, **options)
+    if password is not None:
+        url = make_url(database_url)
+        host, port, user = url.host or "", url.port or POSTGRESQL_PORT, url.username or ""
+
+        @event.listens_for(engine, "do_connect")
+        def _fresh_password(_dialect, _record, _cargs, cparams: dict[str, Any]) -> None:
+            cparams["password"] = password(host, port, user)
+
+    return engine
+
+
+def engine_for(settings: ServiceSettings, **options: Any) -> Engine:
+    """The service's engine: with ``MES_DATABASE_IAM_AUTH`` every new connection logs in with a
+    fresh RDS IAM token signed by the pod's credentials (Pod Identity), so no password is kept."""
+    password = None
+    if settings.database_iam_auth:
+        from services.common.aws import RdsAuthTokens
+
+        password = RdsAuthTokens(settings.aws_region)
+    return make_engine(settings.database_url, password=password, **options)
 
 
 def make_sessions(engine: Engine) -> sessionmaker:

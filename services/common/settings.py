@@ -7,11 +7,17 @@ import os
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy.engine import make_url
 
 from mes_domain.ids import Identifier
 
 ENV_PREFIX = "MES_"
+AWS_REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d$"
+# RDS IAM database authentication runs over TLS only (RDS user guide, "IAM database
+# authentication": "Network traffic to and from the database is encrypted using SSL/TLS"; its
+# psql example connects with sslmode=verify-full and the RDS CA bundle as sslrootcert).
+TLS_SSLMODES = ("require", "verify-ca", "verify-full")
 
 
 class SettingsError(ValueError):
@@ -31,6 +37,10 @@ class ServiceSettings(BaseModel):
     # The platform's EventBridge bus: outbound events (confirmations) go there from the outbox.
     event_bus_name: str | None = None
     outbox_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    # RDS IAM database authentication: each new connection signs a token as its password with the
+    # pod's AWS credentials (services.common.db.engine_for); needs the region and TLS.
+    database_iam_auth: bool = False
+    aws_region: Annotated[str, Field(pattern=AWS_REGION_PATTERN)] | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -40,6 +50,36 @@ class ServiceSettings(BaseModel):
                 "must be a SQLAlchemy URL for psycopg 3: postgresql+psycopg://user@host:port/db"
             )
         return value
+
+    @model_validator(mode="after")
+    def _iam_auth_complete(self) -> ServiceSettings:
+        # After the fields, not on one: a subclass may redeclare aws_region (production
+        # execution does), and this check must hold there too.
+        if not self.database_iam_auth:
+            return self
+        if self.aws_region is None:
+            raise ValueError(
+                "MES_DATABASE_IAM_AUTH signs its tokens for a region: set MES_AWS_REGION too"
+            )
+        url = make_url(self.database_url)
+        if not url.username or not url.host:
+            raise ValueError(
+                "MES_DATABASE_IAM_AUTH: MES_DATABASE_URL must name the login role and the host "
+                "(the token is signed for both): postgresql+psycopg://<role>@<host>:5432/<db>"
+            )
+        if url.password:
+            raise ValueError(
+                "MES_DATABASE_IAM_AUTH: MES_DATABASE_URL must hold no password (the IAM token is)"
+            )
+        sslmode = url.query.get("sslmode")
+        if isinstance(sslmode, tuple):  # given twice: libpq would take the last
+            sslmode = sslmode[-1]
+        if sslmode not in TLS_SSLMODES:
+            raise ValueError(
+                "MES_DATABASE_IAM_AUTH needs TLS (RDS refuses IAM authentication without it): "
+                f"MES_DATABASE_URL must set sslmode={'|'.join(TLS_SSLMODES)}, not {sslmode!r}"
+            )
+        return self
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Any:
@@ -52,8 +92,12 @@ class ServiceSettings(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{ENV_PREFIX}{str(error['loc'][0]).upper()}: {error['msg']}"
-                for error in exc.errors()
-            )
+            problems = "; ".join(_described(error) for error in exc.errors())
             raise SettingsError(f"invalid configuration: {problems}") from None
+
+
+def _described(error: Any) -> str:
+    """A field's error names its variable; a check across fields names them in its message."""
+    if not error["loc"]:
+        return str(error["msg"]).removeprefix("Value error, ")
+    return f"{ENV_PREFIX}{str(error['loc'][0]).upper()}: {error['msg']}"

@@ -8,6 +8,7 @@ import argparse
 import sys
 import threading
 
+from services.common.db import engine_for
 from services.common.logs import configure_logging
 from services.common.migrations import upgrade_to_head
 from services.common.settings import ServiceSettings, SettingsError
@@ -33,7 +34,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIGURATION
     configure_logging(SERVICE, settings.log_level)
     if action == "migrate":
-        upgrade_to_head(MIGRATIONS_DIR, settings.database_url)
+        engine = engine_for(settings)
+        try:
+            upgrade_to_head(MIGRATIONS_DIR, engine)
+        finally:
+            engine.dispose()
         return 0
     import uvicorn
 

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from sqlalchemy.orm import sessionmaker
 
 from services.common.app import create_app
-from services.common.db import database_ready, make_engine, make_sessions
+from services.common.db import database_ready, engine_for, make_sessions
 from services.common.migrations import at_head
 from services.common.relay import BusPublisher, OutboxRelay
 from services.common.settings import ServiceSettings
@@ -22,7 +22,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 def build_app(settings: ServiceSettings) -> FastAPI:
-    engine = make_engine(settings.database_url)
+    engine = engine_for(settings)
     service = InventoryService(make_sessions(engine))
 
     def ready() -> bool:

@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 
+from services.common.db import engine_for
 from services.common.logs import configure_logging
 from services.common.migrations import upgrade_to_head
 from services.common.settings import SettingsError
@@ -40,7 +41,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     from services.production_execution.app import MIGRATIONS_DIR, background_workers, build_app
 
     if args.command == "migrate":
-        upgrade_to_head(MIGRATIONS_DIR, settings.database_url)
+        engine = engine_for(settings)
+        try:
+            upgrade_to_head(MIGRATIONS_DIR, engine)
+        finally:
+            engine.dispose()
         return 0
     import uvicorn
 

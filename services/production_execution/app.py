@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI
 
 from services.common.app import create_app
 from services.common.aws import DynamoDbStore
-from services.common.db import database_ready, make_engine, make_sessions, now_ms
+from services.common.db import database_ready, engine_for, make_sessions, now_ms
 from services.common.migrations import head_revision
 from services.common.relay import BusPublisher, InventoryPost, OutboxRelay
 from services.common.sync import SyncTransport, SyncWorker, sync_router
@@ -43,7 +43,7 @@ def build_app(
 ) -> FastAPI:
     """The app of one instance. The cloud instance with edge sites syncing over https also
     serves their ``/sync`` API. ``app.state`` has the service, its sessions and the handlers."""
-    engine = make_engine(settings.database_url)
+    engine = engine_for(settings)
     sessions = make_sessions(engine)
     context = Context(
         instance_id=settings.instance_id,
