@@ -21,6 +21,11 @@ VISION_LAYER_STAMP := build/.vision-layer-installed
 # unpacked outside the venv (requirements-photos.in says which and their licences).
 PHOTOS_DIR := build/photographs
 PHOTOS_STAMP := build/.photographs-installed
+# checkov, the policy scan of the Kubernetes manifests (tests/k8s), in a venv of its own: it pins
+# boto3 and botocore older than the dev lock's (requirements-policy.in).
+POLICY_VENV := build/policy-venv
+POLICY_PIP_INSTALL := $(POLICY_VENV)/bin/python -m pip install --quiet --require-hashes
+POLICY_STAMP := build/.policy-venv-installed
 
 # Offline and quiet: no Node end-of-life banner from jsii, no CLI telemetry or version check.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -38,7 +43,7 @@ synth: $(RUNTIME_STAMP) $(NODE_STAMP) $(LAYER_STAMP) $(VISION_LAYER_STAMP)
 # Two workers, a test file each at a time (its module fixtures stay in one process): 8 minutes
 # on 2 cores instead of 13, as much of the suite waits on subprocesses, brokers and servers.
 test: $(DEV_STAMP) $(NODE_STAMP) $(LAYER_STAMP) $(VISION_LAYER_STAMP) $(PHOTOS_STAMP) \
-		mosquitto postgresql
+		$(POLICY_STAMP) mosquitto postgresql
 	$(VENV_PYTHON) -m pytest -n 2 --dist loadfile
 
 # Before `cdk deploy`: the EdgeFleet stack publishes DataCollector and QualityInspection only
@@ -129,6 +134,15 @@ lock: $(DEV_STAMP)
 		-o lambdas/requirements-vision.txt
 	$(UV_COMPILE) --no-deps --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 		--only-binary :all: requirements-photos.in -o requirements-photos.txt
+# checkov's own venv: not constrained to the dev lock, whose boto3 it cannot use.
+	$(UV_COMPILE) --universal --python-version 3.11 requirements-policy.in \
+		-o requirements-policy.txt
+
+$(POLICY_STAMP): requirements-policy.txt
+	rm -rf $(POLICY_VENV)
+	$(PYTHON) -m venv $(POLICY_VENV)
+	$(POLICY_PIP_INSTALL) -r requirements-policy.txt
+	touch $@
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
