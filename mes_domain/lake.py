@@ -330,7 +330,9 @@ def reading_number(value: bool | int | float | str) -> float | None:
 
 
 def telemetry_rows(batch: TelemetryBatch) -> list[dict[str, Any]]:
-    """The telemetry table's rows of one batch: one per reading."""
+    """The telemetry table's rows of one batch: one per reading, each with its own day. (Firehose
+    files a whole batch under its first reading's day: a batch that straddles midnight UTC is
+    in one partition, so a query on a day's boundary reads one ``dt`` more.)"""
     head = batch.model_dump(mode="json", exclude={"readings"})
     rows = []
     for reading in batch.readings:
@@ -358,6 +360,15 @@ def document_row(table: LakeTable, document: BaseModel) -> dict[str, Any]:
     return row
 
 
+def database_name(stack_prefix: str) -> str:
+    """The Glue database: Athena wants lower-case letters, digits and underscores."""
+    return f"{stack_prefix.lower().replace('-', '_')}_lake"
+
+
+def workgroup_name(stack_prefix: str) -> str:
+    return f"{stack_prefix}-lake"
+
+
 __all__ = [
     "DT",
     "DT_FORMAT",
@@ -368,10 +379,12 @@ __all__ = [
     "Column",
     "LakeTable",
     "columns_of",
+    "database_name",
     "day_of",
     "document_row",
     "glue_type",
     "reading_text",
     "station_row",
     "telemetry_rows",
+    "workgroup_name",
 ]
