@@ -1,0 +1,217 @@
+"""The MES services' cloud cluster: EKS Auto Mode (``aws_eks_v2``), private subnets, API-server
+access through access entries only, every control-plane log type in a KMS-encrypted log group,
+Kubernetes secrets envelope-encrypted with a KMS key, and no kubectl Lambda: the delivery
+pipeline's deploy stage applies the manifests with kubectl from inside the VPC."""
+
+from __future__ import annotations
+
+import re
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from mes_domain.containers import NAMESPACE, EndpointAccess
+from mes_domain.plant import Plant
+from stacks.compliance import acknowledge
+
+# EKS Auto Mode's built-in node pools (EKS user guide, "Create a Node Pool for EKS Auto Mode":
+# the built-in pools can only be enabled or disabled).
+NODE_POOLS = ("system", "general-purpose")
+# Every control-plane log type (EKS user guide, "Send control plane logs to CloudWatch Logs").
+CONTROL_PLANE_LOGS = (
+    eks.ClusterLoggingTypes.API,
+    eks.ClusterLoggingTypes.AUDIT,
+    eks.ClusterLoggingTypes.AUTHENTICATOR,
+    eks.ClusterLoggingTypes.CONTROLLER_MANAGER,
+    eks.ClusterLoggingTypes.SCHEDULER,
+)
+# EKS access policy of a cluster administrator (EKS user guide, "Associate access policies
+# with access entries").
+CLUSTER_ADMIN_POLICY = "AmazonEKSClusterAdminPolicy"
+# CreateCluster's name: 1-100 characters, ^[0-9A-Za-z][A-Za-z0-9\-_]* (EKS API reference).
+CLUSTER_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
+CLUSTER_NAME_SUFFIX = "-services"
+# The pre-created log group EKS writes control-plane logs to (EKS user guide, "Send control
+# plane logs to CloudWatch Logs": /aws/eks/<cluster-name>/cluster).
+CONTROL_PLANE_LOG_GROUP = "/aws/eks/{}/cluster"
+IAM4_CLUSTER_POLICIES = (
+    # What EKS requires of an Auto Mode cluster role (EKS user guide, "Amazon EKS cluster IAM
+    # role": the Auto Mode cluster role policies), attached by aws_eks_v2.Cluster.
+    "AmazonEKSClusterPolicy",
+    "AmazonEKSComputePolicy",
+    "AmazonEKSBlockStoragePolicy",
+    "AmazonEKSLoadBalancingPolicy",
+    "AmazonEKSNetworkingPolicy",
+)
+NODE_POLICIES = (
+    # What EKS suggests for an Auto Mode node role (EKS user guide, "Learn about identity and
+    # access in EKS Auto Mode": Node IAM role), narrower than the AmazonEKSWorkerNodePolicy and
+    # AmazonEC2ContainerRegistryReadOnly aws_eks_v2.Cluster would attach to a role of its own.
+    "AmazonEKSWorkerNodeMinimalPolicy",
+    "AmazonEC2ContainerRegistryPullOnly",
+)
+
+
+class UnsupportedKubernetesVersion(ValueError):
+    """A Kubernetes version this aws-cdk-lib cannot create a cluster of."""
+
+
+def kubernetes_version(version: str) -> eks.KubernetesVersion:
+    """The CDK constant of ``version`` ("1.34" -> KubernetesVersion.V1_34); a version the
+    installed aws-cdk-lib does not know is refused, not passed through with ``of``."""
+    name = "V" + version.replace(".", "_")
+    found = getattr(eks.KubernetesVersion, name, None) if re.fullmatch(r"1\.\d+", version) else None
+    if found is None:
+        known = sorted(
+            (n for n in dir(eks.KubernetesVersion) if re.fullmatch(r"V1_\d+", n)),
+            key=lambda n: int(n.split("_")[1]),
+        )
+        raise UnsupportedKubernetesVersion(
+            f"containers.kubernetes_version {version!r} is not one aws-cdk-lib "
+            f"{_cdk_version()} supports ({', '.join(n[1:].replace('_', '.') for n in known)})"
+        )
+    return found
+
+
+def _cdk_version() -> str:
+    from importlib.metadata import version
+
+    return version("aws-cdk-lib")
+
+
+def cluster_name(stack_prefix: str) -> str:
+    """The cloud cluster's name. Fixed, not generated, so that its control-plane log group can
+    be created first with the logs key and a retention."""
+    name = f"{stack_prefix}{CLUSTER_NAME_SUFFIX}"
+    if not CLUSTER_NAME.match(name):
+        raise ValueError(f"EKS cluster name {name!r} is not 1-100 of [A-Za-z0-9-_]")
+    return name
+
+
+def endpoint_access(plant: Plant) -> eks.EndpointAccess:
+    settings = plant.containers
+    if settings.endpoint_access is EndpointAccess.PRIVATE:
+        return eks.EndpointAccess.PRIVATE
+    # The config refuses a public endpoint without CIDRs, and 0.0.0.0/0 among them.
+    return eks.EndpointAccess.PUBLIC_AND_PRIVATE.only_from(*settings.public_access_cidrs)
+
+
+class ServicesCluster(Construct):
+    """``cluster``: the Auto Mode cluster; ``security_group``: the cluster security group
+    (EKS-managed), which Auto Mode's built-in node pools put the nodes, and so the pods, in
+    (EKS user guide, "Learn about VPC networking and load balancing in EKS Auto Mode": nodes
+    use the eks-cluster-sg-* group unless a custom NodeClass selects others)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        plant: Plant,
+        vpc: ec2.IVpc,
+        secrets_key: kms.IKey,
+        logs_key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.name = cluster_name(plant.deployment.stack_prefix)
+        self.log_group = logs.LogGroup(
+            self,
+            "ControlPlaneLogs",
+            log_group_name=CONTROL_PLANE_LOG_GROUP.format(self.name),
+            encryption_key=logs_key,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # RetentionDays is keyed by name in Python; the config holds a validated day count.
+        self.log_group.node.default_child.retention_in_days = plant.retention.log_days
+
+        self.cluster = eks.Cluster(
+            self,
+            "Cluster",
+            cluster_name=self.name,
+            version=kubernetes_version(plant.containers.kubernetes_version),
+            vpc=vpc,
+            vpc_subnets=[ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)],
+            endpoint_access=endpoint_access(plant),
+            default_capacity_type=eks.DefaultCapacityType.AUTOMODE,
+            compute=eks.ComputeConfig(node_pools=list(NODE_POOLS), node_role=self._node_role()),
+            cluster_logging=list(CONTROL_PLANE_LOGS),
+            secrets_encryption_key=secrets_key,
+            # Nobody is admin by having created the stack (that would be the CloudFormation
+            # execution role, for good); the deploy stage's role and cluster_admin_arns get
+            # access entries instead. authenticationMode is API: no aws-auth ConfigMap.
+            bootstrap_cluster_creator_admin_permissions=False,
+            # No kubectl provider: the cluster takes no manifests at deploy time.
+            output_config_command=False,
+        )
+        self.cluster.node.add_dependency(self.log_group)
+        self.security_group = self.cluster.cluster_security_group
+        self._acknowledge()
+
+    @property
+    def namespace(self) -> str:
+        return NAMESPACE
+
+    def admit(self, construct_id: str, peer: ec2.ISecurityGroup, port: int, what: str) -> None:
+        """Let the pods reach ``peer`` on ``port``: an ingress rule on ``peer`` from the cluster
+        security group, declared in this stack (a rule in the peer's stack would make it
+        depend on this one, which already depends on it)."""
+        ec2.CfnSecurityGroupIngress(
+            self,
+            construct_id,
+            group_id=peer.security_group_id,
+            source_security_group_id=self.cluster.cluster_security_group_id,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            description=f"MES services' pods (EKS cluster security group) to {what}",
+        )
+
+    def grant_admin(self, construct_id: str, principal_arn: str) -> eks.AccessEntry:
+        """A cluster-wide admin access entry for an IAM role or user."""
+        return eks.AccessEntry(
+            self,
+            construct_id,
+            cluster=self.cluster,
+            principal=principal_arn,
+            access_policies=[
+                eks.AccessPolicy.from_access_policy_name(
+                    CLUSTER_ADMIN_POLICY, access_scope_type=eks.AccessScopeType.CLUSTER
+                )
+            ],
+        )
+
+    def _acknowledge(self) -> None:
+        cluster_role = self.cluster.role.node.default_child
+        for policy in IAM4_CLUSTER_POLICIES:
+            acknowledge(
+                cluster_role,
+                f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{policy}]",
+                "EKS requires this AWS managed policy on an Auto Mode cluster role; it is "
+                "maintained by EKS as Auto Mode's needs change",
+            )
+        for policy in NODE_POLICIES:
+            acknowledge(
+                self.node_role.node.default_child,
+                f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{policy}]",
+                "EKS requires this AWS managed policy on the Auto Mode node role (node "
+                "registration and image pulls); it is maintained by EKS",
+            )
+
+    def _node_role(self) -> iam.Role:
+        self.node_role = iam.Role(
+            self,
+            "NodeRole",
+            # EC2 instances of Auto Mode's node pools assume it (EKS user guide, "Create an
+            # Auto Mode cluster with the AWS CLI": the node trust policy).
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name(p) for p in NODE_POLICIES
+            ],
+            description="Nodes of the MES services' EKS Auto Mode cluster",
+        )
+        return self.node_role
