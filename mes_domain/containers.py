@@ -195,6 +195,9 @@ class OutpostSettings(StrictModel):
     control_plane_instance_type: Annotated[str, Field(pattern=r"^[a-z0-9]+\.[a-z0-9]+$")] = (
         "m5.large"
     )
+    # Local clusters get Kubernetes versions later than the cloud (EKS user guide, "Learn
+    # Kubernetes and Amazon EKS platform versions for AWS Outposts": 1.32 is the newest).
+    kubernetes_version: Annotated[str, Field(pattern=r"^1\.\d{2}$")] = "1.32"
 
 
 class ContainersSettings(StrictModel):
