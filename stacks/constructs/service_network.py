@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import RemovalPolicy, Tags
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -48,6 +48,13 @@ INTERFACE_ENDPOINTS = {
     "Kms": ec2.InterfaceVpcEndpointAwsService.KMS,
 }
 HTTPS = 443
+# Where EKS Auto Mode's load balancing puts load balancers: the subnets tagged for their scheme
+# ("kubernetes.io/role/internal-elb" private, "kubernetes.io/role/elb" public: EKS user guide,
+# "Tag subnets for EKS Auto Mode", tag-subnets-auto.html). The MES Ingress is internal.
+LOAD_BALANCER_SUBNET_TAGS = {
+    PUBLIC: "kubernetes.io/role/elb",
+    PRIVATE: "kubernetes.io/role/internal-elb",
+}
 
 
 def subnet_masks(vpc_cidr: str) -> dict[str, int]:
@@ -107,6 +114,12 @@ class ServiceNetwork(Construct):
             # nothing here uses that group (every resource gets its own), so no Lambda for it.
             restrict_default_security_group=False,
         )
+        for subnets, group in (
+            (self.vpc.public_subnets, PUBLIC),
+            (self.vpc.private_subnets, PRIVATE),
+        ):
+            for subnet in subnets:
+                Tags.of(subnet).add(LOAD_BALANCER_SUBNET_TAGS[group], "1")
         self.private = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
         self.isolated = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
 

@@ -166,6 +166,22 @@ def test_vpc_has_two_azs_of_public_private_and_isolated_subnets(synthesized, tem
         "Private": 2,
         "Isolated": 2,
     }
+    load_balancer_tags = {
+        kind: {
+            t["Key"]
+            for s in subnets
+            for t in s["Properties"]["Tags"]
+            if t["Key"].startswith("kubernetes.io/role/")
+            and t["Value"] == "1"
+            and {"Key": "aws-cdk:subnet-type", "Value": kind} in s["Properties"]["Tags"]
+        }
+        for kind in kinds
+    }
+    assert load_balancer_tags == {
+        "Public": {"kubernetes.io/role/elb"},
+        "Private": {"kubernetes.io/role/internal-elb"},  # the internal ALB of the Ingress
+        "Isolated": set(),
+    }
     for found in kinds.values():  # one of each kind per AZ
         assert sorted(s["AvailabilityZone"]["Fn::Select"][0] for s in found) == [0, 1]
     vpc = ipaddress.ip_network(settings.vpc_cidr)
