@@ -1,0 +1,632 @@
+"""The MES services' delivery pipeline: CodePipeline (V2) from the configured source, a CodeBuild
+stage that runs the services' tests and pushes their images to ECR, a manual approval, and a
+CodeBuild stage in the VPC that deploys the cloud overlay to the EKS cluster (then, on Outposts,
+the edge overlay to the local cluster).
+
+The buildspecs are pipeline/build.yml and pipeline/deploy.yml, read at synth into the template:
+the images are built by CodeBuild, never at synth.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_codepipeline_actions as actions
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from mes_domain.containers import NAMESPACE, SERVICES, DomainSettings, SourceProvider
+from mes_domain.plant import Plant
+from stacks.compliance import acknowledge
+from stacks.constructs.buckets import DataBucket
+
+PIPELINE_DIR = Path(__file__).resolve().parents[2] / "pipeline"
+BUILD_SPEC = PIPELINE_DIR / "build.yml"
+DEPLOY_SPEC = PIPELINE_DIR / "deploy.yml"
+# The object an S3 source uploads: a zip of the repository's tree.
+SOURCE_OBJECT_KEY = "mes-source.zip"
+# Ubuntu 22.04 with Docker and Python 3.11 (the services' Python): a pinned image version, not
+# "latest" (CodeBuild user guide, "Docker images provided by CodeBuild").
+BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0
+LOG_RETENTION = logs.RetentionDays.ONE_YEAR
+# The buildspec reads these; the platform's MES_* values may not shadow them.
+RESERVED_VARIABLES = frozenset(
+    {
+        "CLUSTER_NAME",
+        "OVERLAY",
+        "NAMESPACE",
+        "KUBECTL_VERSION",
+        "SERVICE_IMAGES",
+        "IMAGE_TAG",
+        "PGHOST",
+        "PGPORT",
+        "PGDATABASE",
+        "PGUSER",
+        "PGPASSWORD",
+        "HOSTED_ZONE_ID",
+        "RECORD_NAME",
+    }
+)
+# A plaintext CodeBuild variable is shown in the console and the API (CodeBuild API reference,
+# EnvironmentVariable): nothing that looks like a credential goes there.
+SECRET_LOOKING = re.compile(r"PASSWORD|SECRET|TOKEN|CREDENTIAL|PRIVATE", re.IGNORECASE)
+PRIVILEGED_REASON = (
+    "The build stage runs docker build for the services' images (services/Dockerfile), which "
+    "needs the Docker daemon, so CodeBuild's privileged mode; the deploy stage is not privileged."
+)
+KUBECTL_ADMIN_REASON = (
+    "kubectl apply -k applies cluster-scoped objects (Namespace, IngressClass, "
+    "IngressClassParams) besides the namespace's, which only the cluster-scoped admin policy "
+    "allows."
+)
+
+
+def load_buildspec(path: Path) -> codebuild.BuildSpec:
+    """The buildspec file as an object, so the template carries it (no file in the source)."""
+    return codebuild.BuildSpec.from_object(yaml.safe_load(path.read_text()))
+
+
+def service_images(repositories: Mapping[str, ecr.IRepository]) -> str:
+    """``"<service>=<repository uri> ..."`` for every service, in SERVICES' order."""
+    missing = [service.name for service in SERVICES if service.name not in repositories]
+    if missing:
+        raise ValueError(f"no ECR repository for the services {missing}")
+    return " ".join(f"{s.name}={repositories[s.name].repository_uri}" for s in SERVICES)
+
+
+def _plaintext(values: Mapping[str, str]) -> dict[str, codebuild.BuildEnvironmentVariable]:
+    return {name: codebuild.BuildEnvironmentVariable(value=value) for name, value in values.items()}
+
+
+def check_platform_environment(values: Mapping[str, str]) -> None:
+    """The pods' MES_* values: plaintext, so nothing secret, and no buildspec variable."""
+    for name in values:
+        if not name.startswith("MES_") or name in RESERVED_VARIABLES:
+            raise ValueError(f"{name}: the platform environment holds MES_* variables only")
+        if SECRET_LOOKING.search(name):
+            raise ValueError(f"{name}: plaintext CodeBuild variables hold nothing secret")
+
+
+class DeliveryPipeline(Construct):
+    """Source -> Build (tests, images) -> Approve -> Deploy (cloud, then the Outposts edge)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        plant: Plant,
+        vpc: ec2.IVpc,
+        cluster: eks.ICluster,
+        repositories: Mapping[str, ecr.IRepository],
+        database_endpoint: str,
+        database_port: str,
+        master_secret: secretsmanager.ISecret,
+        database_security_group: ec2.ISecurityGroup,
+        platform_environment: Mapping[str, str],
+        data_key: kms.IKey,
+        logs_key: kms.IKey,
+        access_logs: s3.IBucket,
+        domain: DomainSettings | None = None,
+        edge_cluster_name: str | None = None,
+        edge_platform_environment: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if (edge_cluster_name is None) != (edge_platform_environment is None):
+            raise ValueError("edge_cluster_name and edge_platform_environment go together")
+        check_platform_environment(platform_environment)
+        check_platform_environment(edge_platform_environment or {})
+        self._data_key = data_key
+        self._logs_key = logs_key
+        settings = plant.containers
+        images = service_images(repositories)
+
+        self.artifact_bucket = DataBucket(
+            self, "Artifacts", encryption_key=data_key, access_logs=access_logs
+        ).bucket
+        source_output = codepipeline.Artifact("Source")
+        source_action, self.source_bucket = self._source(
+            plant, source_output, data_key=data_key, access_logs=access_logs
+        )
+
+        # --- Build: the services' tests, then an image per service ---
+        self.build_project = self._project(
+            "Build",
+            description="MES services: run their tests, build and push their images",
+            build_spec=load_buildspec(BUILD_SPEC),
+            compute_type=codebuild.ComputeType.MEDIUM,
+            privileged=True,
+            environment={"SERVICE_IMAGES": images},
+            timeout=Duration.minutes(60),
+        )
+        for service in SERVICES:
+            repository = repositories[service.name]
+            repository.grant_pull_push(self.build_project)
+            # The immutable-tag check before a push (pipeline/build.yml).
+            repository.grant(self.build_project, "ecr:DescribeImages")
+        acknowledge(
+            self.build_project.node.default_child,
+            "AwsSolutions-CB3",
+            PRIVILEGED_REASON,
+        )
+        build_action = actions.CodeBuildAction(
+            action_name="TestAndPushImages",
+            project=self.build_project,
+            input=source_output,
+            variables_namespace="Build",
+        )
+
+        # --- Approval before production ---
+        self.approval_topic = sns.Topic(
+            self,
+            "ApprovalTopic",
+            display_name=f"{plant.deployment.stack_prefix} MES release approvals",
+            master_key=data_key,
+            enforce_ssl=True,
+        )
+        for email in settings.pipeline.approval_emails:
+            subscription = self.approval_topic.add_subscription(
+                subscriptions.EmailSubscription(email)
+            )
+            acknowledge(
+                subscription.node.default_child,
+                "Serverless-SNSRedrivePolicy",
+                "An approval notice SNS cannot deliver leaves the release waiting in the "
+                "pipeline's Approve stage, where the console shows it; after 7 days CodePipeline "
+                "fails the approval and the release is started again. A queue would hold the "
+                "same notice with no one to act on it.",
+            )
+        approval_action = actions.ManualApprovalAction(
+            action_name="ApproveRelease",
+            notification_topic=self.approval_topic,
+            additional_information=(
+                "The services' tests passed and their images are pushed: approve to deploy them "
+                "to production."
+            ),
+        )
+
+        # --- Deploy: in the VPC, as a role with an access entry on the cluster ---
+        self.deploy_security_group = ec2.SecurityGroup(
+            self,
+            "DeploySecurityGroup",
+            vpc=vpc,
+            description="MES deploy stage: the cluster API, the database, AWS APIs over HTTPS",
+            allow_all_outbound=False,
+        )
+        self.deploy_security_group.add_egress_rule(
+            ec2.Peer.any_ipv4(),
+            ec2.Port.tcp(443),
+            "HTTPS: EKS, ECR, STS, Route 53 APIs and the kubectl and RDS CA downloads",
+        )
+        self.deploy_security_group.connections.allow_to(
+            database_security_group,
+            ec2.Port.tcp(5432),
+            "Deploy stage bootstraps the services' databases and roles",
+        )
+        # The cluster's private endpoint: its security group admits the deploy stage.
+        cluster.connections.allow_from(
+            self.deploy_security_group,
+            ec2.Port.tcp(443),
+            "Deploy stage applies the manifests through the private endpoint",
+        )
+        kubectl_version = f"{settings.kubernetes_version}.0"
+        cloud_environment = {
+            **platform_environment,
+            "CLUSTER_NAME": cluster.cluster_name,
+            "OVERLAY": "cloud",
+            "NAMESPACE": NAMESPACE,
+            "KUBECTL_VERSION": kubectl_version,
+            "SERVICE_IMAGES": images,
+            "PGHOST": database_endpoint,
+            "PGPORT": database_port,
+            "PGDATABASE": "postgres",
+        }
+        if domain is not None:
+            cloud_environment |= {
+                "HOSTED_ZONE_ID": domain.hosted_zone_id,
+                "RECORD_NAME": domain.record_name,
+            }
+        self.deploy_project = self._project(
+            "Deploy",
+            description="MES services: bootstrap the databases, deploy the cloud overlay",
+            build_spec=load_buildspec(DEPLOY_SPEC),
+            compute_type=codebuild.ComputeType.SMALL,
+            privileged=False,
+            environment=cloud_environment,
+            secrets={
+                # secret-id:json-key (CodeBuild buildspec reference, env/secrets-manager)
+                "PGUSER": f"{master_secret.secret_arn}:username",
+                "PGPASSWORD": f"{master_secret.secret_arn}:password",
+            },
+            vpc=vpc,
+            timeout=Duration.minutes(30),
+        )
+        master_secret.grant_read(self.deploy_project)
+        self._describe_cluster(self.deploy_project, cluster.cluster_name)
+        self.access_entry = eks.AccessEntry(
+            self,
+            "DeployAccess",
+            cluster=cluster,
+            principal=self.deploy_project.role.role_arn,
+            # The cluster-scoped admin policy: KUBECTL_ADMIN_REASON.
+            access_policies=[
+                eks.AccessPolicy.from_access_policy_name(
+                    "AmazonEKSClusterAdminPolicy", access_scope_type=eks.AccessScopeType.CLUSTER
+                )
+            ],
+        )
+        if domain is not None:
+            self._grant_record_upsert(self.deploy_project, domain)
+        deploy_actions: list[actions.CodeBuildAction] = [
+            actions.CodeBuildAction(
+                action_name="DeployCloud",
+                project=self.deploy_project,
+                input=source_output,
+                environment_variables={
+                    "IMAGE_TAG": codebuild.BuildEnvironmentVariable(
+                        value=build_action.variable("IMAGE_TAG")
+                    )
+                },
+                run_order=1,
+            )
+        ]
+
+        # --- The edge overlay on the Outposts local cluster, after the cloud's ---
+        self.edge_deploy_project: codebuild.PipelineProject | None = None
+        if edge_cluster_name is not None and edge_platform_environment is not None:
+            self.edge_deploy_project = self._project(
+                "DeployEdge",
+                description="MES services: deploy the edge overlay to the Outposts local cluster",
+                build_spec=load_buildspec(DEPLOY_SPEC),
+                compute_type=codebuild.ComputeType.SMALL,
+                privileged=False,
+                environment={
+                    **edge_platform_environment,
+                    "CLUSTER_NAME": edge_cluster_name,
+                    "OVERLAY": "edge",
+                    "NAMESPACE": NAMESPACE,
+                    "KUBECTL_VERSION": kubectl_version,
+                    "SERVICE_IMAGES": images,
+                },
+                vpc=vpc,
+                timeout=Duration.minutes(30),
+            )
+            self._describe_cluster(self.edge_deploy_project, edge_cluster_name)
+            deploy_actions.append(
+                actions.CodeBuildAction(
+                    action_name="DeployEdge",
+                    project=self.edge_deploy_project,
+                    input=source_output,
+                    environment_variables={
+                        "IMAGE_TAG": codebuild.BuildEnvironmentVariable(
+                            value=build_action.variable("IMAGE_TAG")
+                        )
+                    },
+                    run_order=2,
+                )
+            )
+
+        self.pipeline = codepipeline.Pipeline(
+            self,
+            "Pipeline",
+            pipeline_type=codepipeline.PipelineType.V2,
+            artifact_bucket=self.artifact_bucket,
+            # A stack update that changes the pipeline does not restart a release waiting for
+            # approval or deploying; the next source change starts the new definition.
+            restart_execution_on_update=False,
+            cross_account_keys=False,
+            stages=[
+                codepipeline.StageProps(stage_name="Source", actions=[source_action]),
+                codepipeline.StageProps(stage_name="Build", actions=[build_action]),
+                codepipeline.StageProps(stage_name="Approve", actions=[approval_action]),
+                codepipeline.StageProps(stage_name="Deploy", actions=deploy_actions),
+            ],
+        )
+        if self.source_bucket is not None:
+            self._start_on_upload(self.source_bucket)
+        self._acknowledge_wildcards()
+
+    # --- parts ---
+
+    def _source(
+        self,
+        plant: Plant,
+        output: codepipeline.Artifact,
+        *,
+        data_key: kms.IKey,
+        access_logs: s3.IBucket,
+    ) -> tuple[codepipeline.IAction, s3.Bucket | None]:
+        source = plant.containers.pipeline.source
+        if source.provider is SourceProvider.CODECONNECTIONS:
+            assert source.connection_arn is not None and source.repository is not None
+            owner, _, repository = source.repository.partition("/")
+            action = actions.CodeStarConnectionsSourceAction(
+                action_name="Source",
+                connection_arn=source.connection_arn,
+                owner=owner,
+                repo=repository,
+                branch=source.branch,
+                output=output,
+                # A push to the branch starts the pipeline.
+                trigger_on_push=True,
+            )
+            return action, None
+        bucket = DataBucket(self, "Source", encryption_key=data_key, access_logs=access_logs).bucket
+        # S3 sends its events to EventBridge itself (S3 user guide, "Using EventBridge"; no
+        # extra permission), so an upload starts the pipeline within seconds without the
+        # CloudTrail trail of S3 data events that S3Trigger.EVENTS relies on, and without the
+        # polling (S3Trigger.POLL) that CodePipeline recommends migrating away from. Set on the
+        # L1: the L2's event_bridge_enabled deploys a custom-resource Lambda for it.
+        cfn_bucket: s3.CfnBucket = bucket.node.default_child  # type: ignore[assignment]
+        cfn_bucket.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
+            event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(
+                event_bridge_enabled=True
+            )
+        )
+        action = actions.S3SourceAction(
+            action_name="Source",
+            bucket=bucket,
+            bucket_key=SOURCE_OBJECT_KEY,
+            output=output,
+            trigger=actions.S3Trigger.NONE,  # the EventBridge rule of _start_on_upload
+        )
+        return action, bucket
+
+    def _start_on_upload(self, bucket: s3.IBucket) -> None:
+        self.source_rule = events.Rule(
+            self,
+            "StartOnUpload",
+            description="An upload of the source zip starts the MES delivery pipeline",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={
+                    "bucket": {"name": [bucket.bucket_name]},
+                    "object": {"key": [SOURCE_OBJECT_KEY]},
+                },
+            ),
+            targets=[targets.CodePipeline(self.pipeline)],
+        )
+        acknowledge(
+            self.source_rule.node.default_child,
+            "Serverless-EventBusDLQ",
+            "EventBridge retries a failed start for 24 hours; a start still lost shows as an "
+            "upload without its execution, and the release is started again by hand or by "
+            "uploading again. A queue would only hold that same event.",
+        )
+
+    def _project(
+        self,
+        construct_id: str,
+        *,
+        description: str,
+        build_spec: codebuild.BuildSpec,
+        compute_type: codebuild.ComputeType,
+        privileged: bool,
+        environment: Mapping[str, str],
+        timeout: Duration,
+        secrets: Mapping[str, str] | None = None,
+        vpc: ec2.IVpc | None = None,
+    ) -> codebuild.PipelineProject:
+        log_group = logs.LogGroup(
+            self,
+            f"{construct_id}Logs",
+            encryption_key=self._logs_key,
+            retention=LOG_RETENTION,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        variables = _plaintext(environment)
+        for name, reference in (secrets or {}).items():
+            variables[name] = codebuild.BuildEnvironmentVariable(
+                value=reference, type=codebuild.BuildEnvironmentVariableType.SECRETS_MANAGER
+            )
+        network = {}
+        if vpc is not None:
+            network = {
+                "vpc": vpc,
+                "subnet_selection": ec2.SubnetSelection(
+                    subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS
+                ),
+                "security_groups": [self.deploy_security_group],
+            }
+        return codebuild.PipelineProject(
+            self,
+            construct_id,
+            description=description,
+            build_spec=build_spec,
+            environment=codebuild.BuildEnvironment(
+                build_image=BUILD_IMAGE, compute_type=compute_type, privileged=privileged
+            ),
+            environment_variables=variables,
+            encryption_key=self._data_key,
+            logging=codebuild.LoggingOptions(
+                cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=log_group)
+            ),
+            # No test reports are published, so no report-group permissions.
+            grant_report_group_permissions=False,
+            check_secrets_in_plain_text_env_variables=True,
+            timeout=timeout,
+            **network,
+        )
+
+    def _describe_cluster(self, project: codebuild.PipelineProject, cluster_name: str) -> None:
+        """``aws eks update-kubeconfig`` reads the cluster's endpoint and CA: DescribeCluster."""
+        project.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["eks:DescribeCluster"],
+                resources=[
+                    Stack.of(self).format_arn(
+                        service="eks",
+                        resource="cluster",
+                        resource_name=cluster_name,
+                        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+
+    def _grant_record_upsert(
+        self, project: codebuild.PipelineProject, domain: DomainSettings
+    ) -> None:
+        """UPSERT of the one CNAME in the one zone: the Route 53 condition keys limit the names
+        (lowercase, no trailing dot, as DomainSettings holds them), the type and the action
+        (Route 53 developer guide, "Using IAM policy conditions for fine-grained access
+        control")."""
+        project.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["route53:ChangeResourceRecordSets"],
+                resources=[
+                    Stack.of(self).format_arn(
+                        service="route53",
+                        region="",
+                        account="",
+                        resource="hostedzone",
+                        resource_name=domain.hosted_zone_id,
+                    )
+                ],
+                conditions={
+                    "ForAllValues:StringEquals": {
+                        "route53:ChangeResourceRecordSetsNormalizedRecordNames": [
+                            domain.record_name
+                        ],
+                        "route53:ChangeResourceRecordSetsRecordTypes": ["CNAME"],
+                        "route53:ChangeResourceRecordSetsActions": ["UPSERT"],
+                    }
+                },
+            )
+        )
+
+    def _acknowledge_wildcards(self) -> None:
+        """Acknowledge each wildcard cdk-nag finds in the pipeline's and projects' policies,
+        each with its reason; a wildcard without a reason here fails the synth."""
+        stack = Stack.of(self)
+        artifacts = _nag_resource(self.artifact_bucket, f"{self.artifact_bucket.bucket_arn}/*")
+        reasons = {
+            f"Resource::{artifacts}": (
+                "The pipeline's artifact bucket, made for this pipeline alone: each execution "
+                "writes and reads its artifacts under keys CodePipeline chooses."
+            ),
+            "Action::s3:GetObject*": ARTIFACTS_REASON,
+            "Action::s3:GetBucket*": ARTIFACTS_REASON,
+            "Action::s3:List*": ARTIFACTS_REASON,
+            "Action::s3:DeleteObject*": ARTIFACTS_REASON,
+            "Action::s3:Abort*": ARTIFACTS_REASON,
+            "Action::kms:GenerateDataKey*": KMS_REASON,
+            "Action::kms:ReEncrypt*": KMS_REASON,
+            "Resource::*": (
+                "ecr:GetAuthorizationToken (build) and the network-interface describes and "
+                "creates of a CodeBuild project in a VPC (deploy) support no resource-level "
+                "permissions (Service Authorization Reference: Amazon ECR, Amazon EC2)."
+            ),
+            f"Resource::{_nag_resource(self.deploy_project, self._network_interfaces())}": (
+                "CodeBuild in the VPC creates a network interface per build, whose id is not "
+                "known beforehand; CreateNetworkInterfacePermission is conditioned on the "
+                "deploy stage's own subnets."
+            ),
+        }
+        projects = [self.build_project, self.deploy_project, self.edge_deploy_project]
+        for project in filter(None, projects):
+            default_logs = stack.format_arn(
+                service="logs",
+                resource="log-group",
+                resource_name=f"/aws/codebuild/{project.project_name}",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+            reasons[f"Resource::{_nag_resource(project, default_logs + ':*')}"] = (
+                "CodeBuild's default log group of this project (/aws/codebuild/<project>), which "
+                "CDK grants with every project: ':*' is its log streams, one per build."
+            )
+        policies = [
+            child
+            for construct in self.node.find_all()
+            for child in construct.node.children
+            if isinstance(child, iam.Policy)
+        ]
+        for policy in policies:
+            for finding in sorted(_wildcard_findings(policy)):
+                if finding not in reasons:
+                    raise ValueError(f"{policy.node.path}: no reason for the wildcard {finding}")
+                acknowledge(
+                    policy.node.default_child, f"AwsSolutions-IAM5[{finding}]", reasons[finding]
+                )
+
+    def _network_interfaces(self) -> str:
+        # As CodeBuild's VPC policy writes it (pseudo parameters, whatever the stack's env).
+        return f"arn:{Aws.PARTITION}:ec2:{Aws.REGION}:{Aws.ACCOUNT_ID}:network-interface/*"
+
+
+ARTIFACTS_REASON = (
+    "CodePipeline's and CodeBuild's artifact grants on the pipeline's own artifact bucket: the "
+    "actions read and write whole artifacts (objects, versions, multipart uploads) there only."
+)
+KMS_REASON = (
+    "The artifacts, the approval topic and the build logs are encrypted with the platform data "
+    "key: the only key in that statement, used through S3, SNS and CodeBuild."
+)
+
+
+def _nag_resource(scope: Construct, value: str) -> str:
+    """A resource as cdk-nag writes it in a finding."""
+    return _flatten(Stack.of(scope).resolve(value))
+
+
+def _flatten(reference) -> str:
+    """cdk-nag's flattenCfnReference (utils/flatten-cfn-reference.ts): how its IAM5 findings
+    name a resource, with intrinsics as <LogicalId> and <LogicalId.Attribute>."""
+    if reference is None:
+        return ""
+    if isinstance(reference, str):
+        return reference.replace("${", "<").replace("}", ">")
+    if isinstance(reference, dict):
+        if "Fn::Join" in reference:
+            delimiter, items = reference["Fn::Join"]
+            return delimiter.join(_flatten(item) for item in items)
+        if "Fn::Sub" in reference:
+            return _flatten(reference["Fn::Sub"])
+        if "Fn::GetAtt" in reference:
+            resource, attribute = reference["Fn::GetAtt"]
+            return f"<{_flatten(resource)}.{_flatten(attribute)}>"
+        if "Fn::ImportValue" in reference:
+            return _flatten(reference["Fn::ImportValue"])
+        if "Ref" in reference:
+            return f"<{_flatten(reference['Ref'])}>"
+    return json.dumps(reference, separators=(",", ":"))
+
+
+def _wildcard_findings(policy: iam.Policy) -> set[str]:
+    """The IAM5 findings of ``policy`` as cdk-nag names them: wildcard actions and resources."""
+    document = Stack.of(policy).resolve(policy.document)
+    findings = set()
+    for statement in document.get("Statement", []):
+        for action in _as_list(statement.get("Action")):
+            if "*" in action:
+                findings.add(f"Action::{action}")
+        for resource in _as_list(statement.get("Resource")):
+            text = _flatten(resource)
+            if "*" in text:
+                findings.add(f"Resource::{text}")
+    return findings
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
