@@ -35,6 +35,11 @@ SERVICE_TARGETS = {
 }
 # What each stage may take from the build context: the lock to install, then the code.
 CONTEXT_COPIES = {"build": {"requirements-services.txt"}, "runtime": {"mes_domain", "services"}}
+# The RDS CA bundle of all Regions, where the services' MES_DATABASE_URL (sslrootcert=) and the
+# Kubernetes manifests expect it (RDS user guide, "Using SSL/TLS to encrypt a connection to a DB
+# instance or cluster": "Certificate bundles by AWS Region").
+RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+RDS_CA_BUNDLE = "/etc/mes/rds-ca.pem"
 PINNED_IMAGE = re.compile(r"^[\w.\-/]+(:[\w.\-]+)?@sha256:[0-9a-f]{64}$")
 SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|KEY|CREDENTIAL", re.IGNORECASE)
 URL_WITH_PASSWORD = re.compile(r"://[^/@\s]+:[^/@\s]+@")
@@ -227,7 +232,8 @@ def test_the_build_stage_installs_the_hash_lock_as_wheels(stages):
 
 
 def test_stages_copy_only_the_lock_the_code_and_the_built_environment(stages):
-    assert not any(stage.all("ADD") for stage in stages.values()), "COPY, not ADD"
+    adds = [(stage.name, c.value) for stage in stages.values() for c in stage.all("ADD")]
+    assert adds == [("runtime", (RDS_CA_BUNDLE_URL, RDS_CA_BUNDLE))], "COPY, not ADD (but the CA)"
     copied = {}
     for stage in stages.values():
         for command in stage.all("COPY"):
@@ -268,6 +274,25 @@ def test_each_service_image_runs_its_module_as_a_non_root_user(stages, target):
             labels.update(pairs(command))
     assert labels["org.opencontainers.image.title"] == f"mes-{target}"
     assert "org.opencontainers.image.source" in labels
+
+
+def test_the_image_holds_the_rds_ca_bundle_readable_by_the_service_user(stages):
+    """sslmode=verify-full needs the RDS CA bundle in the image: fetched over HTTPS at build
+    time (never at synth or in tests), world-readable (a fetched file is 0600 otherwise) and
+    owned by root, in a directory no volume of the manifests hides."""
+    (add,) = stages["runtime"].all("ADD")
+    assert add.value == (RDS_CA_BUNDLE_URL, RDS_CA_BUNDLE)
+    assert add.flags == ("--chmod=644",), "readable by USER 10001, writable by root only"
+    # Before the service user takes over: the file stays root's.
+    runtime = stages["runtime"].commands
+    assert runtime.index(add) < runtime.index(stages["runtime"].all("USER")[0])
+    manifests = PROJECT_ROOT / "services" / "k8s" / "base"
+    if manifests.is_dir():
+        texts = "\n".join(path.read_text() for path in sorted(manifests.glob("*.yaml")))
+        assert f"sslrootcert={RDS_CA_BUNDLE}" in texts, "the pods' URL names the image's bundle"
+        mounts = re.findall(r"mountPath:\s*(\S+)", texts)
+        hidden = [m for m in mounts if RDS_CA_BUNDLE.startswith(m.rstrip("/") + "/")]
+        assert not hidden, f"a volume at {hidden} would hide {RDS_CA_BUNDLE}"
 
 
 def test_the_image_environment_configures_the_service_and_holds_no_secret(stages):
