@@ -1,0 +1,38 @@
+"""EdgeSiteStack (``deployment.edge_site: outposts``): the EKS local cluster on the Outpost the
+MES services' edge instance runs on, in the platform's VPC, so the pipeline deploys to it and
+the edge instance reaches the cloud's internal Ingress over the VPC."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from mes_domain.plant import EdgeSite, Plant
+from stacks.constructs.outposts_cluster import OutpostsCluster
+
+
+class EdgeSiteStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        plant: Plant,
+        vpc: ec2.IVpc,
+        data_key: kms.IKey,
+        logs_key: kms.IKey,
+        **kwargs: Any,
+    ) -> None:
+        """``data_key`` is unused: local clusters support no secrets envelope encryption
+        (EKS user guide, "Deploy Amazon EKS on-premises with AWS Outposts"); it stays in the
+        signature so the stacks are composed alike."""
+        if plant.deployment.edge_site is not EdgeSite.OUTPOSTS:
+            raise ValueError("EdgeSiteStack is for deployment.edge_site outposts")
+        super().__init__(scope, construct_id, **kwargs)
+        self.edge = OutpostsCluster(self, "Edge", plant=plant, vpc=vpc, logs_key=logs_key)
+        self.cluster_name: str = self.edge.cluster.ref
+        CfnOutput(self, "ClusterName", value=self.cluster_name)
