@@ -67,6 +67,7 @@ benchmark: $(DEV_STAMP) $(PHOTOS_STAMP) mosquitto postgresql
 	$(VENV_PYTHON) benchmarks/quality_edge.py $(QUICK)
 	$(VENV_PYTHON) benchmarks/collector.py $(QUICK)
 	$(VENV_PYTHON) benchmarks/mes_services.py $(QUICK)
+	$(VENV_PYTHON) benchmarks/datalake.py $(QUICK)
 
 $(VENV_PYTHON):
 	$(PYTHON) -m venv $(VENV)

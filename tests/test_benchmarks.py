@@ -29,6 +29,7 @@ EXPECTED_UNITS = {
     "quality_edge": ["images/s"],
     "erp_import": ["rows/s", "MiB"],
     "ingest": ["readings/s", "calls"],
+    "datalake": ["bytes", "MiB"],
     "kpi": ["events/s"],
 }
 
@@ -88,6 +89,8 @@ def test_quick_figures_keep_the_properties_the_design_promises(runs):
     assert by_unit[("ingest", "calls")] < 0.5  # multi-measure records: fewer WriteRecords
     assert by_unit[("erp_import", "MiB")] < 0.5  # streaming holds a fraction of the file
     assert by_unit[("collector", "messages")] < 0.1  # batches bill a fraction of the messages
+    assert by_unit[("datalake", "bytes")] < 0.5  # pruning reads a site's few days, not all
+    assert by_unit[("datalake", "MiB")] < 0.3  # Parquet: a fraction of the raw JSON
     auroc = [f for f in figures(runs["vision"]) if f["unit"] == "AUROC"]
     assert 0.5 < float(auroc[0]["value"]) <= 1.0
 

@@ -31,12 +31,17 @@ def table_glob(root: Path, table: lake.LakeTable) -> str:
     return str(root / table.prefix / "**" / "*.parquet")
 
 
-def connect(root: Path, *, database: str = DATABASE) -> duckdb.DuckDBPyConnection:
-    """A connection with a schema ``database`` holding a view per Glue table."""
+def connect(
+    root: Path,
+    *,
+    database: str = DATABASE,
+    tables: Sequence[lake.LakeTable] = lake.TABLES,
+) -> duckdb.DuckDBPyConnection:
+    """A connection with a schema ``database`` holding a view per Glue table (of ``tables``)."""
     connection = duckdb.connect()
     connection.execute("SET TimeZone = 'UTC'")  # Athena's session time zone
     connection.execute(f'CREATE SCHEMA "{database}"')
-    for table in lake.TABLES:
+    for table in tables:
         connection.execute(
             f'CREATE VIEW "{database}"."{table.name}" AS SELECT * FROM read_parquet('
             f"'{table_glob(root, table)}', hive_partitioning = true, "

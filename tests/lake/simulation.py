@@ -264,14 +264,12 @@ def _inspections(
     return results
 
 
-def _telemetry(
-    rng: np.random.Generator,
-    plant: Plant,
-    site: Site,
-    start_ms: int,
-    end_ms: int,
-    sampling_floor_ms: int,
+def simulate_telemetry(
+    site: Site, start_ms: int, end_ms: int, *, seed: int = 18, sampling_floor_ms: int = 0
 ) -> TelemetryColumns:
+    """Every tag of the site sampled as its line's DataCollector reads it (``tag_sampling_ms``),
+    but never faster than ``sampling_floor_ms``, over ``[start_ms, end_ms)``."""
+    rng = np.random.default_rng(seed)
     columns = TelemetryColumns()
     for line in site.lines:
         for station in line.stations:
@@ -292,7 +290,7 @@ def _telemetry(
                 columns.site.append(site.id)
                 columns.line.append(line.id)
                 columns.station.append(station.id)
-                columns.batch_id.append(f"{station.id}-{tag.name}")
+                columns.batch_id.append(station.id)  # a batch: a station's second
                 columns.ts.append(ts)
                 columns.tag.append(tag.name)
                 columns.unit.append(tag.unit)
@@ -453,8 +451,8 @@ def simulate_day(
         orders=orders,
         confirmations=confirmations,
         genealogy=genealogy,
-        telemetry=_telemetry(
-            np.random.default_rng(seed), plant, site, start_ms, end_ms, telemetry_floor_ms
+        telemetry=simulate_telemetry(
+            site, start_ms, end_ms, seed=seed, sampling_floor_ms=telemetry_floor_ms
         ),
     )
 
