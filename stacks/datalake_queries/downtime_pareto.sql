@@ -7,9 +7,9 @@
 --
 -- Definitions, as mes_domain.kpi.downtime_pareto: the losses are IDLE, UNPLANNED_STOP and SETUP
 -- (OFFLINE and PLANNED_STOP are not availability losses of a cause); a state lasts until the
--- station's next change, cut to the shifts; exact duplicates count once and of two states at
--- one instant the last by name wins; a stoppage is one occurrence however many shifts it spans;
--- ties in time are ordered by cause.
+-- station's next change (looked for from a week before the first day), cut to the shifts;
+-- exact duplicates count once and of two states at one instant the last by name wins; a
+-- stoppage is one occurrence however many shifts it spans; ties in time are ordered by cause.
 WITH
 stations (site, line, station, ideal_cycle_time_s) AS (
     VALUES
@@ -59,7 +59,8 @@ state_changes AS (
     FROM "${database}".state_changes
     WHERE site = ?
         AND line = ?
-        AND dt BETWEEN CAST(CAST(date(?) - INTERVAL '2' DAY AS date) AS varchar)
+        -- A week back: the state in force at Monday's first shift was often set on Friday.
+        AND dt BETWEEN CAST(CAST(date(?) - INTERVAL '7' DAY AS date) AS varchar)
             AND CAST(CAST(date(?) + INTERVAL '2' DAY AS date) AS varchar)
 ),
 state_spans AS (

@@ -10,9 +10,9 @@
 --
 -- Definitions, as mes_domain/kpi.py and the KPI calculator compute them:
 -- - a state lasts until the station's next change; the one in force at a shift's start is the
---   last change before it, looked for from two days before the first shift day (an older one
---   leaves the time unknown); exact duplicates count once, and of two states at one instant
---   the one last by name wins;
+--   last change before it, looked for from a week before the first shift day (an older one
+--   leaves the time unknown: a station reports its state at least weekly); exact duplicates
+--   count once, and of two states at one instant the one last by name wins;
 -- - RUNNING is production time; IDLE, UNPLANNED_STOP, SETUP and OFFLINE are availability losses
 --   (a shift is inside the shift calendar, so OFFLINE in it is a loss; outside every shift
 --   nothing counts); planned busy time = production time + losses, so PLANNED_STOP and unknown
@@ -70,7 +70,8 @@ state_changes AS (
         ) AS nth_at_ts
     FROM "${database}".state_changes
     WHERE site = ?
-        AND dt BETWEEN CAST(CAST(date(?) - INTERVAL '2' DAY AS date) AS varchar)
+        -- A week back: the state in force at Monday's first shift was often set on Friday.
+        AND dt BETWEEN CAST(CAST(date(?) - INTERVAL '7' DAY AS date) AS varchar)
             AND CAST(CAST(date(?) + INTERVAL '2' DAY AS date) AS varchar)
 ),
 state_spans AS (

@@ -37,9 +37,9 @@ operations AS (
 -- By position rather than UNNEST ... AS m (material_id, quantity, uom): that form expands the
 -- struct in Trino but not in DuckDB, where the tests run it. element_at past the end is NULL.
 materials AS (
-    SELECT o.*, element_at(o.materials_consumed, position) AS material
+    SELECT o.*, element_at(o.materials_consumed, item_no) AS material
     FROM operations AS o
-    CROSS JOIN UNNEST(sequence(1, greatest(cardinality(o.materials_consumed), 1))) AS p (position)
+    CROSS JOIN UNNEST(sequence(1, greatest(cardinality(o.materials_consumed), 1))) AS items (item_no)
 ),
 tree (depth, node, order_id, line, operation_no, station, item_id, quantity, scrap_quantity, uom, detail, at_ms) AS (
     SELECT

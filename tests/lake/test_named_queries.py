@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -130,6 +130,29 @@ def test_oee_by_line_and_shift_equals_the_kpi_calculator(duck, simulated, demo_p
     machining = [r for r in rows if r["line"] == "machining-line-1" and r["performance"]]
     assert machining and all(r["performance"] > 1.05 for r in machining)
     assert all(0 < r["oee"] < 1 for r in rows if r["line"] == "body-line-1" and r["oee"])
+
+
+def test_monday_shifts_take_the_state_set_on_friday(duck, simulated, demo_plant):
+    """The stations went OFFLINE after Friday's late shift and reported nothing since: Monday's
+    shifts are scheduled time lost (availability 0), not unknown time. A two-day lookback
+    would miss Friday's change and report no planned time instead."""
+    monday = FRIDAY + timedelta(days=3)
+    parameters = ["berlin", monday.isoformat(), monday.isoformat()] * 3
+    expected = expected_oee(simulated, monday, monday)
+    rows = run(duck, "oee_by_line_and_shift", demo_plant, parameters)
+    assert oee_mismatches(rows, expected) == []
+    assert {r["availability"] for r in rows} == {0.0} and len(rows) == 3 * 3 + 2
+
+    sql = sql_file("oee_by_line_and_shift").read_text()
+    assert sql.count("INTERVAL '7' DAY") == 1
+    short = run(
+        duck,
+        "oee_by_line_and_shift",
+        demo_plant,
+        parameters,
+        sql=sql.replace("INTERVAL '7' DAY", "INTERVAL '2' DAY"),
+    )
+    assert oee_mismatches(short, expected) != []
 
 
 @pytest.mark.parametrize(
