@@ -125,6 +125,7 @@ class ServiceDatabase(Construct):
         for group in log_groups:
             self.instance.node.add_dependency(group)
         self.master_secret = self.instance.secret
+        self._secret_key = data_key
         self.resource_id = self.instance.instance_resource_id
 
         cfn = self.instance.node.default_child
@@ -144,6 +145,26 @@ class ServiceDatabase(Construct):
                 "plant: a single-AZ instance restored from its automated backups is the accepted "
                 "recovery for it.",
             )
+
+    def grant_master_secret_read(self, grantee: iam.IGrantable) -> None:
+        """Read the master secret (the deploy stage, to bootstrap databases and roles), in the
+        grantee's own policy only: the secret's grant_read would also add the grantee to the
+        data key's policy in the platform stack, a cyclic reference for a grantee in a stack
+        built on this one. The key policy lets IAM policies of the account grant its use."""
+        stack = Stack.of(self)
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+            resource_arns=[self.master_secret.secret_arn],
+        )
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["kms:Decrypt"],
+            resource_arns=[self._secret_key.key_arn],
+            conditions={
+                "StringEquals": {"kms:ViaService": f"secretsmanager.{stack.region}.amazonaws.com"}
+            },
+        )
 
     def allow_client(self, peer: ec2.ISecurityGroup, description: str) -> None:
         """Admit ``peer`` on 5432. The rule is made in the peer's stack (``remote_rule``), so a

@@ -29,7 +29,7 @@ from stacks.constructs.service_images import KEEP_IMAGES, UNTAGGED_DAYS, Service
 from stacks.constructs.service_network import subnet_masks
 from stacks.containers_data_stack import ContainersDataStack
 from tests.conftest import DEMO_PLANT, cli_context
-from tests.stacks.assembly import PSEUDO, Assembly
+from tests.stacks.assembly import PSEUDO, Assembly, as_list
 from tests.stacks.plants import with_containers
 from tests.stacks.test_cfn_lint import lint
 
@@ -79,6 +79,10 @@ def synthesized(tmp_path_factory):
     role = iam.Role(consumer, "PodRole", assumed_by=iam.ServicePrincipal("pods.eks.amazonaws.com"))
     full = stacks[FULL]
     full.service_database.grant_connect(role, "inventory")
+    deploy = iam.Role(
+        consumer, "Deploy", assumed_by=iam.ServicePrincipal("codebuild.amazonaws.com")
+    )
+    full.service_database.grant_master_secret_read(deploy)
     full.service_bus.grant_kafka(
         role, "InventorySync", write_topics=[WRITE_TOPIC], read_topics=[READ_TOPIC], groups=[GROUP]
     )
@@ -403,10 +407,12 @@ def pod_grants(synthesized):
     }
     assembly = Assembly(directory)
     consumer = assembly.stacks["Consumer"]
-    (role,) = resources(consumer.body, "AWS::IAM::Role").values()
+    role_id = next(k for k in resources(consumer.body, "AWS::IAM::Role") if "PodRole" in k)
+    role = consumer.body["Resources"][role_id]
     documents = [
         (consumer, p["Properties"]["PolicyDocument"])
         for p in resources(consumer.body, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
     ]
     for attached in role["Properties"]["ManagedPolicyArns"]:  # made in the data stack
         target = assembly.target(consumer, attached)
@@ -447,6 +453,30 @@ def test_pod_syncs_over_msk_on_its_topics_and_group_only(pod_grants):
         "kafka-cluster:DescribeTopic": {arn("topic", WRITE_TOPIC), arn("topic", READ_TOPIC)},
         "kafka-cluster:DescribeGroup": {arn("group", GROUP)},
         "kafka-cluster:AlterGroup": {arn("group", GROUP)},
+    }
+
+
+def test_deploy_stage_reads_the_master_secret_and_decrypts_it_only_through_secrets_manager(
+    synthesized, templates
+):
+    _, stacks, _, _ = synthesized
+    instance_id = stacks[FULL].get_logical_id(stacks[FULL].database.node.default_child)
+    (policy,) = [
+        p["Properties"]["PolicyDocument"]["Statement"]
+        for p in resources(templates["Consumer"], "AWS::IAM::Policy").values()
+        if refers_to(p["Properties"]["Roles"], "Deploy")
+    ]
+    by_action = {a: s for s in policy for a in as_list(s["Action"])}
+    assert set(by_action) == {
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:DescribeSecret",
+        "kms:Decrypt",
+    }
+    assert refers_to(by_action["secretsmanager:GetSecretValue"]["Resource"], instance_id)
+    decrypt = by_action["kms:Decrypt"]
+    assert refers_to(decrypt["Resource"], key_id(synthesized, "data"))
+    assert decrypt["Condition"]["StringEquals"]["kms:ViaService"] == {
+        "Fn::Join": ["", ["secretsmanager.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]
     }
 
 
