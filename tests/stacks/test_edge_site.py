@@ -1,0 +1,147 @@
+"""EdgeSiteStack as synthesized in the "full" app of tests/stacks/test_containers_cluster.py
+(compliance gates on; cfn-lint runs there on its template): the EKS local cluster on the
+Outpost, in a subnet on the Outpost inside the platform's VPC."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+
+from mes_domain.plant import Plant
+from stacks.constructs.outposts_cluster import check_subnet, edge_cluster_name
+from stacks.edge_site_stack import EdgeSiteStack
+from tests.stacks.plants import OUTPOST_ARN
+from tests.stacks.test_containers_cluster import ADMIN, ENV, PLANTS, Dependencies, case
+
+
+@pytest.fixture(scope="module")
+def full(demo_plant):
+    return case("full", demo_plant)
+
+
+@pytest.fixture(scope="module")
+def edge(full) -> Template:
+    return Template.from_stack(full.edge)
+
+
+def only(template: Template, kind: str) -> tuple[str, dict]:
+    (found,) = template.find_resources(kind).items()
+    return found
+
+
+def test_the_subnet_is_on_the_outpost_in_its_zone_inside_the_platform_vpc(full, edge):
+    outpost = full.plant.containers.outpost
+    subnet_id, subnet = only(edge, "AWS::EC2::Subnet")
+    properties = subnet["Properties"]
+    assert properties["OutpostArn"] == outpost.outpost_arn == OUTPOST_ARN
+    assert properties["AvailabilityZone"] == outpost.availability_zone == "eu-central-1a"
+    assert properties["CidrBlock"] == outpost.subnet_cidr
+    assert properties["MapPublicIpOnLaunch"] is False
+    assert "RefVpc8378EB38" in properties["VpcId"]["Fn::GetStackOutput"]["OutputName"]
+    # the private route table of the Outpost's parent zone: its NAT route and gateway endpoints
+    _, association = only(edge, "AWS::EC2::SubnetRouteTableAssociation")
+    assert association["Properties"]["SubnetId"] == {"Ref": subnet_id}
+    table = association["Properties"]["RouteTableId"]["Fn::GetStackOutput"]["OutputName"]
+    assert "VpcPrivateSubnet1RouteTable" in table  # Private subnet 1 is in eu-central-1a
+
+
+def test_the_local_cluster_runs_on_the_outpost_with_a_private_endpoint_only(full, edge):
+    outpost = full.plant.containers.outpost
+    subnet_id, _ = only(edge, "AWS::EC2::Subnet")
+    cluster_id, cluster = only(edge, "AWS::EKS::Cluster")
+    properties = cluster["Properties"]
+    assert properties["OutpostConfig"] == {
+        "ControlPlaneInstanceType": outpost.control_plane_instance_type,
+        "OutpostArns": [OUTPOST_ARN],
+    }
+    assert properties["Version"] == outpost.kubernetes_version == "1.32"
+    assert properties["ResourcesVpcConfig"] == {
+        "EndpointPrivateAccess": True,
+        "EndpointPublicAccess": False,
+        "SubnetIds": [{"Ref": subnet_id}],
+    }
+    assert properties["Name"] == "MesDemo-edge" == full.edge.edge.name
+    assert full.edge.resolve(full.edge.cluster_name) == {"Ref": cluster_id}
+
+
+def test_access_is_by_access_entries_and_the_admins_get_one(edge):
+    cluster_id, cluster = only(edge, "AWS::EKS::Cluster")
+    assert cluster["Properties"]["AccessConfig"] == {
+        "AuthenticationMode": "API",
+        "BootstrapClusterCreatorAdminPermissions": False,
+    }
+    _, entry = only(edge, "AWS::EKS::AccessEntry")
+    assert entry["Properties"]["ClusterName"] == {"Ref": cluster_id}
+    assert entry["Properties"]["PrincipalArn"] == ADMIN
+    (policy,) = entry["Properties"]["AccessPolicies"]
+    assert policy["AccessScope"] == {"Type": "cluster"}
+    assert policy["PolicyArn"]["Fn::Join"][1][-1] == (
+        ":eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+    )
+
+
+def test_every_log_type_goes_to_an_encrypted_log_group_and_no_secrets_encryption(full, edge):
+    _, cluster = only(edge, "AWS::EKS::Cluster")
+    logging = cluster["Properties"]["Logging"]["ClusterLogging"]["EnabledTypes"]
+    assert [t["Type"] for t in logging] == [
+        "api", "audit", "authenticator", "controllerManager", "scheduler",
+    ]  # fmt: skip
+    log_id, log_group = only(edge, "AWS::Logs::LogGroup")
+    assert log_group["Properties"]["LogGroupName"] == "/aws/eks/MesDemo-edge/cluster"
+    assert "LogsKey" in log_group["Properties"]["KmsKeyId"]["Fn::GetStackOutput"]["OutputName"]
+    assert log_group["Properties"]["RetentionInDays"] == full.plant.retention.log_days
+    assert log_id in cluster["DependsOn"]
+    # Local clusters support no secrets envelope encryption (EKS user guide, "Deploy Amazon
+    # EKS on-premises with AWS Outposts": comparing the deployment options); setting it fails.
+    assert "EncryptionConfig" not in cluster["Properties"]
+
+
+def test_the_cluster_role_is_the_local_cluster_role(edge):
+    _, cluster = only(edge, "AWS::EKS::Cluster")
+    role = edge.find_resources("AWS::IAM::Role")[cluster["Properties"]["RoleArn"]["Fn::GetAtt"][0]]
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
+        {
+            "Action": "sts:AssumeRole",
+            "Effect": "Allow",
+            "Principal": {"Service": "ec2.amazonaws.com"},
+        }
+    ]
+    (policy,) = role["Properties"]["ManagedPolicyArns"]
+    assert policy["Fn::Join"][1][-1] == ":iam::aws:policy/AmazonEKSLocalOutpostClusterPolicy"
+    assert not edge.find_resources("AWS::IAM::Policy")
+
+
+def test_the_outpost_subnet_must_be_a_free_block_of_the_vpc():
+    check_subnet("10.40.240.0/24", "10.40.0.0/16", ["10.40.0.0/20", "10.40.16.0/20"])
+    with pytest.raises(ValueError, match="not within vpc_cidr"):
+        check_subnet("10.41.0.0/24", "10.40.0.0/16", [])
+    with pytest.raises(ValueError, match="overlaps the VPC's subnet 10.40.192.0/18"):
+        check_subnet("10.40.240.0/24", "10.40.0.0/16", ["10.40.192.0/18"])
+
+
+def test_the_longest_prefix_still_names_a_valid_cluster():
+    assert len(edge_cluster_name("M" + "p" * 63)) <= 100
+
+
+def _stack(plant: Plant) -> None:
+    app = cdk.App()
+    deps = Dependencies(app, "Deps", msk_bus=False)
+    EdgeSiteStack(
+        app,
+        "EdgeSite",
+        env=ENV,
+        plant=plant,
+        vpc=deps.vpc,
+        data_key=deps.data_key,
+        logs_key=deps.logs_key,
+    )
+
+
+def test_versions_local_clusters_lack_and_plants_without_an_outpost_are_refused(demo_plant):
+    document = PLANTS["full"](demo_plant).model_dump(mode="json")
+    document["containers"]["outpost"]["kubernetes_version"] = "1.34"  # the cloud's, not local
+    with pytest.raises(ValueError, match="1.34' is not offered for EKS local clusters"):
+        _stack(Plant.model_validate(document))
+    with pytest.raises(ValueError, match="is for deployment.edge_site outposts"):
+        _stack(PLANTS["private"](demo_plant))
