@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import sys
@@ -246,6 +247,14 @@ def test_the_rds_token_is_a_presigned_connect_request_for_the_host_port_and_user
     assert len(query["X-Amz-Signature"][0]) == 64
     other = tokens("mes.abc123.eu-central-1.rds.amazonaws.com", 5432, "production_execution")
     assert "DBUser=production_execution&" in other and other != token
+
+
+def test_the_locked_sdk_reads_pod_identity_credentials():
+    """Pod Identity credentials need botocore 1.34.41 or later (EKS user guide, "Use pod
+    identity with the AWS SDK"); the images install the services' lock."""
+    lock = (PROJECT_ROOT / "requirements-services.txt").read_text()
+    version = re.search(r"^botocore==(\S+)", lock, flags=re.MULTILINE).group(1)
+    assert tuple(int(part) for part in version.split(".")[:3]) >= (1, 34, 41), version
 
 
 # -- a fresh token per new connection ---------------------------------------------------------
