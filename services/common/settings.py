@@ -71,9 +71,7 @@ class ServiceSettings(BaseModel):
             raise ValueError(
                 "MES_DATABASE_IAM_AUTH: MES_DATABASE_URL must hold no password (the IAM token is)"
             )
-        sslmode = url.query.get("sslmode")
-        if isinstance(sslmode, tuple):  # given twice: libpq would take the last
-            sslmode = sslmode[-1]
+        sslmode = url.query.get("sslmode")  # a tuple when given more than once: refused too
         if sslmode not in TLS_SSLMODES:
             raise ValueError(
                 "MES_DATABASE_IAM_AUTH needs TLS (RDS refuses IAM authentication without it): "

@@ -189,7 +189,7 @@ def test_iam_auth_is_off_by_default_and_needs_the_region_and_tls_when_on():
         },
         "sslmode=require|verify-ca|verify-full, not None": {**on, "MES_DATABASE_URL": IAM_URL},
         "not 'prefer'": {**on, "MES_DATABASE_URL": IAM_URL + "?sslmode=prefer"},
-        "not 'disable'": {
+        "not ('verify-full', 'disable')": {
             **on,
             "MES_DATABASE_URL": IAM_URL + "?sslmode=verify-full&sslmode=disable",
         },
