@@ -9,6 +9,7 @@ import aws_cdk as cdk
 from mes_domain import naming
 from mes_domain.plant import Plant
 from stacks.constructs.lambda_packaging import LambdaPackaging
+from stacks.datalake_stack import DataLakeStack
 from stacks.edge_fleet_stack import EdgeFleetStack
 from stacks.enterprise_stack import EnterpriseStack
 from stacks.iiot_stack import IiotStack
@@ -27,6 +28,7 @@ class MesStacks:
     quality: QualityInspectionStack
     enterprise: EnterpriseStack
     edge_fleet: EdgeFleetStack
+    datalake: DataLakeStack
 
 
 def stack_name(plant: Plant, capability: str) -> str:
@@ -125,6 +127,21 @@ def compose_stacks(
         **common,
     )
 
+    datalake = DataLakeStack(
+        app,
+        stack_name(plant, "DataLake"),
+        plant=plant,
+        iiot=iiot,
+        enterprise=enterprise,
+        event_bus=platform.event_bus,
+        data_key=platform.data_key,
+        logs_key=platform.logs_key,
+        access_logs=platform.access_logs,
+        packaging=packaging,
+        description=f"{plant.name}: Parquet data lake, Glue catalog and Athena queries",
+        **common,
+    )
+
     edge_fleet = EdgeFleetStack(
         app,
         stack_name(plant, "EdgeFleet"),
@@ -149,4 +166,5 @@ def compose_stacks(
         quality=quality,
         enterprise=enterprise,
         edge_fleet=edge_fleet,
+        datalake=datalake,
     )
