@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import yaml
@@ -37,8 +37,10 @@ from mes_domain.containers import NAMESPACE, SERVICES, DomainSettings, SourcePro
 from mes_domain.plant import Plant
 from stacks.compliance import acknowledge
 from stacks.constructs.buckets import DataBucket
+from stacks.plant_config import DEFAULT_PLANT_CONFIG, PLANT_CONTEXT_KEY
 
-PIPELINE_DIR = Path(__file__).resolve().parents[2] / "pipeline"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PIPELINE_DIR = PROJECT_ROOT / "pipeline"
 BUILD_SPEC = PIPELINE_DIR / "build.yml"
 DEPLOY_SPEC = PIPELINE_DIR / "deploy.yml"
 # The object an S3 source uploads: a zip of the repository's tree.
@@ -63,8 +65,14 @@ RESERVED_VARIABLES = frozenset(
         "PGPASSWORD",
         "HOSTED_ZONE_ID",
         "RECORD_NAME",
+        "PLANT_CONFIG",
+        "CERTIFICATE_ARN",
+        "VPC_CIDR",
     }
 )
+# The pods' database host and port where no PGHOST is (the edge site's own PostgreSQL):
+# deploy_overlay.py --database-host/--database-port.
+DATABASE_VARIABLES = frozenset({"DATABASE_HOST", "DATABASE_PORT"})
 # A plaintext CodeBuild variable is shown in the console and the API (CodeBuild API reference,
 # EnvironmentVariable): nothing that looks like a credential goes there.
 SECRET_LOOKING = re.compile(r"PASSWORD|SECRET|TOKEN|CREDENTIAL|PRIVATE", re.IGNORECASE)
@@ -103,12 +111,28 @@ def _plaintext(values: Mapping[str, str]) -> dict[str, codebuild.BuildEnvironmen
 
 
 def check_platform_environment(values: Mapping[str, str]) -> None:
-    """The pods' MES_* values: plaintext, so nothing secret, and no buildspec variable."""
+    """The pods' values: MES_* (and the database's host and port), plaintext, so nothing
+    secret, and no variable of the buildspec's own."""
     for name in values:
-        if not name.startswith("MES_") or name in RESERVED_VARIABLES:
+        mes = name.startswith("MES_") and name not in RESERVED_VARIABLES
+        if not (mes or name in DATABASE_VARIABLES):
             raise ValueError(f"{name}: the platform environment holds MES_* variables only")
         if SECRET_LOOKING.search(name):
             raise ValueError(f"{name}: plaintext CodeBuild variables hold nothing secret")
+
+
+def plant_config_path(scope: Construct, path: str | None = None) -> str:
+    """The plant config the stacks are synthesized from, relative to the repository root: the
+    deploy stage gives the same file to deploy_overlay.py (the services' mes-plant ConfigMap)."""
+    given = Path(path or scope.node.try_get_context(PLANT_CONTEXT_KEY) or DEFAULT_PLANT_CONFIG)
+    absolute = given if given.is_absolute() else PROJECT_ROOT / given
+    try:
+        relative = absolute.resolve().relative_to(PROJECT_ROOT)
+    except ValueError:
+        raise ValueError(
+            f"plant config {given} is outside the repository, which the pipeline deploys from"
+        ) from None
+    return relative.as_posix()
 
 
 class DeliveryPipeline(Construct):
@@ -134,6 +158,9 @@ class DeliveryPipeline(Construct):
         domain: DomainSettings | None = None,
         edge_cluster_name: str | None = None,
         edge_platform_environment: Mapping[str, str] | None = None,
+        master_secret_grant: Callable[[iam.IGrantable], object] | None = None,
+        certificate_arn: str | None = None,
+        plant_config: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         if (edge_cluster_name is None) != (edge_platform_environment is None):
@@ -144,6 +171,7 @@ class DeliveryPipeline(Construct):
         self._logs_key = logs_key
         settings = plant.containers
         images = service_images(self, repositories)
+        config_path = plant_config_path(self, plant_config)
 
         self.artifact_bucket = DataBucket(
             self, "Artifacts", encryption_key=data_key, access_logs=access_logs
@@ -233,6 +261,8 @@ class DeliveryPipeline(Construct):
             ec2.Port.tcp(443),
             "Deploy stage applies the manifests through the private endpoint",
         )
+        # kubectl of the cluster's minor version: within one minor of the API server (Kubernetes
+        # version skew policy). The first patch release of a minor always exists.
         kubectl_version = f"{settings.kubernetes_version}.0"
         cloud_environment = {
             **platform_environment,
@@ -241,10 +271,14 @@ class DeliveryPipeline(Construct):
             "NAMESPACE": NAMESPACE,
             "KUBECTL_VERSION": kubectl_version,
             "SERVICE_IMAGES": images,
+            "PLANT_CONFIG": config_path,
+            "VPC_CIDR": vpc.vpc_cidr_block,
             "PGHOST": database_endpoint,
             "PGPORT": database_port,
             "PGDATABASE": "postgres",
         }
+        if certificate_arn is not None:
+            cloud_environment["CERTIFICATE_ARN"] = certificate_arn
         if domain is not None:
             cloud_environment |= {
                 "HOSTED_ZONE_ID": domain.hosted_zone_id,
@@ -265,7 +299,10 @@ class DeliveryPipeline(Construct):
             vpc=vpc,
             timeout=Duration.minutes(30),
         )
-        master_secret.grant_read(self.deploy_project)
+        # CodeBuild reads the secret for PGUSER/PGPASSWORD with the project's role. The data
+        # stack's own grant (ServiceDatabase.grant_master_secret_read) keeps the key grant in
+        # this role's policy, where the secret's grant_read would edit the key's policy.
+        (master_secret_grant or master_secret.grant_read)(self.deploy_project)
         self._describe_cluster(self.deploy_project, cluster.cluster_name)
         self.access_entry = eks.AccessEntry(
             self,
@@ -298,6 +335,8 @@ class DeliveryPipeline(Construct):
         # --- The edge overlay on the Outposts local cluster, after the cloud's ---
         self.edge_deploy_project: codebuild.PipelineProject | None = None
         if edge_cluster_name is not None and edge_platform_environment is not None:
+            outpost = settings.outpost
+            edge_version = outpost.kubernetes_version if outpost else settings.kubernetes_version
             self.edge_deploy_project = self._project(
                 "DeployEdge",
                 description="MES services: deploy the edge overlay to the Outposts local cluster",
@@ -309,8 +348,10 @@ class DeliveryPipeline(Construct):
                     "CLUSTER_NAME": edge_cluster_name,
                     "OVERLAY": "edge",
                     "NAMESPACE": NAMESPACE,
-                    "KUBECTL_VERSION": kubectl_version,
+                    # The local cluster runs the Outposts' own, older versions.
+                    "KUBECTL_VERSION": f"{edge_version}.0",
                     "SERVICE_IMAGES": images,
+                    "PLANT_CONFIG": config_path,
                 },
                 vpc=vpc,
                 timeout=Duration.minutes(30),

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,11 @@ REGISTRY = "123456789012.dkr.ecr.eu-central-1.amazonaws.com"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 IMAGES = {service.name: f"{REGISTRY}/mes/{service.name}" for service in SERVICES}
 SERVICE_IMAGES = " ".join(f"{name}={uri}" for name, uri in IMAGES.items())
+# What deploy.yml reads of the source besides pipeline/: the real deploy_overlay.py runs.
+COPIED = ("services/k8s", "config")
+CERTIFICATE = (
+    "arn:aws:acm:eu-central-1:123456789012:certificate/0123abcd-4567-89ef-0123-456789abcdef"
+)
 ALB = "internal-k8s-mes-0123456789.eu-central-1.elb.amazonaws.com"
 
 
@@ -54,6 +60,8 @@ def run_phases(spec: dict, phases: list[str], tmp_path: Path, **environment: str
     fails ends the run with its status. Run in a copy of the tree's pipeline/ folder."""
     work = tmp_path / "src"
     shutil.copytree(PIPELINE, work / "pipeline")
+    for folder in COPIED:
+        shutil.copytree(PROJECT_ROOT / folder, work / folder)
     stubs = tmp_path / "stubs"
     (work / ".venv" / "bin").mkdir(parents=True)
     stubs.mkdir()
@@ -76,6 +84,7 @@ def run_phases(spec: dict, phases: list[str], tmp_path: Path, **environment: str
         "CALLS": str(calls),
         "AWS_REGION": "eu-central-1",
         "SERVICE_IMAGES": SERVICE_IMAGES,
+        "REAL_PYTHON": sys.executable,
         **environment,
     }
     result = subprocess.run(
@@ -172,13 +181,28 @@ CLOUD = {
     "RECORD_NAME": "api.mes.example.com",
     "INGRESS_HOSTNAMES": f"{ALB}\\n{ALB}\\n",
     "HOSTNAME_POLL_SECONDS": "0",
+    "PLANT_CONFIG": "config/demo-plant.yaml",
+    "CERTIFICATE_ARN": CERTIFICATE,
+    "VPC_CIDR": "10.40.0.0/16",
+    "MES_INSTANCE_ID": "cloud",
+    "MES_AWS_REGION": "eu-central-1",
 }
 EDGE = {
     "CLUSTER_NAME": "mes-edge",
     "OVERLAY": "edge",
     "NAMESPACE": NAMESPACE,
     "IMAGE_TAG": COMMIT,
+    "PLANT_CONFIG": "config/demo-plant.yaml",
+    "DATABASE_HOST": "postgres.berlin.example.internal",
+    "MES_INSTANCE_ID": "berlin",
 }
+
+
+def kustomization(tmp_path: Path, overlay: str) -> dict:
+    """What deploy_overlay.py wrote for ``kubectl apply -k``."""
+    return yaml.safe_load(
+        (tmp_path / "src" / "build" / "deploy" / overlay / "kustomization.yaml").read_text()
+    )
 
 
 def deploy(tmp_path: Path, **environment: str) -> Run:
@@ -205,8 +229,16 @@ def test_the_cloud_deploy_runs_its_steps_in_order(tmp_path):
     overlay_call = run.of("python", "services/k8s/deploy_overlay.py")[0]
     expected_images = [arg for s in SERVICES for arg in ("--image", f"{s.name}={IMAGES[s.name]}")]
     assert overlay_call[1:] == [
-        "--overlay", "cloud", "--out", "build/deploy/cloud", "--tag", COMMIT, *expected_images,
+        "--overlay", "cloud", "--out", "build/deploy/cloud", "--tag", COMMIT,
+        "--plant-config", "config/demo-plant.yaml", "--env-from-environ", *expected_images,
+        "--certificate-arn", CERTIFICATE, "--vpc-cidr", "10.40.0.0/16",
     ]  # fmt: skip
+    # deploy_overlay.py took it: the images of this commit, the platform values.
+    written = kustomization(tmp_path, "cloud")
+    assert {i["name"]: (i["newName"], i["newTag"]) for i in written["images"]} == {
+        name: (uri, COMMIT) for name, uri in IMAGES.items()
+    }
+    assert CERTIFICATE in json.dumps(written) and CLOUD["PGHOST"] in json.dumps(written)
     assert run.of("kubectl", "apply") == [["apply", "-k", "build/deploy/cloud"]]
     rollouts = run.of("kubectl", "-n", NAMESPACE, "rollout")
     assert [r[4] for r in rollouts] == [f"deployment/{s.name}" for s in SERVICES]
@@ -239,6 +271,10 @@ def test_the_edge_deploy_bootstraps_no_database_and_sets_no_record(tmp_path):
     assert run.of("python", "-m", "services.bootstrap_database") == []
     assert run.of("curl") == [] and run.of("aws", "route53") == []
     assert run.of("kubectl", "apply") == [["apply", "-k", "build/deploy/edge"]]
+    (overlay_call,) = run.of("python", "services/k8s/deploy_overlay.py")
+    assert overlay_call[-2:] == ["--database-host", EDGE["DATABASE_HOST"]]
+    written = json.dumps(kustomization(tmp_path, "edge"))
+    assert EDGE["DATABASE_HOST"] in written and "MES_INSTANCE_ID=berlin" in written
     assert run.of("aws", "eks")[0][3] == "mes-edge"
 
 

@@ -24,7 +24,14 @@ CLUSTER_NAME = "mes-cluster"
 EDGE_CLUSTER_NAME = "mes-edge"
 DATABASE_HOST = "mes.cluster-abc.eu-central-1.rds.amazonaws.com"
 CLOUD_ENVIRONMENT = {"MES_AWS_REGION": "eu-central-1", "MES_INSTANCE_ID": "cloud"}
-EDGE_ENVIRONMENT = {"MES_AWS_REGION": "eu-central-1", "MES_INSTANCE_ID": "site-1"}
+EDGE_ENVIRONMENT = {
+    "MES_AWS_REGION": "eu-central-1",
+    "MES_INSTANCE_ID": "berlin",
+    "DATABASE_HOST": "postgres.berlin.example.internal",
+}
+CERTIFICATE = (
+    "arn:aws:acm:eu-central-1:123456789012:certificate/0123abcd-4567-89ef-0123-456789abcdef"
+)
 PIPELINE = Path(__file__).resolve().parents[2] / "pipeline"
 
 
@@ -105,6 +112,7 @@ def synthesized(demo_plant, tmp_path_factory):
             domain=plant.containers.domain,
             edge_cluster_name=EDGE_CLUSTER_NAME if outposts else None,
             edge_platform_environment=EDGE_ENVIRONMENT if outposts else None,
+            certificate_arn=CERTIFICATE if plant.containers.domain else None,
         )
     add_compliance_gates(app)
     assembly = app.synth()
@@ -329,6 +337,12 @@ def test_deploy_runs_in_the_private_subnets_with_the_master_secret_from_secrets_
     assert plaintext["PGHOST"]["Value"] == DATABASE_HOST
     assert plaintext["OVERLAY"]["Value"] == "cloud" and plaintext["NAMESPACE"]["Value"] == NAMESPACE
     assert plaintext["KUBECTL_VERSION"]["Value"] == "1.34.0"
+    # The plant config the app was synthesized from (an absolute path in the test's context).
+    assert plaintext["PLANT_CONFIG"]["Value"] == "config/demo-plant.yaml"
+    vpc_cidr = assembly.target(template, plaintext["VPC_CIDR"]["Value"])
+    assert (vpc_cidr.type, vpc_cidr.attribute) == ("AWS::EC2::VPC", "CidrBlock")
+    certificate = plaintext.get("CERTIFICATE_ARN", {}).get("Value")
+    assert certificate == (CERTIFICATE if template.stack_name == "Full" else None)
     for name, value in CLOUD_ENVIRONMENT.items():
         assert plaintext[name]["Value"] == value
     assert not [n for n in plaintext if any(w in n for w in ("PASSWORD", "SECRET", "TOKEN"))]
@@ -436,6 +450,9 @@ def test_on_outposts_the_edge_overlay_deploys_after_the_cloud(assembly, template
     found = variables(properties)
     assert found["CLUSTER_NAME"]["Value"] == EDGE_CLUSTER_NAME
     assert found["OVERLAY"]["Value"] == "edge"
+    # The local cluster's own Kubernetes version (containers.outpost.kubernetes_version).
+    assert found["KUBECTL_VERSION"]["Value"] == "1.32.0"
+    assert not {"CERTIFICATE_ARN", "VPC_CIDR"} & set(found)
     assert not {"PGHOST", "PGUSER", "PGPASSWORD", "RECORD_NAME"} & set(found)
     assert {n: found[n]["Value"] for n in EDGE_ENVIRONMENT} == EDGE_ENVIRONMENT
     statements = role_statements(assembly, template, properties["ServiceRole"])
@@ -447,7 +464,21 @@ def test_on_outposts_the_edge_overlay_deploys_after_the_cloud(assembly, template
 def test_platform_values_are_plaintext_mes_variables_only():
     from stacks.constructs.delivery_pipeline import check_platform_environment
 
-    check_platform_environment({"MES_EVENT_BUS_NAME": "bus"})
+    check_platform_environment({"MES_EVENT_BUS_NAME": "bus", "DATABASE_HOST": "db.site"})
     for name in ("MES_DATABASE_PASSWORD", "PGHOST", "CLUSTER_NAME", "AWS_SECRET_ACCESS_KEY"):
         with pytest.raises(ValueError, match=name):
             check_platform_environment({name: "x"})
+
+
+def test_the_plant_config_must_be_in_the_repository(tmp_path):
+    import aws_cdk as cdk
+
+    from stacks.constructs.delivery_pipeline import plant_config_path
+
+    app = cdk.App(context={"plant": str(DEMO_PLANT)})
+    assert plant_config_path(app) == "config/demo-plant.yaml"
+    assert plant_config_path(app, "config/demo-plant-containers.yaml") == (
+        "config/demo-plant-containers.yaml"
+    )
+    with pytest.raises(ValueError, match="outside the repository"):
+        plant_config_path(app, str(tmp_path / "plant.yaml"))
