@@ -42,6 +42,13 @@ from stacks.edge_site_stack import EdgeSiteStack
 from tests.conftest import cli_context
 from tests.stacks.assembly import Assembly, as_list, policy_documents, statements
 from tests.stacks.plants import with_containers
+from tests.stacks.test_acknowledgements import _load as load_acknowledgements
+from tests.stacks.test_acknowledgements import (
+    iam_acknowledged_elsewhere,
+    iam_mismatches,
+    idle_others,
+    misplaced,
+)
 from tests.stacks.test_assembly import _check_statement
 from tests.stacks.test_cfn_lint import lint
 
@@ -504,3 +511,20 @@ def test_kafka_arguments_must_match_the_service_bus(demo_plant):
             kafka_cluster_arn=KAFKA_ARN,
             kafka_client_security_group=deps.kafka_sg,
         )
+
+
+def test_every_acknowledgement_hides_a_finding_that_is_really_there(private, full):
+    for case_ in (private, full):
+        app = load_acknowledgements(case_.directory)
+        assert any(a.path.startswith("Containers/") for a in app.acknowledgements)
+        problems = [
+            problem
+            for problem in [
+                *misplaced(app),
+                *iam_mismatches(app),
+                *iam_acknowledged_elsewhere(app),
+                *idle_others(app),
+            ]
+            if not problem.startswith("Deps")  # the stub stack is not under test
+        ]
+        assert not problems, problems
