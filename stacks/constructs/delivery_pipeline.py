@@ -5,6 +5,13 @@ the edge overlay to the local cluster).
 
 The buildspecs are pipeline/build.yml and pipeline/deploy.yml, read at synth into the template:
 the images are built by CodeBuild, never at synth.
+
+What the composing stack wires besides the arguments:
+- the edge site's local cluster admits the deploy stage: its security group 443 from
+  ``deploy_security_group``, and ``edge_deploy_project.role`` an admin on it;
+- ``deploy_project`` and ``edge_deploy_project`` run in the VPC's private subnets, which reach
+  ECR, STS, EKS and Route 53 through NAT or VPC endpoints, and dl.k8s.io and the RDS trust
+  store (kubectl and the RDS CA bundle) through NAT.
 """
 
 from __future__ import annotations
@@ -60,7 +67,6 @@ RESERVED_VARIABLES = frozenset(
         "IMAGE_TAG",
         "PGHOST",
         "PGPORT",
-        "PGDATABASE",
         "PGUSER",
         "PGPASSWORD",
         "HOSTED_ZONE_ID",
@@ -136,7 +142,13 @@ def plant_config_path(scope: Construct, path: str | None = None) -> str:
 
 
 class DeliveryPipeline(Construct):
-    """Source -> Build (tests, images) -> Approve -> Deploy (cloud, then the Outposts edge)."""
+    """Source -> Build (tests, images) -> Approve -> Deploy (cloud, then the Outposts edge).
+
+    Attributes: ``pipeline``, ``artifact_bucket``, ``source_bucket`` (S3 source only: upload
+    ``SOURCE_OBJECT_KEY`` to it), ``build_project``, ``approval_topic``, ``deploy_project``,
+    ``deploy_security_group`` (both deploy projects'), ``access_entry`` (the cloud cluster's),
+    ``edge_deploy_project`` (with an edge cluster).
+    """
 
     def __init__(
         self,
@@ -225,8 +237,8 @@ class DeliveryPipeline(Construct):
                 "Serverless-SNSRedrivePolicy",
                 "An approval notice SNS cannot deliver leaves the release waiting in the "
                 "pipeline's Approve stage, where the console shows it; after 7 days CodePipeline "
-                "fails the approval and the release is started again. A queue would hold the "
-                "same notice with no one to act on it.",
+                "fails the approval (user guide, 'Approve or reject an approval action') and the "
+                "release is started again. A queue would hold the same notice, unread.",
             )
         approval_action = actions.ManualApprovalAction(
             action_name="ApproveRelease",
@@ -275,7 +287,6 @@ class DeliveryPipeline(Construct):
             "VPC_CIDR": vpc.vpc_cidr_block,
             "PGHOST": database_endpoint,
             "PGPORT": database_port,
-            "PGDATABASE": "postgres",
         }
         if certificate_arn is not None:
             cloud_environment["CERTIFICATE_ARN"] = certificate_arn
