@@ -12,7 +12,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from constructs import Construct
 
-from mes_domain.containers import DatabaseSettings
+from mes_domain.containers import DB_INSTANCE_IDENTIFIER, DatabaseSettings
 from stacks.compliance import acknowledge
 
 # RDS for PostgreSQL 17, the newest major in aws-cdk-lib 2.275's PostgresEngineVersion, at its
@@ -53,6 +53,9 @@ class ServiceDatabase(Construct):
         log_retention_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
+        problem = DB_INSTANCE_IDENTIFIER.problem(identifier)
+        if problem:
+            raise ValueError(f"RDS DB instance identifier {identifier!r}: {problem}")
         self.security_group = ec2.SecurityGroup(
             self,
             "SecurityGroup",

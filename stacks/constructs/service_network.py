@@ -94,7 +94,9 @@ class ServiceNetwork(Construct):
             "Vpc",
             ip_addresses=ec2.IpAddresses.cidr(vpc_cidr),
             max_azs=AVAILABILITY_ZONES,
-            nat_gateways=nat_gateways,
+            # One NAT gateway per AZ at most (CDK places them in the public subnets): the
+            # config's 3 means one in each of the 2 AZs.
+            nat_gateways=min(nat_gateways, AVAILABILITY_ZONES),
             subnet_configuration=[
                 ec2.SubnetConfiguration(
                     name=PUBLIC, subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=masks[PUBLIC]

@@ -18,15 +18,18 @@ import pytest
 import yaml
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk.assertions import Template
 
 from mes_domain import containers
+from mes_domain.containers import DatabaseSettings
 from mes_domain.plant import Plant
 from stacks.compliance import add_compliance_gates
 from stacks.constructs.platform_keys import PlatformKeys
 from stacks.constructs.service_bus import IAM_PORT, ServiceBus
-from stacks.constructs.service_database import POSTGRES_PORT
+from stacks.constructs.service_database import POSTGRES_PORT, ServiceDatabase
 from stacks.constructs.service_images import KEEP_IMAGES, UNTAGGED_DAYS, ServiceImages
-from stacks.constructs.service_network import subnet_masks
+from stacks.constructs.service_network import ServiceNetwork, subnet_masks
 from stacks.containers_data_stack import ContainersDataStack
 from tests.conftest import DEMO_PLANT, cli_context
 from tests.stacks.assembly import PSEUDO, Assembly, as_list
@@ -204,6 +207,19 @@ def test_outpost_subnet_of_the_test_plant_is_free(templates):
         for s in resources(templates[FULL], "AWS::EC2::Subnet").values()
     ]
     assert not any(outpost.overlaps(block) for block in blocks)
+
+
+def test_nat_gateways_are_at_most_one_per_az():
+    stack = cdk.Stack(cdk.App(), "Nat")
+    ServiceNetwork(
+        stack,
+        "Network",
+        vpc_cidr="10.0.0.0/16",
+        nat_gateways=3,  # the config's maximum
+        logs_key=kms.Key(stack, "Logs"),
+        log_retention_days=7,
+    )
+    assert len(Template.from_stack(stack).find_resources("AWS::EC2::NatGateway")) == 2
 
 
 def test_vpc_too_small_for_its_subnets_is_refused():
@@ -566,3 +582,15 @@ def test_names_from_the_longest_prefix_are_refused_before_deploy():
         )
     with pytest.raises(ValueError, match="ECR repository name"):
         ServiceImages(stack, "Images", stack_prefix="Mes--Demo", data_key=None)
+    with pytest.raises(ValueError, match="RDS DB instance identifier"):
+        ServiceDatabase(
+            stack,
+            "Database",
+            vpc=vpc,
+            subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            settings=DatabaseSettings(),
+            identifier=containers.database_identifier(prefix),
+            data_key=None,
+            logs_key=None,
+            log_retention_days=7,
+        )
