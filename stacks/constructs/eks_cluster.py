@@ -36,6 +36,7 @@ CLUSTER_ADMIN_POLICY = "AmazonEKSClusterAdminPolicy"
 # CreateCluster's name: 1-100 characters, ^[0-9A-Za-z][A-Za-z0-9\-_]* (EKS API reference).
 CLUSTER_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
 CLUSTER_NAME_SUFFIX = "-services"
+API_SERVER_PORT = 443
 # The pre-created log group EKS writes control-plane logs to (EKS user guide, "Send control
 # plane logs to CloudWatch Logs": /aws/eks/<cluster-name>/cluster).
 CONTROL_PLANE_LOG_GROUP = "/aws/eks/{}/cluster"
@@ -169,6 +170,20 @@ class ServicesCluster(Construct):
             from_port=port,
             to_port=port,
             description=f"MES services' pods (EKS cluster security group) to {what}",
+        )
+
+    def admit_api_clients(self, construct_id: str, peer: ec2.ISecurityGroup) -> None:
+        """Let ``peer`` (e.g. the deploy stage's CodeBuild in the VPC) reach the private API
+        endpoint, whose network interfaces carry the cluster security group."""
+        ec2.CfnSecurityGroupIngress(
+            self,
+            construct_id,
+            group_id=self.cluster.cluster_security_group_id,
+            source_security_group_id=peer.security_group_id,
+            ip_protocol="tcp",
+            from_port=API_SERVER_PORT,
+            to_port=API_SERVER_PORT,
+            description="Kubernetes API of the MES services' cluster",
         )
 
     def grant_admin(self, construct_id: str, principal_arn: str) -> eks.AccessEntry:

@@ -24,6 +24,7 @@ from constructs import Construct
 from mes_domain.plant import Plant
 from stacks.compliance import acknowledge
 from stacks.constructs.eks_cluster import (
+    API_SERVER_PORT,
     CLUSTER_ADMIN_POLICY,
     CLUSTER_NAME,
     CONTROL_PLANE_LOG_GROUP,
@@ -35,7 +36,6 @@ LOCAL_CLUSTER_POLICY = "AmazonEKSLocalOutpostClusterPolicy"
 # Kubernetes versions EKS offers for local clusters (EKS user guide, "Learn Kubernetes and
 # Amazon EKS platform versions for AWS Outposts"); add one when that page does.
 LOCAL_CLUSTER_VERSIONS = ("1.29", "1.30", "1.31", "1.32")
-API_SERVER_PORT = 443
 
 
 def edge_cluster_name(stack_prefix: str) -> str:

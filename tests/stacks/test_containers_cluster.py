@@ -102,6 +102,7 @@ class Dependencies(cdk.Stack):
         }
         self.database_sg = ec2.SecurityGroup(self, "DatabaseSg", vpc=self.vpc)
         self.kafka_sg = ec2.SecurityGroup(self, "KafkaSg", vpc=self.vpc) if msk_bus else None
+        self.deploy_sg = ec2.SecurityGroup(self, "DeploySg", vpc=self.vpc)  # the pipeline's
 
 
 @dataclass
@@ -172,6 +173,8 @@ def _synthesize(name: str, demo_plant: Plant) -> Case:
         kafka_client_security_group=deps.kafka_sg,
     )
     edge = None
+    if name == "full":
+        stack.services_cluster.admit_api_clients("DeployToApi", deps.deploy_sg)
     if plant.deployment.edge_site.value == "outposts":
         edge = EdgeSiteStack(
             app,
@@ -300,6 +303,8 @@ def test_pods_reach_postgresql_and_msk_from_the_cluster_security_group(private, 
         found = {}
         for rule in resources(case_, "AWS::EC2::SecurityGroupIngress").values():
             properties = rule["Properties"]
+            if properties["FromPort"] == 443:
+                continue  # into the cluster, below
             assert properties["SourceSecurityGroupId"] == {
                 "Fn::GetAtt": [the_logical_id(case_), "ClusterSecurityGroupId"]
             }
@@ -310,6 +315,16 @@ def test_pods_reach_postgresql_and_msk_from_the_cluster_security_group(private, 
     assert rules(private) == {5432: rules(private)[5432]}
     assert "DatabaseSg" in rules(private)[5432]
     assert set(rules(full)) == {5432, 9098} and "KafkaSg" in rules(full)[9098]
+
+
+def test_a_deploy_security_group_can_be_admitted_to_the_api_endpoint(full):
+    (rule,) = [
+        r["Properties"]
+        for r in resources(full, "AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["FromPort"] == 443
+    ]
+    assert rule["GroupId"] == {"Fn::GetAtt": [the_logical_id(full), "ClusterSecurityGroupId"]}
+    assert "DeploySg" in output_name(rule["SourceSecurityGroupId"]) and rule["ToPort"] == 443
 
 
 def the_logical_id(case_: Case) -> str:
