@@ -24,7 +24,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_route53 as route53
 from constructs import Construct
 
-from mes_domain.containers import ServiceBus
+from mes_domain.containers import ServiceBus, service_bus_cluster_name
 from mes_domain.plant import Plant
 from stacks.constructs.eks_cluster import ServicesCluster
 from stacks.constructs.service_identities import KafkaAccess, ServiceIdentities
@@ -82,7 +82,11 @@ class ContainersStack(Stack):
             event_bus=event_bus,
             enterprise_tables=enterprise_tables,
             database_resource_id=database_resource_id,
-            kafka=KafkaAccess(kafka_cluster_arn) if kafka_cluster_arn else None,
+            kafka=KafkaAccess(
+                kafka_cluster_arn, service_bus_cluster_name(plant.deployment.stack_prefix)
+            )
+            if kafka_cluster_arn
+            else None,
         )
         self.service_roles: dict[str, iam.Role] = identities.roles
 

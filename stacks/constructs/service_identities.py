@@ -41,10 +41,12 @@ POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
 
 @dataclass(frozen=True)
 class KafkaAccess:
-    """The MSK Serverless cluster's ARN
-    (``arn:${Partition}:kafka:${Region}:${Account}:cluster/${ClusterName}/${ClusterUuid}``)."""
+    """The MSK Serverless cluster: its ARN
+    (``arn:${Partition}:kafka:${Region}:${Account}:cluster/${ClusterName}/${ClusterUuid}``) and
+    its name (``mes_domain.containers.service_bus_cluster_name``)."""
 
     cluster_arn: str
+    cluster_name: str
 
 
 def database_user_arn(scope: Construct, resource_id: str, user: str) -> str:
@@ -59,17 +61,19 @@ def database_user_arn(scope: Construct, resource_id: str, user: str) -> str:
     )
 
 
-def kafka_arns(scope: Construct) -> tuple[str, str]:
+def kafka_arns(scope: Construct, cluster_name: str) -> tuple[str, str]:
     """(topic ARN, group ARN) patterns of the sync's topics and groups (MSK developer guide,
     "Semantics of IAM authorization policy actions and resources":
     arn:aws:kafka:region:account-id:topic/cluster-name/cluster-uuid/topic-name, and
-    group/cluster-name/cluster-uuid/group-name). Any cluster name and UUID: a topic or group
-    action needs kafka-cluster:Connect on its cluster too, which the role has on one cluster
-    only; and the patterns stay free of the cluster ARN's cross-stack reference, which cdk-nag
-    renders differently before and after synthesis."""
+    group/cluster-name/cluster-uuid/group-name). Any UUID: a topic or group action needs
+    kafka-cluster:Connect on its cluster too, which the role has on the one cluster only; and
+    the patterns stay free of the cluster ARN's cross-stack reference, which cdk-nag renders
+    differently before and after synthesis."""
     stack = Stack.of(scope)
     return tuple(  # type: ignore[return-value]
-        stack.format_arn(service="kafka", resource=kind, resource_name=f"*/*/{SYNC_PREFIX}*")
+        stack.format_arn(
+            service="kafka", resource=kind, resource_name=f"{cluster_name}/*/{SYNC_PREFIX}*"
+        )
         for kind in ("topic", "group")
     )
 
@@ -161,7 +165,7 @@ class ServiceIdentities(Construct):
             )
 
     def _sync_over_kafka(self, role: iam.Role, kafka: KafkaAccess) -> None:
-        topics, groups = kafka_arns(self)
+        topics, groups = kafka_arns(self, kafka.cluster_name)
         # Each action with the actions it requires (MSK developer guide, "Semantics of IAM
         # authorization policy actions and resources"): WriteDataIdempotently needs WriteData,
         # WriteData and ReadData need DescribeTopic, ReadData needs AlterGroup.

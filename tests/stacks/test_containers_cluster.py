@@ -56,7 +56,7 @@ ACCOUNT, REGION = "123456789012", "eu-central-1"
 ENV = cdk.Environment(account=ACCOUNT, region=REGION)
 DATABASE_RESOURCE_ID = "db-ABCDEFGHIJKLMNOPQRSTUVWXY0"
 KAFKA_ARN = (
-    f"arn:aws:kafka:{REGION}:{ACCOUNT}:cluster/mes-bus/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d-s1"
+    f"arn:aws:kafka:{REGION}:{ACCOUNT}:cluster/MesDemo-sync/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d-s1"
 )
 ADMIN = f"arn:aws:iam::{ACCOUNT}:role/PlantEngineer"
 CLUSTER = "AWS::EKS::Cluster"
@@ -401,7 +401,7 @@ def test_each_role_is_allowed_only_what_its_service_calls(private, full):
     kafka = {a: r for a, r in grants(full, "production-execution").items() if "kafka" in a}
     assert not {a for a in grants(private, "production-execution") if "kafka" in a}
     on = f"arn:aws:kafka:{REGION}:{ACCOUNT}:"
-    cluster = "*/*"  # Connect, on the one cluster, confines the topic and group actions
+    cluster = "MesDemo-sync/*"  # Connect, on the one cluster, confines them to its UUID
     assert kafka == {
         "kafka-cluster:Connect": [KAFKA_ARN],
         "kafka-cluster:WriteDataIdempotently": [KAFKA_ARN],
@@ -437,7 +437,7 @@ def test_the_kafka_wildcards_are_acknowledged_when_the_cluster_arn_is_a_referenc
     bus = msk.CfnServerlessCluster(
         deps,
         "ServiceBus",
-        cluster_name="mes-bus",
+        cluster_name="MesDemo-sync",
         client_authentication=msk.CfnServerlessCluster.ClientAuthenticationProperty(
             sasl=msk.CfnServerlessCluster.SaslProperty(
                 iam=msk.CfnServerlessCluster.IamProperty(enabled=True)
@@ -458,7 +458,7 @@ def test_the_kafka_wildcards_are_acknowledged_when_the_cluster_arn_is_a_referenc
         event_bus=deps.bus,
         enterprise_tables=deps.tables,
         database_resource_id=DATABASE_RESOURCE_ID,
-        kafka=KafkaAccess(bus.attr_arn),
+        kafka=KafkaAccess(bus.attr_arn, "MesDemo-sync"),
     )
     add_compliance_gates(app)
     app.synth()  # an unacknowledged IAM5 finding would raise
