@@ -91,6 +91,7 @@ def synthesized(tmp_path_factory):
     )
     nodes = ec2.SecurityGroup(consumer, "Nodes", vpc=full.vpc, description="Cluster nodes")
     full.service_database.allow_client(nodes, "PostgreSQL from the cluster")
+    full.service_bus.allow_client(nodes, "Kafka over IAM from the cluster")
     add_compliance_gates(app)
     assembly = app.synth()
     return plants, stacks, platform, Path(assembly.directory)
@@ -378,15 +379,24 @@ def test_log_exports_go_to_log_groups_of_the_stack_encrypted_with_the_logs_key(
         assert logical_id in instance["DependsOn"]  # made before RDS would make it
 
 
-def test_database_admits_only_the_clients_allowed(templates):
-    full = templates[FULL]
-    groups = resources(full, "AWS::EC2::SecurityGroup")
-    (database_group,) = [k for k in groups if k.startswith("DatabaseSecurityGroup")]
-    assert "SecurityGroupIngress" not in groups[database_group]["Properties"]
+def _consumer_ingress_to(templates, group_prefix: str) -> dict:
+    groups = resources(templates[FULL], "AWS::EC2::SecurityGroup")
+    (group,) = [k for k in groups if k.startswith(group_prefix)]
+    assert "SecurityGroupIngress" not in groups[group]["Properties"]
     ingress = resources(templates["Consumer"], "AWS::EC2::SecurityGroupIngress").values()
-    (rule,) = [r["Properties"] for r in ingress if refers_to(r["Properties"], database_group)]
-    assert rule["FromPort"] == rule["ToPort"] == POSTGRES_PORT
+    (rule,) = [r["Properties"] for r in ingress if refers_to(r["Properties"]["GroupId"], group)]
     assert refers_to(rule["SourceSecurityGroupId"], "Nodes")
+    return rule
+
+
+def test_service_bus_admits_a_client_group_of_a_later_stack_from_that_stack(templates):
+    rule = _consumer_ingress_to(templates, "ServiceBusSecurityGroup")
+    assert rule["FromPort"] == rule["ToPort"] == IAM_PORT
+
+
+def test_database_admits_only_the_clients_allowed(templates):
+    rule = _consumer_ingress_to(templates, "DatabaseSecurityGroup")
+    assert rule["FromPort"] == rule["ToPort"] == POSTGRES_PORT
 
 
 # --- what a pod role gets ---
