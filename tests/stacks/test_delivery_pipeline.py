@@ -482,3 +482,22 @@ def test_the_plant_config_must_be_in_the_repository(tmp_path):
     )
     with pytest.raises(ValueError, match="outside the repository"):
         plant_config_path(app, str(tmp_path / "plant.yaml"))
+
+
+def test_every_acknowledgement_hides_a_finding_of_its_own_resource(assembly):
+    """As tests/stacks/test_acknowledgements.py checks the whole app: the pipeline's IAM5
+    acknowledgements are computed from its policies, so they must equal cdk-nag's findings."""
+    from tests.stacks.test_acknowledgements import (
+        _load,
+        iam_acknowledged_elsewhere,
+        iam_mismatches,
+        idle_others,
+        misplaced,
+    )
+
+    app = _load(assembly.directory)
+    ours = [a for a in app.acknowledgements if "/Delivery/" in a.path]
+    assert {a.rule.split("[")[0] for a in ours} >= {"AwsSolutions-IAM5", "Serverless-EventBusDLQ"}
+    problems = misplaced(app) + iam_mismatches(app) + iam_acknowledged_elsewhere(app)
+    problems += idle_others(app)
+    assert [p for p in problems if "/Delivery/" in p] == []
