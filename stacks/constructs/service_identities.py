@@ -213,7 +213,19 @@ def _pascal(name: str) -> str:
 
 
 def _nag_text(resource, value: str) -> str:
-    """A resource as cdk-nag writes it in a finding id: intrinsics as <Logical.Attribute>."""
-    from cdk_nag import NagRules
+    """A resource as cdk-nag names it in a finding: a Ref as <Name>, a GetAtt as
+    <LogicalId.Attribute>, the parts of a Join joined."""
+    return _render(Stack.of(resource).resolve(value))
 
-    return NagRules.resolve_resource_from_intrinsic(resource, Stack.of(resource).resolve(value))
+
+def _render(value) -> str:
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        return f"<{value['Ref']}>"
+    if "Fn::GetAtt" in value:
+        return "<{}.{}>".format(*value["Fn::GetAtt"])
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_render(part) for part in parts)
+    raise ValueError(f"cannot name {value} as cdk-nag does")
