@@ -397,6 +397,8 @@ class DeliveryPipeline(Construct):
         )
         if self.source_bucket is not None:
             self._start_on_upload(self.source_bucket)
+        else:
+            self._use_connection(plant.containers.pipeline.source.connection_arn)
         self._acknowledge_wildcards()
 
     # --- parts ---
@@ -444,6 +446,21 @@ class DeliveryPipeline(Construct):
             trigger=actions.S3Trigger.NONE,  # the EventBridge rule of _start_on_upload
         )
         return action, bucket
+
+    def _use_connection(self, connection_arn: str | None) -> None:
+        """CDK grants codestar-connections:UseConnection on the connection; for a connection
+        made since the rename, arn:...:codeconnections:..., IAM needs the action of that
+        prefix: "the service prefix needs to match that of the resource" (Developer Tools
+        console user guide, "Connections rename - Summary of changes")."""
+        if connection_arn is None or ":codeconnections:" not in connection_arn:
+            return
+        source_stage = self.pipeline.node.find_child("Source")
+        role = source_stage.node.find_child("Source").node.find_child("CodePipelineActionRole")
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["codeconnections:UseConnection"], resources=[connection_arn]
+            )
+        )
 
     def _start_on_upload(self, bucket: s3.IBucket) -> None:
         self.source_rule = events.Rule(

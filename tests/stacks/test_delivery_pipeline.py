@@ -250,6 +250,13 @@ def test_a_codeconnections_source_follows_the_configured_branch(assembly):
         "BranchName": "main",
         "DetectChanges": True,
     }
+    # The connection's own prefix (codeconnections) for a connection made since the rename.
+    uses = [
+        s
+        for s in role_statements(assembly, template, source["RoleArn"])
+        if "codeconnections:UseConnection" in s["Action"]
+    ]
+    assert [s["Resource"] for s in uses] == [CONNECTION_ARN]
     # The artifact bucket is the only bucket, and nothing but the connection starts it.
     assert len(resources(template, "AWS::S3::Bucket")) == 1
     assert resources(template, "AWS::Events::Rule") == {}
