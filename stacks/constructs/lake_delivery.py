@@ -5,11 +5,11 @@ its Glue table and writing ``<table>/site=<site>/dt=<YYYY-MM-DD>/`` in the curat
   all three (the IIoT rules put state and count there too, and gateways send through Basic
   Ingest straight to those rules, so a new IoT rule would never see them). Each stream's Lambda
   processor (``lambdas/lake_flattener``) keeps its table's records, one row per reading, and
-  returns the partition keys. Three Firehose readers plus the telemetry writer read each shard
-  about four times a second, under the five reads per second a shard allows; each reads all
-  the data, so the read throughput (2 MB/s per shard) bounds the stream's write rate to about
-  0.5 MB/s per shard (Kinesis Data Streams quotas, docs.aws.amazon.com/streams/latest/dev/
-  service-sizes-and-limits.html).
+  returns the partition keys. Each Firehose reader, like the telemetry writer's event source,
+  polls every shard about once a second, and each reads all of the shard's data: four readers
+  stay under the five reads per second a shard allows, and share its 2 MB/s of reads, so the
+  stream carries at most about 0.5 MB/s per shard before its readers lag (Kinesis Data Streams
+  quotas, docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
 - non-conformances, confirmations, order status changes: Direct PUT from EventBridge rules on
   the platform bus (``mes_domain.enterprise.OUTBOUND_EVENTS``), the event's detail only.
 - inspection results, ERP orders, KPI results: Direct PUT streams for their producers to put

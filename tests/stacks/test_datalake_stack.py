@@ -296,3 +296,15 @@ def test_the_stack_is_cfn_lint_clean(synthesized):
     result = lint([template])
     findings = [line for line in result.stdout.splitlines() if ":E" in line or ":W" in line]
     assert findings == [] and result.returncode in (0, 8), result.stdout + result.stderr
+
+
+def test_the_readme_queries_the_workgroup_and_database_the_stack_makes(template, demo_plant):
+    from tests.unit.test_readme import section
+
+    prefix = demo_plant.deployment.stack_prefix
+    text = section("Querying the data lake after deploy")
+    template.has_resource_properties("AWS::Athena::WorkGroup", {"Name": "MesDemo-lake"})
+    assert lake.workgroup_name(prefix) == "MesDemo-lake" and "--work-group MesDemo-lake" in text
+    assert f"Database={lake.database_name(prefix)}" in text
+    assert all(f"`{table.name}`" in text for table in lake.TABLES)
+    assert f"{BYTES_SCANNED_CUTOFF // 1024**3} GiB" in text

@@ -41,6 +41,24 @@ GREENGRASS_DEPLOYMENT_NAME = NameRule(
     r".+",
     "docs.aws.amazon.com/greengrass/v2/APIReference/API_CreateDeployment.html",
 )
+ATHENA_WORKGROUP_NAME = NameRule(
+    "Athena workgroup name",
+    128,
+    r"[a-zA-Z0-9._-]+",
+    "docs.aws.amazon.com/athena/latest/APIReference/API_NamedQuery.html (WorkGroup)",
+)
+ATHENA_NAMED_QUERY_NAME = NameRule(
+    "Athena named query name",
+    128,
+    r".+",
+    "docs.aws.amazon.com/athena/latest/APIReference/API_NamedQuery.html",
+)
+GLUE_SECURITY_CONFIGURATION_NAME = NameRule(
+    "Glue security configuration name",
+    255,
+    r"[\u0020-\uD7FF\uE000-\uFFFD\t]+",
+    "docs.aws.amazon.com/glue/latest/webapi/API_CreateSecurityConfiguration.html",
+)
 LAMBDA_FUNCTION_NAME = NameRule("Lambda function name", 64, r"[a-zA-Z0-9_-]+", REGISTRY)
 S3_BUCKET_NAME = NameRule("S3 bucket name", 63, r"[a-z0-9][a-z0-9.-]*[a-z0-9]", REGISTRY, 3)
 EVENTS_RULE_NAME = NameRule("EventBridge rule name", 64, r"[.\-_A-Za-z0-9]+", REGISTRY)
@@ -94,6 +112,9 @@ NAME_RULES: dict[tuple[str, str], NameRule] = {
     ("AWS::IoT::ProvisioningTemplate", "TemplateName"): fleet.PROVISIONING_TEMPLATE_NAME,
     ("AWS::SSM::Parameter", "Name"): fleet.SSM_PARAMETER_NAME,
     ("AWS::GreengrassV2::Deployment", "DeploymentName"): GREENGRASS_DEPLOYMENT_NAME,
+    ("AWS::Athena::WorkGroup", "Name"): ATHENA_WORKGROUP_NAME,
+    ("AWS::Athena::NamedQuery", "Name"): ATHENA_NAMED_QUERY_NAME,
+    ("AWS::Glue::SecurityConfiguration", "Name"): GLUE_SECURITY_CONFIGURATION_NAME,
 }
 # Properties that name another resource, whose own declaration is checked above.
 REFERENCES = {
@@ -104,6 +125,8 @@ REFERENCES = {
     ("Custom::S3BucketNotifications", "BucketName"),
     ("Custom::IotClaimCertificate", "PolicyName"),  # the claim policy, declared in the stack
     ("AWS::CloudWatch::Alarm", "MetricName"),  # the metric's, not a resource's
+    ("AWS::Glue::Table", "DatabaseName"),  # the lake's database, declared in its stack
+    ("AWS::Glue::Crawler", "DatabaseName"),
 }
 # API Gateway documents no limit on these, nor does the registry schema (asserted below).
 NO_KNOWN_LIMIT = {
