@@ -7,8 +7,11 @@ The buildspecs are pipeline/build.yml and pipeline/deploy.yml, read at synth int
 the images are built by CodeBuild, never at synth.
 
 What the composing stack wires besides the arguments:
-- the edge site's local cluster admits the deploy stage: its security group 443 from
-  ``deploy_security_group``, and ``edge_deploy_project.role`` an admin on it;
+- each cluster's private endpoint admits ``deploy_security_group`` on 443 (the cluster
+  security group's rule, made by the cluster's owner: ServicesCluster.admit_api_clients,
+  OutpostsCluster.admit_api_clients);
+- ``edge_deploy_project.role`` is an admin of the edge site's local cluster (the cloud
+  cluster's access entry is made here);
 - ``deploy_project`` and ``edge_deploy_project`` run in the VPC's private subnets, which reach
   ECR, STS, EKS and Route 53 through NAT or VPC endpoints, and dl.k8s.io and the RDS trust
   store (kubectl and the RDS CA bundle) through NAT.
@@ -256,12 +259,6 @@ class DeliveryPipeline(Construct):
             database_security_group,
             ec2.Port.tcp(5432),
             "Deploy stage bootstraps the services' databases and roles",
-        )
-        # The cluster's private endpoint: its security group admits the deploy stage.
-        cluster.connections.allow_from(
-            self.deploy_security_group,
-            ec2.Port.tcp(443),
-            "Deploy stage applies the manifests through the private endpoint",
         )
         # kubectl of the cluster's minor version: within one minor of the API server (Kubernetes
         # version skew policy). The first patch release of a minor always exists.

@@ -388,7 +388,7 @@ def test_the_deploy_role_has_a_cluster_scoped_admin_access_entry(assembly, templ
     )
 
 
-def test_the_deploy_reaches_the_database_and_the_cluster_endpoint_only(assembly, template):
+def test_the_deploy_reaches_the_database_and_https_only(assembly, template):
     group_id = project(template, "Deploy")["VpcConfig"]["SecurityGroupIds"][0]
     group = assembly.target(template, group_id)
     egress = [
@@ -396,23 +396,25 @@ def test_the_deploy_reaches_the_database_and_the_cluster_endpoint_only(assembly,
         for r in group.properties["SecurityGroupEgress"]
     ]
     assert egress == [("tcp", 443, "0.0.0.0/0")]
-    rules = [
-        r["Properties"]
+    database_id, _ = only(assembly.stacks["Data"], "AWS::EC2::SecurityGroup")
+    admitted = {
+        (
+            assembly.target(template, r["Properties"]["GroupId"]).logical_id,
+            r["Properties"]["FromPort"],
+        )
         for r in resources(template, "AWS::EC2::SecurityGroupIngress").values()
         if assembly.target(template, r["Properties"]["SourceSecurityGroupId"]).logical_id
         == group.logical_id
-    ]
-    admitted = {
-        (assembly.target(template, r["GroupId"]).logical_id, r["FromPort"], r["ToPort"])
-        for r in rules
     }
-    database_id, _ = only(assembly.stacks["Data"], "AWS::EC2::SecurityGroup")
-    cluster_id, _ = [
-        (lid, r)
-        for lid, r in resources(template, "AWS::EC2::SecurityGroup").items()
-        if "Cluster" in lid
-    ][0]
-    assert admitted == {(database_id, 5432, 5432), (cluster_id, 443, 443)}
+    # The clusters' endpoints admit it where the clusters are made (admit_api_clients).
+    assert admitted == {(database_id, 5432)}
+    (to_database,) = resources(template, "AWS::EC2::SecurityGroupEgress").values()
+    assert (
+        assembly.target(
+            template, to_database["Properties"]["DestinationSecurityGroupId"]
+        ).logical_id
+        == database_id
+    )
 
 
 def test_with_a_domain_the_deploy_may_upsert_only_the_record_cname(assembly, template):
