@@ -209,7 +209,7 @@ class ContainersSettings(StrictModel):
     public_access_cidrs: list[Cidr] = []
     vpc_cidr: Cidr = "10.40.0.0/16"
     # NAT gateways for what no VPC endpoint serves (image pulls from public registries).
-    nat_gateways: Annotated[int, Field(ge=1, le=3)] = 1
+    nat_gateways: Annotated[int, Field(ge=1, le=2)] = 1  # one per AZ at most: 2 AZs
     service_bus: ServiceBus = ServiceBus.HTTPS
     database: DatabaseSettings = DatabaseSettings()
     domain: DomainSettings | None = None

@@ -53,8 +53,6 @@ class ServiceSettings(BaseModel):
 
     @model_validator(mode="after")
     def _iam_auth_complete(self) -> ServiceSettings:
-        # After the fields, not on one: a subclass may redeclare aws_region (production
-        # execution does), and this check must hold there too.
         if not self.database_iam_auth:
             return self
         if self.aws_region is None:

@@ -102,7 +102,6 @@ class ProductionSettings(ServiceSettings):
     plant_config: Path
     edge_sites: Annotated[tuple[Identifier, ...], Field(max_length=100)] = ()
     sync_transport: Literal["https", "kafka"] = "https"
-    aws_region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")] | None = None
     cloud_url: Annotated[str | None, Field(validate_default=True)] = None
     kafka_bootstrap_servers: Annotated[str | None, Field(validate_default=True)] = None
     inventory_url: str | None = None
