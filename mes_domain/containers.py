@@ -17,6 +17,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from mes_domain.contracts import StrictModel
+from mes_domain.ids import Identifier
 from mes_domain.naming import NameRule
 
 # The Kubernetes namespace of the MES services, in the cloud cluster and at the edge site.
@@ -198,6 +199,10 @@ class OutpostSettings(StrictModel):
     # Local clusters get Kubernetes versions later than the cloud (EKS user guide, "Learn
     # Kubernetes and Amazon EKS platform versions for AWS Outposts": 1.32 is the newest).
     kubernetes_version: Annotated[str, Field(pattern=r"^1\.\d{2}$")] = "1.32"
+    # The plant site the Outpost serves: the edge instance's MES_INSTANCE_ID.
+    site: Identifier
+    # The site's PostgreSQL for the edge instance (RDS on Outposts or the site's own server).
+    database_host: Annotated[str, Field(pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")]
 
 
 class ContainersSettings(StrictModel):

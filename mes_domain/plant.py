@@ -31,7 +31,7 @@ from mes_domain.collection import (
     addresses_of,
     check_addresses,
 )
-from mes_domain.containers import ContainersSettings
+from mes_domain.containers import ContainersSettings, ServiceBus
 from mes_domain.contracts import StrictModel
 from mes_domain.ids import Identifier, require_unique, unique_by
 from mes_domain.naming import name_problems
@@ -473,6 +473,17 @@ class Plant(StrictModel):
             raise ValueError("deployment.edge_site outposts needs containers.outpost")
         if edge_site is not EdgeSite.OUTPOSTS and outpost is not None:
             raise ValueError("containers.outpost applies only to deployment.edge_site outposts")
+        if outpost is not None and outpost.site not in {site.id for site in self.sites}:
+            raise ValueError(f"containers.outpost.site {outpost.site!r} is not a site of the plant")
+        if (
+            outpost is not None
+            and self.containers.service_bus is ServiceBus.HTTPS
+            and self.containers.domain is None
+        ):
+            raise ValueError(
+                "an Outposts edge site syncs over https with the cloud's Ingress by its name: set "
+                "containers.domain, or containers.service_bus: msk"
+            )
         return self
 
     @model_validator(mode="after")

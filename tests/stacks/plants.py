@@ -60,6 +60,8 @@ def with_containers(document: dict, *, edge_site: str = "outposts", bus: str = "
             "outpost_arn": OUTPOST_ARN,
             "availability_zone": "eu-central-1a",
             "subnet_cidr": "10.40.240.0/24",
+            "site": document["sites"][0]["id"],
+            "database_host": "mes-edge-db.berlin.example.com",
         }
     return document
 

@@ -74,11 +74,16 @@ def test_an_edge_site_needs_the_platform_and_outposts_need_their_settings():
         "outpost_arn": "arn:aws:outposts:eu-central-1:123456789012:outpost/op-0123456789abcdef0",
         "availability_zone": "eu-central-1a",
         "subnet_cidr": "10.40.240.0/24",
+        "site": "s1",
+        "database_host": "edge-db.s1.example.com",
     }
     assert "applies only to deployment.edge_site outposts" in error_text(
         edge("none", eks=True, outpost=outpost)
     )
-    assert Plant.model_validate(edge("outposts", eks=True, outpost=outpost))
+    assert "set containers.domain" in error_text(edge("outposts", eks=True, outpost=outpost))
+    assert "is not a site of the plant" in error_text(
+        edge("outposts", eks=True, outpost={**outpost, "site": "elsewhere"})
+    )
 
 
 @pytest.mark.parametrize(
