@@ -25,8 +25,10 @@ from aws_cdk import aws_route53 as route53
 from constructs import Construct
 
 from mes_domain.containers import ServiceBus, service_bus_cluster_name
-from mes_domain.plant import Plant
+from mes_domain.plant import EdgeSite, Plant
+from stacks.constructs.delivery_pipeline import DeliveryPipeline
 from stacks.constructs.eks_cluster import ServicesCluster
+from stacks.constructs.outposts_cluster import edge_cluster_name
 from stacks.constructs.service_identities import KafkaAccess, ServiceIdentities
 
 POSTGRES_PORT = 5432
@@ -57,6 +59,10 @@ class ContainersStack(Stack):
         9098 (the one on the MSK cluster's network interfaces); the cluster security group is
         admitted to it, since the pods' traffic leaves from the cluster security group."""
         super().__init__(scope, construct_id, **kwargs)
+        self._plant = plant
+        self._keys = (data_key, logs_key)
+        self._event_bus = event_bus
+        self._enterprise_tables = enterprise_tables
         msk = plant.containers.service_bus is ServiceBus.MSK
         if msk != (kafka_cluster_arn is not None) or msk != (
             kafka_client_security_group is not None
@@ -109,3 +115,84 @@ class ContainersStack(Stack):
             # Keyed by the ARN, so adding or removing one admin leaves the others' entries.
             services.grant_admin(f"Admin{sha256(admin.encode()).hexdigest()[:12]}", admin)
         CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
+
+    def platform_environment(self) -> dict[str, str]:
+        """The MES_* values of the cloud instance's pods (services/k8s/deploy_overlay.py)."""
+        msk = self._plant.containers.service_bus is ServiceBus.MSK
+        values = {
+            "MES_INSTANCE_ID": "cloud",
+            "MES_AWS_REGION": self.region,
+            "MES_DATABASE_IAM_AUTH": "true",
+            "MES_EVENT_BUS_NAME": self._event_bus.event_bus_name,
+            "MES_SYNC_TRANSPORT": "kafka" if msk else "https",
+            "MES_ORDERS_TABLE": self._enterprise_tables["orders"].table_name,
+            "MES_PRODUCTS_TABLE": self._enterprise_tables["products"].table_name,
+            "MES_PROCESS_PLANS_TABLE": self._enterprise_tables["process_plans"].table_name,
+        }
+        outpost = self._plant.containers.outpost
+        if outpost is not None:
+            values["MES_EDGE_SITES"] = outpost.site
+        return values
+
+    def edge_platform_environment(self) -> dict[str, str] | None:
+        """The Outposts edge instance's values: its site, its own PostgreSQL, and the cloud by
+        the domain's name (https) or the bus (msk)."""
+        containers = self._plant.containers
+        outpost = containers.outpost
+        if self._plant.deployment.edge_site is not EdgeSite.OUTPOSTS or outpost is None:
+            return None
+        values = {
+            "MES_INSTANCE_ID": outpost.site,
+            "DATABASE_HOST": outpost.database_host,
+        }
+        if containers.service_bus is ServiceBus.MSK:
+            values |= {"MES_SYNC_TRANSPORT": "kafka", "MES_AWS_REGION": self.region}
+        else:
+            assert containers.domain is not None  # the plant config requires it
+            values |= {
+                "MES_SYNC_TRANSPORT": "https",
+                "MES_CLOUD_URL": f"https://{containers.domain.record_name}",
+            }
+        return values
+
+    def add_delivery_pipeline(
+        self,
+        *,
+        vpc: ec2.IVpc,
+        repositories: Mapping[str, Any],
+        database: Any,
+        master_secret: Any,
+        master_secret_grant: Any,
+        database_security_group: ec2.ISecurityGroup,
+        access_logs: Any,
+    ) -> DeliveryPipeline:
+        """The pipeline that builds the images and deploys them to this cluster (and to the
+        Outposts edge cluster, by its fixed name: a reference would make a cycle)."""
+        data_key, logs_key = self._keys
+        plant = self._plant
+        edge_environment = self.edge_platform_environment()
+        pipeline = DeliveryPipeline(
+            self,
+            "Delivery",
+            plant=plant,
+            vpc=vpc,
+            cluster=self.cluster,
+            repositories=repositories,
+            database_endpoint=database.db_instance_endpoint_address,
+            database_port=database.db_instance_endpoint_port,
+            master_secret=master_secret,
+            master_secret_grant=master_secret_grant,
+            database_security_group=database_security_group,
+            platform_environment=self.platform_environment(),
+            data_key=data_key,
+            logs_key=logs_key,
+            access_logs=access_logs,
+            domain=plant.containers.domain,
+            certificate_arn=self.certificate.certificate_arn if self.certificate else None,
+            edge_cluster_name=(
+                edge_cluster_name(plant.deployment.stack_prefix) if edge_environment else None
+            ),
+            edge_platform_environment=edge_environment,
+        )
+        self.services_cluster.admit_api_clients("PipelineDeploy", pipeline.deploy_security_group)
+        return pipeline
