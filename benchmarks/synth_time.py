@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Synth time of the whole MES app against a trivial one-bucket app, measured in one run.
+"""Synth time of the whole MES app against a trivial one-bucket app, measured in one run, and
+the demo plant with the containers platform on (config/demo-plant-containers.yaml) against the
+demo plant as shipped (off): synth time and template sizes.
 
-Each synth runs in a fresh process, as `cdk synth` runs the app, so both pay the same Python
-and jsii start-up. Runs alternate (full, trivial, full, ...) so machine noise hits both alike;
-the medians and their ratio are printed. ``--quick``: one run of each (a smoke run, noisier).
+Each synth runs in a fresh process, as `cdk synth` runs the app, so all pay the same Python
+and jsii start-up. Runs alternate (full, trivial, containers, full, ...) so machine noise hits
+them alike; the medians and their ratios are printed. ``--quick``: one run of each (a smoke run,
+noisier).
 
     .venv/bin/python benchmarks/synth_time.py [--repeat N] [--quick]
 """
@@ -25,6 +28,8 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from benchmarks.figures import figure  # noqa: E402
 
+CONTAINERS_PLANT_CONFIG = "config/demo-plant-containers.yaml"
+
 
 def _child(kind: str, outdir: str) -> None:
     """Synthesize one app in this process and print how long each phase took, as JSON."""
@@ -44,16 +49,23 @@ def _child(kind: str, outdir: str) -> None:
 
         context = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
         app = cdk.App(outdir=outdir, context=context)
-        compose_stacks(app, load_plant(PROJECT_ROOT / DEFAULT_PLANT_CONFIG))
+        config = CONTAINERS_PLANT_CONFIG if kind == "containers" else DEFAULT_PLANT_CONFIG
+        compose_stacks(app, load_plant(PROJECT_ROOT / config))
         add_compliance_gates(app)
     assembly = app.synth()
     done = time.perf_counter()
+    sizes = {
+        path.name.removesuffix(".template.json"): path.stat().st_size
+        for path in Path(outdir).glob("*.template.json")
+    }
     print(
         json.dumps(
             {
                 "import_s": imported - started,
                 "synth_s": done - imported,
                 "templates": len(assembly.stacks),
+                "template_bytes": sum(sizes.values()),
+                "sizes": sizes,
             }
         )
     )
@@ -74,6 +86,14 @@ def _measure(kind: str) -> dict[str, float]:
     return {"wall_s": wall, **phases}
 
 
+def _print_sizes(off: dict, on: dict) -> None:
+    """Template bytes per stack with the containers platform off and on."""
+    print("template sizes (KiB), containers platform off -> on")
+    for stack in sorted(on, key=lambda name: -on[name]):
+        before = f"{off[stack] / 1024:.1f}" if stack in off else "-"
+        print(f"  {stack:<60}{before:>10}{on[stack] / 1024:>10.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs of each app (default 3)")
@@ -86,13 +106,17 @@ def main() -> None:
     if args.quick:
         args.repeat = 1
 
-    runs: dict[str, list[dict[str, float]]] = {"full": [], "trivial": []}
+    runs: dict[str, list[dict]] = {"full": [], "trivial": [], "containers": []}
     for _ in range(args.repeat):
         for kind in runs:
             runs[kind].append(_measure(kind))
 
     medians = {
-        kind: {key: statistics.median(run[key] for run in measured) for key in measured[0]}
+        kind: {
+            key: statistics.median(run[key] for run in measured)
+            for key in measured[0]
+            if key != "sizes"
+        }
         for kind, measured in runs.items()
     }
     print(f"synth time, median of {args.repeat} alternating runs, each in a fresh process")
@@ -103,13 +127,28 @@ def main() -> None:
             f"{kind:<10}{int(m['templates']):>10}{m['wall_s']:>10.2f}"
             f"{m['import_s']:>10.2f}{m['synth_s']:>15.2f}"
         )
-    full, trivial = medians["full"], medians["trivial"]
+    full, trivial, containers = medians["full"], medians["trivial"], medians["containers"]
     print(
         f"ratio full/trivial: wall {full['wall_s'] / trivial['wall_s']:.2f}x, "
         f"synth {full['synth_s'] / trivial['synth_s']:.2f}x"
     )
+    _print_sizes(runs["full"][0]["sizes"], runs["containers"][0]["sizes"])
     figure(
         "cdk synth wall time, whole app", full["wall_s"], "s", "one-bucket app", trivial["wall_s"]
+    )
+    figure(
+        "cdk synth wall time, containers platform on",
+        containers["wall_s"],
+        "s",
+        "off (the demo plant)",
+        full["wall_s"],
+    )
+    figure(
+        "template bytes of every stack, containers platform on",
+        containers["template_bytes"] / 1024,
+        "KiB",
+        "off (the demo plant)",
+        full["template_bytes"] / 1024,
     )
 
 
