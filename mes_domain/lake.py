@@ -290,6 +290,10 @@ KPI_SCOPE = (
     Column("end_ms", "bigint"),
     Column("computed_at_ms", "bigint"),
 )
+# The KPI calculator puts each closed window's rows on the platform bus as these events (their
+# detail is the row); a rule of the DataLake stack delivers them to this table's stream.
+KPI_EVENT_SOURCE = "mes.kpi"
+KPI_EVENT_DETAIL_TYPE = "KpiResult"
 KPI_RESULTS = _table(
     "kpi_results",
     "KPI results of the KPI calculator per station, line and site, window or shift.",
@@ -372,6 +376,8 @@ def workgroup_name(stack_prefix: str) -> str:
 __all__ = [
     "DT",
     "DT_FORMAT",
+    "KPI_EVENT_DETAIL_TYPE",
+    "KPI_EVENT_SOURCE",
     "PARTITION_KEYS",
     "SITE",
     "TABLES",

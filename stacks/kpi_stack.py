@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_events as events
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
@@ -33,10 +34,12 @@ class KpiStack(Stack):
         packaging: LambdaPackaging,
         watched_functions: Mapping[str, lambda_.IFunction] = {},
         watched_dead_letters: Mapping[str, sqs.IQueue] = {},
+        event_bus: events.IEventBus | None = None,
         **kwargs: Any,
     ) -> None:
         """``watched_*``: other capabilities' functions and dead-letter queues, shown on the
-        dashboard and alarmed like the pipeline's own."""
+        dashboard and alarmed like the pipeline's own. ``event_bus``: where the calculator puts
+        each closed window's KPI rows for the data lake."""
         super().__init__(scope, construct_id, **kwargs)
         store = iiot.timeseries
         self.kpi_calculator = KpiCalculator(
@@ -51,6 +54,7 @@ class KpiStack(Stack):
             packaging=packaging,
             data_key=data_key,
             logs_key=logs_key,
+            event_bus=event_bus,
         )
         writer = iiot.telemetry_writer
         self.dashboard = PlantDashboard(

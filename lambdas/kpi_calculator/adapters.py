@@ -1,7 +1,9 @@
-"""Adapters of the KPI calculator: the events it reads, and the metrics it emits."""
+"""Adapters of the KPI calculator: the events it reads, the metrics it emits, and the rows it
+puts on the platform bus for the data lake."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
@@ -14,6 +16,7 @@ from lambdas.common.aws import client
 from lambdas.common.timestream import WriteFailed
 from lambdas.kpi_calculator.calculate import ScopedKpi, StationEvents, StationPath
 from mes_domain.contracts import PartCount, StateChange
+from mes_domain.lake import KPI_EVENT_DETAIL_TYPE, KPI_EVENT_SOURCE
 
 # How far back to look for the state in force at a window's start.
 STATE_LOOKBACK_HOURS = 7 * 24
@@ -134,3 +137,36 @@ def emit_metrics(kpis: Sequence[ScopedKpi], namespace: str) -> None:
         downtime = sum(result.downtime_by_state_s.values())
         metrics.add_metric(name="Downtime", unit=MetricUnit.Seconds, value=downtime)
         metrics.flush_metrics()
+
+
+# "Entries: ... Array Members: Minimum number of 1 item. Maximum number of 10 items."
+# (EventBridge API reference, PutEvents).
+MAX_ENTRIES_PER_PUT = 10
+
+
+def publish_lake_rows(event_bus_name: str, lake_rows: Sequence[dict]) -> None:
+    """Put each KPI row on the bus (the data lake's rule takes them); any rejected entry fails
+    the whole call, so the window is retried (rows are at least once: a query keeps the one
+    with the latest ``computed_at_ms``)."""
+    entries = [
+        {
+            "Source": KPI_EVENT_SOURCE,
+            "DetailType": KPI_EVENT_DETAIL_TYPE,
+            "Detail": json.dumps(row, separators=(",", ":")),
+            "EventBusName": event_bus_name,
+        }
+        for row in lake_rows
+    ]
+    for start in range(0, len(entries), MAX_ENTRIES_PER_PUT):
+        try:
+            response = client("events").put_events(
+                Entries=entries[start : start + MAX_ENTRIES_PER_PUT]
+            )
+        except (ClientError, BotoCoreError) as err:
+            raise WriteFailed(f"KPI events not published: {err}") from err
+        if response.get("FailedEntryCount"):
+            failed = next(e for e in response["Entries"] if e.get("ErrorCode"))
+            raise WriteFailed(
+                f"{response['FailedEntryCount']} KPI event(s) rejected: "
+                f"{failed.get('ErrorCode')} {failed.get('ErrorMessage')}"
+            )

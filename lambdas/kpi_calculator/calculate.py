@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from mes_domain import lake
 from mes_domain.contracts import PartCount, StateChange
 from mes_domain.kpi import (
     KpiResult,
@@ -219,4 +220,44 @@ def kpi_record(kpi: ScopedKpi, computed_at_ms: int) -> dict:
         "Time": str(kpi.start_ms),
         "TimeUnit": "MILLISECONDS",
         "Version": computed_at_ms,
+    }
+
+
+def lake_row(kpi: ScopedKpi, computed_at_ms: int) -> dict:
+    """The row of ``mes_domain.lake.KPI_RESULTS``: the scope and period, the KpiResult, the
+    reliability and the downtime Pareto, with the partition keys ``site`` and ``dt``."""
+    scope, result, reliability = kpi.scope, kpi.result, kpi.reliability
+    return {
+        lake.SITE: scope.site,
+        "level": scope.level,
+        "line": scope.line or ALL,
+        "station": scope.station or ALL,
+        "period": kpi.period.value,
+        "label": kpi.label,
+        "start_ms": kpi.start_ms,
+        "end_ms": kpi.end_ms,
+        "computed_at_ms": computed_at_ms,
+        "availability": result.availability,
+        "performance": result.performance,
+        "quality": result.quality,
+        "oee": result.oee,
+        "planned_busy_time_s": result.planned_busy_time_s,
+        "actual_production_time_s": result.actual_production_time_s,
+        "produced_quantity": result.produced_quantity,
+        "good_quantity": result.good_quantity,
+        "downtime_by_state_s": {
+            str(state): seconds for state, seconds in result.downtime_by_state_s.items()
+        },
+        "flags": sorted(result.flags),
+        "planned_stop_time_s": result.planned_stop_time_s,
+        "unscheduled_offline_time_s": result.unscheduled_offline_time_s,
+        "unknown_time_s": result.unknown_time_s,
+        "failures": reliability.failures,
+        "mtbf_s": reliability.mtbf_s,
+        "mttr_s": reliability.mttr_s,
+        "pareto": [
+            {"cause": e.cause, "seconds": e.seconds, "occurrences": e.occurrences}
+            for e in kpi.pareto
+        ],
+        lake.DT: lake.day_of(kpi.start_ms),
     }

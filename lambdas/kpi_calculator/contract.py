@@ -12,3 +12,4 @@ class EnvVar(StrEnum):
     IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
     METRICS_NAMESPACE = "METRICS_NAMESPACE"
     PLANT_FILE = "PLANT_FILE"
+    EVENT_BUS_NAME = "EVENT_BUS_NAME"  # optional: closed windows' rows go to the data lake

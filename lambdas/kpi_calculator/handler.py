@@ -23,13 +23,18 @@ from aws_lambda_powertools.utilities.idempotency import (
 
 from lambdas.common.plant import load_plant
 from lambdas.common.timestream import MAX_RECORDS_PER_WRITE, TimestreamRecordWriter, WriteFailed
-from lambdas.kpi_calculator.adapters import TimestreamEventSource, emit_metrics
+from lambdas.kpi_calculator.adapters import (
+    TimestreamEventSource,
+    emit_metrics,
+    publish_lake_rows,
+)
 from lambdas.kpi_calculator.calculate import (
     Period,
     closed_windows,
     compute,
     current_shift,
     kpi_record,
+    lake_row,
 )
 from lambdas.kpi_calculator.settings import Settings
 from mes_domain.plant import Plant
@@ -75,7 +80,12 @@ def publish_window(window: dict[str, int]) -> dict[str, Any]:
     start, end = window["start_ms"], window["end_ms"]
     label = datetime.fromtimestamp(start / 1000, UTC).isoformat()
     kpis = compute(plant(), source.read(start, end), Period.WINDOW, label, start, end)
-    written = write(kpis, int(time.time() * 1000))
+    computed_at_ms = int(time.time() * 1000)
+    written = write(kpis, computed_at_ms)
+    # The data lake gets closed windows only: the running shift is rewritten every run.
+    if settings().event_bus_name:
+        rows = [lake_row(kpi, computed_at_ms) for kpi in kpis]
+        publish_lake_rows(settings().event_bus_name, rows)
     emit_metrics(kpis, settings().metrics_namespace)
     return {"start_ms": start, "end_ms": end, "records": written}
 

@@ -21,6 +21,7 @@ class Settings(BaseModel):
     idempotency_table: str = Field(min_length=3)
     metrics_namespace: str = Field(min_length=1)
     plant_file: str = PLANT_LAYER_FILE
+    event_bus_name: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Settings:

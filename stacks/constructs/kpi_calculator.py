@@ -36,7 +36,9 @@ class KpiCalculator(Construct):
         packaging: LambdaPackaging,
         data_key: kms.IKey,
         logs_key: kms.IKey,
+        event_bus: events.IEventBus | None = None,
     ) -> None:
+        """``event_bus``: where each closed window's rows go for the data lake (optional)."""
         super().__init__(scope, construct_id)
         # Which windows were published: the record that makes a re-run a no-op.
         self.idempotency_table = dynamodb.Table(
@@ -78,6 +80,7 @@ class KpiCalculator(Construct):
                 EnvVar.IDEMPOTENCY_TABLE.value: self.idempotency_table.table_name,
                 EnvVar.METRICS_NAMESPACE.value: METRICS_NAMESPACE,
                 "POWERTOOLS_SERVICE_NAME": "kpi_calculator",
+                **({EnvVar.EVENT_BUS_NAME.value: event_bus.event_bus_name} if event_bus else {}),
             },
         )
         self.function = self.calculator.function
@@ -92,6 +95,8 @@ class KpiCalculator(Construct):
             iam.PolicyStatement(actions=["timestream:DescribeEndpoints"], resources=["*"])
         )
         self.idempotency_table.grant_read_write_data(role)
+        if event_bus is not None:
+            event_bus.grant_put_events_to(role)
 
         self.schedule = events.Rule(
             self,

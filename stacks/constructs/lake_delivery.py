@@ -10,10 +10,12 @@ its Glue table and writing ``<table>/site=<site>/dt=<YYYY-MM-DD>/`` in the curat
   stay under the five reads per second a shard allows, and share its 2 MB/s of reads, so the
   stream carries at most about 0.5 MB/s per shard before its readers lag (Kinesis Data Streams
   quotas, docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
-- non-conformances, confirmations, order status changes: Direct PUT from EventBridge rules on
-  the platform bus (``mes_domain.enterprise.OUTBOUND_EVENTS``), the event's detail only.
-- inspection results, ERP orders, KPI results: Direct PUT streams for their producers to put
-  rows to (``mes_domain.lake`` row builders); inline jq extracts the partition keys.
+- non-conformances, confirmations, order status changes, KPI results: Direct PUT from
+  EventBridge rules on the platform bus (``mes_domain.enterprise.OUTBOUND_EVENTS``; the KPI
+  calculator puts each closed window's rows as ``mes.kpi`` events), the event's detail only.
+- inspection results, ERP orders: Direct PUT streams for their producers to put rows to
+  (``mes_domain.lake`` row builders); no producer does yet.
+Inline jq extracts the Direct PUT streams' partition keys.
 
 Buffering: format conversion needs a buffer of at least 64 MiB (Firehose developer guide,
 "Convert input data format"; the API's range is 1-128 MiB, API_BufferingHints); dynamic
@@ -51,14 +53,16 @@ from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.constructs.mes_function import TRACING_REASON, MesFunction
 from stacks.constructs.queues import dead_letter_queue
 
-# The events of the platform bus that become lake rows, by table.
+# The events of the platform bus that become lake rows, by table: (source, detail type).
 EVENT_TABLES = {
-    lake.NONCONFORMANCES.name: NonConformanceReport,
-    lake.PRODUCTION_CONFIRMATIONS.name: ProductionConfirmation,
-    lake.ORDER_STATUS_CHANGES.name: OrderStatusChanged,
+    lake.NONCONFORMANCES.name: OUTBOUND_EVENTS[NonConformanceReport],
+    lake.PRODUCTION_CONFIRMATIONS.name: OUTBOUND_EVENTS[ProductionConfirmation],
+    lake.ORDER_STATUS_CHANGES.name: OUTBOUND_EVENTS[OrderStatusChanged],
+    # The KPI calculator's closed windows (lambdas/kpi_calculator, lake_row).
+    lake.KPI_RESULTS.name: (lake.KPI_EVENT_SOURCE, lake.KPI_EVENT_DETAIL_TYPE),
 }
 # Tables whose producers put rows straight to their stream.
-DIRECT_TABLES = (lake.INSPECTION_RESULTS.name, lake.PRODUCTION_ORDERS.name, lake.KPI_RESULTS.name)
+DIRECT_TABLES = (lake.INSPECTION_RESULTS.name, lake.PRODUCTION_ORDERS.name)
 
 # Telemetry is the volume: the largest buffer. The MES records are few: a long interval keeps
 # their Parquet files from being tiny (each partition's buffer is flushed on its own).
@@ -143,8 +147,8 @@ class LakeDelivery(Construct):
             holds="events the lake missed",
         )
         self.undelivered_events.grant_send_messages(iam.ServicePrincipal("events.amazonaws.com"))
-        for name, model in EVENT_TABLES.items():
-            self._event_rule(name, model, event_bus)
+        for name, (source, detail_type) in EVENT_TABLES.items():
+            self._event_rule(name, str(source), detail_type, event_bus)
         # The Firehose L2 reference adds a mapping of Firehose's CIDR blocks, which only
         # Redshift and Splunk destinations use: unused here (cfn-lint W7001).
         Stack.of(self).node.try_remove_child(FIREHOSE_CIDR_MAPPING)
@@ -414,8 +418,7 @@ class LakeDelivery(Construct):
         self.processors[table.name] = processor
         return processor
 
-    def _event_rule(self, name: str, model: type, bus: events.IEventBus) -> None:
-        route = OUTBOUND_EVENTS[model]
+    def _event_rule(self, name: str, source: str, detail_type: str, bus: events.IEventBus) -> None:
         stream = firehose.DeliveryStream.from_delivery_stream_arn(
             self, f"Target-{name}", self.streams[name].stream.attr_arn
         )
@@ -423,10 +426,8 @@ class LakeDelivery(Construct):
             self,
             f"Rule-{name}",
             event_bus=bus,
-            description=f"{route.detail_type} events -> the lake table {name}",
-            event_pattern=events.EventPattern(
-                source=[route.source.value], detail_type=[route.detail_type]
-            ),
+            description=f"{detail_type} events -> the lake table {name}",
+            event_pattern=events.EventPattern(source=[source], detail_type=[detail_type]),
             targets=[
                 targets.FirehoseDeliveryStream(
                     stream, message=events.RuleTargetInput.from_event_path("$.detail")
