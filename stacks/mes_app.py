@@ -244,6 +244,7 @@ def compose_containers(
             vpc=data.vpc,
             data_key=platform.data_key,
             logs_key=platform.logs_key,
+            edge_deploy_role_arn=pipeline.edge_deploy_project.role.role_arn,
             description=f"{plant.name}: EKS local cluster of the MES services on the Outpost",
             **common,
         )
