@@ -1,6 +1,7 @@
 """The MES services' cloud cluster: EKS Auto Mode (``aws_eks_v2``), private subnets, API-server
 access through access entries only, every control-plane log type in a KMS-encrypted log group,
-Kubernetes secrets envelope-encrypted with a KMS key, and no kubectl Lambda: the delivery
+Kubernetes secrets envelope-encrypted with a KMS key, the Kubernetes Metrics Server as an EKS
+add-on (the services' HorizontalPodAutoscalers read it), and no kubectl Lambda: the delivery
 pipeline's deploy stage applies the manifests with kubectl from inside the VPC.
 
 cdk-nag's EKS rules (EKS1 public endpoint, EKS2 control-plane logs) inspect aws_eks.CfnCluster
@@ -42,6 +43,15 @@ CLUSTER_ADMIN_POLICY = "AmazonEKSClusterAdminPolicy"
 CLUSTER_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
 CLUSTER_NAME_SUFFIX = "-services"
 API_SERVER_PORT = 443
+# The Kubernetes Metrics Server, which the HorizontalPodAutoscalers of services/k8s read: an EKS
+# community add-on (EKS user guide, "Community add-ons": add-on name metrics-server, namespace
+# kube-system, no IAM role), "not deployed by default in Amazon EKS clusters" (user guide, "View
+# resource usage with the Kubernetes Metrics Server"), Auto Mode ones included: Auto Mode's
+# built-in capabilities are pod and service networking, DNS, autoscaling, block storage, load
+# balancing, the Pod Identity agent and node monitoring (user guide, "Amazon EKS add-ons":
+# Considerations for Amazon EKS Auto Mode). Its pods run on the built-in node pools like any
+# workload. No version: EKS installs the default version for the cluster's Kubernetes version.
+METRICS_SERVER_ADDON = "metrics-server"
 # The pre-created log group EKS writes control-plane logs to (EKS user guide, "Send control
 # plane logs to CloudWatch Logs": /aws/eks/<cluster-name>/cluster).
 CONTROL_PLANE_LOG_GROUP = "/aws/eks/{}/cluster"
@@ -156,6 +166,9 @@ class ServicesCluster(Construct):
         )
         self.cluster.node.add_dependency(self.log_group)
         self.security_group = self.cluster.cluster_security_group
+        self.metrics_server = eks.Addon(
+            self, "MetricsServer", addon_name=METRICS_SERVER_ADDON, cluster=self.cluster
+        )
         self._acknowledge()
 
     def admit(self, construct_id: str, peer: ec2.ISecurityGroup, port: int, what: str) -> None:

@@ -32,6 +32,7 @@ from mes_domain.containers import NAMESPACE, SERVICES
 from mes_domain.plant import Plant
 from stacks.compliance import add_compliance_gates
 from stacks.constructs.eks_cluster import (
+    METRICS_SERVER_ADDON,
     UnsupportedKubernetesVersion,
     cluster_name,
     kubernetes_version,
@@ -39,7 +40,7 @@ from stacks.constructs.eks_cluster import (
 from stacks.constructs.service_identities import KafkaAccess, ServiceIdentities
 from stacks.containers_stack import ContainersStack
 from stacks.edge_site_stack import EdgeSiteStack
-from tests.conftest import cli_context
+from tests.conftest import PROJECT_ROOT, cli_context
 from tests.stacks.assembly import Assembly, as_list, policy_documents, statements
 from tests.stacks.plants import with_containers
 from tests.stacks.test_acknowledgements import _load as load_acknowledgements
@@ -290,6 +291,19 @@ def test_access_is_by_access_entries_and_only_named_admins_get_one(private, full
     (policy,) = entry["Properties"]["AccessPolicies"]
     assert policy["AccessScope"] == {"Type": "cluster"}
     assert policy["PolicyArn"]["Fn::Join"][1][-1].endswith("/AmazonEKSClusterAdminPolicy")
+
+
+def test_the_metrics_server_add_on_serves_the_autoscalers_of_this_cluster(each):
+    (addon,) = resources(each, "AWS::EKS::Addon").values()
+    properties = addon["Properties"]
+    assert properties["AddonName"] == METRICS_SERVER_ADDON == "metrics-server"
+    (cluster_id,) = resources(each, CLUSTER)
+    assert properties["ClusterName"] == {"Ref": cluster_id}
+    # A community add-on without IAM: no role, no Pod Identity association for it.
+    assert not {"ServiceAccountRoleArn", "PodIdentityAssociations"} & set(properties)
+    # The manifests' autoscalers are what need it (HorizontalPodAutoscaler reads metrics.k8s.io).
+    base = (PROJECT_ROOT / "services" / "k8s" / "base").glob("*.yaml")
+    assert any("kind: HorizontalPodAutoscaler" in path.read_text() for path in base)
 
 
 def test_no_kubectl_provider_lambda_or_custom_resource(each):
