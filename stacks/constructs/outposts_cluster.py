@@ -8,13 +8,22 @@ What a local cluster differs in, from the EKS user guide's comparison of the dep
 role is assumed by EC2 and carries AmazonEKSLocalOutpostClusterPolicy, secrets envelope
 encryption is not supported (so none is configured: the control plane's EBS volumes on the
 Outpost hold etcd), and neither IRSA nor EKS Pod Identity is available.
+
+Authentication is the aws-auth ConfigMap only: EKS refuses a local cluster with any other
+AccessConfig ("Local Amazon EKS cluster only supports bootstrapClusterCreatorAdminPermissions=true
+and authenticationMode=CONFIG_MAP for AccessConfig", quoted in eksctl-io/eksctl#7552; eksctl
+enforces CONFIG_MAP on Outposts since eksctl-io/eksctl#7699; "Outposts still does not support
+access entries", eksctl-io/eksctl#7695). So no access entry can be made here: the cluster's
+creator (CloudFormation's execution role of ``cdk deploy``) is its only admin until someone
+maps more roles into aws-auth (services/k8s/aws_auth.py; README, "The edge site on AWS
+Outposts"). Its nodes are self-managed, on the Outpost, and not made here.
 """
 
 from __future__ import annotations
 
 import ipaddress
 
-from aws_cdk import Aws, RemovalPolicy, Token
+from aws_cdk import RemovalPolicy, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
@@ -25,7 +34,6 @@ from mes_domain.plant import Plant
 from stacks.compliance import acknowledge
 from stacks.constructs.eks_cluster import (
     API_SERVER_PORT,
-    CLUSTER_ADMIN_POLICY,
     CLUSTER_NAME,
     CONTROL_PLANE_LOG_GROUP,
     CONTROL_PLANE_LOGS,
@@ -33,6 +41,8 @@ from stacks.constructs.eks_cluster import (
 
 CLUSTER_NAME_SUFFIX = "-edge"
 LOCAL_CLUSTER_POLICY = "AmazonEKSLocalOutpostClusterPolicy"
+# The only AccessConfig EKS accepts for a local cluster (module docstring).
+LOCAL_CLUSTER_AUTHENTICATION_MODE = "CONFIG_MAP"
 # Kubernetes versions EKS offers for local clusters (EKS user guide, "Learn Kubernetes and
 # Amazon EKS platform versions for AWS Outposts"); add one when that page does.
 LOCAL_CLUSTER_VERSIONS = ("1.29", "1.30", "1.31", "1.32")
@@ -170,32 +180,14 @@ class OutpostsCluster(Construct):
                     ]
                 )
             ),
-            # Access entries, no aws-auth ConfigMap; the creator gets no admin entry (a local
-            # cluster still keeps its creator in system:masters, which EKS cannot remove).
+            # aws-auth only, the creator its first admin: all a local cluster accepts.
             access_config=eks.CfnCluster.AccessConfigProperty(
-                authentication_mode="API",
-                bootstrap_cluster_creator_admin_permissions=False,
+                authentication_mode=LOCAL_CLUSTER_AUTHENTICATION_MODE,
+                bootstrap_cluster_creator_admin_permissions=True,
             ),
         )
         self.cluster.add_resource_dependency(self.log_group.node.default_child)
         self.security_group_id = self.cluster.attr_cluster_security_group_id
-        for admin in plant.containers.cluster_admin_arns:
-            self.grant_admin(f"Admin{_digest(admin)}", admin)
-
-    def grant_admin(self, construct_id: str, principal_arn: str) -> eks.CfnAccessEntry:
-        """A cluster-wide admin access entry (e.g. the pipeline's edge deploy role)."""
-        return eks.CfnAccessEntry(
-            self,
-            construct_id,
-            cluster_name=self.cluster.ref,
-            principal_arn=principal_arn,
-            access_policies=[
-                eks.CfnAccessEntry.AccessPolicyProperty(
-                    policy_arn=f"arn:{Aws.PARTITION}:eks::aws:cluster-access-policy/{CLUSTER_ADMIN_POLICY}",
-                    access_scope=eks.CfnAccessEntry.AccessScopeProperty(type="cluster"),
-                )
-            ],
-        )
 
     def admit_api_clients(self, construct_id: str, peer: ec2.ISecurityGroup) -> None:
         """Let ``peer`` (e.g. the deploy stage's CodeBuild) reach the private API endpoint."""
@@ -215,9 +207,3 @@ def _log_type(kind: eks.ClusterLoggingTypes) -> str:
     # The CloudFormation names: api, audit, authenticator, controllerManager, scheduler.
     head, *rest = kind.value.lower().split("_")
     return head + "".join(part.capitalize() for part in rest)
-
-
-def _digest(text: str) -> str:
-    from hashlib import sha256
-
-    return sha256(text.encode()).hexdigest()[:12]

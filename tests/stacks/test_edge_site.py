@@ -65,20 +65,22 @@ def test_the_local_cluster_runs_on_the_outpost_with_a_private_endpoint_only(full
     assert full.edge.resolve(full.edge.cluster_name) == {"Ref": cluster_id}
 
 
-def test_access_is_by_access_entries_and_the_admins_get_one(edge):
-    cluster_id, cluster = only(edge, "AWS::EKS::Cluster")
+def test_access_is_the_aws_auth_config_map_with_the_creator_as_admin_and_no_access_entry(
+    full, edge
+):
+    # The only AccessConfig EKS accepts for a local cluster: "Local Amazon EKS cluster only
+    # supports bootstrapClusterCreatorAdminPermissions=true and authenticationMode=CONFIG_MAP
+    # for AccessConfig" (EKS's CreateCluster error, quoted in eksctl-io/eksctl#7552).
+    _, cluster = only(edge, "AWS::EKS::Cluster")
     assert cluster["Properties"]["AccessConfig"] == {
-        "AuthenticationMode": "API",
-        "BootstrapClusterCreatorAdminPermissions": False,
+        "AuthenticationMode": "CONFIG_MAP",
+        "BootstrapClusterCreatorAdminPermissions": True,
     }
-    _, entry = only(edge, "AWS::EKS::AccessEntry")
-    assert entry["Properties"]["ClusterName"] == {"Ref": cluster_id}
-    assert entry["Properties"]["PrincipalArn"] == ADMIN
-    (policy,) = entry["Properties"]["AccessPolicies"]
-    assert policy["AccessScope"] == {"Type": "cluster"}
-    assert policy["PolicyArn"]["Fn::Join"][1][-1] == (
-        ":eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
-    )
+    # Access entries need mode API or API_AND_CONFIG_MAP: the plant's admins are mapped into
+    # aws-auth after the deploy instead (README, "The edge site on AWS Outposts").
+    assert full.plant.containers.cluster_admin_arns == [ADMIN]
+    assert not edge.find_resources("AWS::EKS::AccessEntry")
+    assert not hasattr(full.edge.edge, "grant_admin")
 
 
 def test_every_log_type_goes_to_an_encrypted_log_group_and_no_secrets_encryption(full, edge):
@@ -124,10 +126,10 @@ def test_the_longest_prefix_still_names_a_valid_cluster():
     assert len(edge_cluster_name("M" + "p" * 63)) <= 100
 
 
-def _stack(plant: Plant) -> None:
+def _stack(plant: Plant, **options) -> EdgeSiteStack:
     app = cdk.App()
     deps = Dependencies(app, "Deps", msk_bus=False)
-    EdgeSiteStack(
+    return EdgeSiteStack(
         app,
         "EdgeSite",
         env=ENV,
@@ -135,7 +137,22 @@ def _stack(plant: Plant) -> None:
         vpc=deps.vpc,
         data_key=deps.data_key,
         logs_key=deps.logs_key,
+        **options,
     )
+
+
+def test_the_outputs_name_the_cluster_and_the_role_to_map_into_aws_auth(demo_plant, edge):
+    # Without the pipeline's role (the "full" app): the cluster's name only.
+    assert set(edge.find_outputs("*")) == {"ClusterName"}
+    deploy_role = f"arn:aws:iam::{ENV.account}:role/MesDemo-Containers-DeployEdgeRole"
+    with_role = Template.from_stack(
+        _stack(PLANTS["full"](demo_plant), edge_deploy_role_arn=deploy_role)
+    )
+    cluster_id, _ = only(with_role, "AWS::EKS::Cluster")
+    outputs = with_role.find_outputs("*")
+    assert set(outputs) == {"ClusterName", "EdgeDeployRoleArn"}
+    assert outputs["ClusterName"]["Value"] == {"Ref": cluster_id}
+    assert outputs["EdgeDeployRoleArn"]["Value"] == deploy_role
 
 
 def test_versions_local_clusters_lack_and_plants_without_an_outpost_are_refused(demo_plant):
