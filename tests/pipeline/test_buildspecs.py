@@ -31,6 +31,12 @@ CERTIFICATE = (
     "arn:aws:acm:eu-central-1:123456789012:certificate/0123abcd-4567-89ef-0123-456789abcdef"
 )
 ALB = "internal-k8s-mes-0123456789.eu-central-1.elb.amazonaws.com"
+KAFKA_CLUSTER_ARN = (
+    "arn:aws:kafka:eu-central-1:123456789012:cluster/MesDemo-sync/"
+    "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d-s1"
+)
+# As MSK Serverless answers: one endpoint, the IAM port.
+BROKERS = "boot-abc123de.c2.kafka-serverless.eu-central-1.amazonaws.com:9098"
 
 
 def load(name: str) -> dict:
@@ -184,6 +190,7 @@ CLOUD = {
     "PLANT_CONFIG": "config/demo-plant.yaml",
     "CERTIFICATE_ARN": CERTIFICATE,
     "VPC_CIDR": "10.40.0.0/16",
+    "CLUSTER_KUSTOMIZATION": "services/k8s/cluster",
     "MES_INSTANCE_ID": "cloud",
     "MES_AWS_REGION": "eu-central-1",
 }
@@ -216,7 +223,9 @@ def test_the_cloud_deploy_runs_its_steps_in_order(tmp_path):
         ("aws", "eks", "update-kubeconfig"),
         ("python", "-m", "services.bootstrap_database"),
         ("python", "services/k8s/deploy_overlay.py"),
-        ("kubectl", "apply"),
+        # the cluster's own settings (the network policy controller) before the overlay
+        ("kubectl", "apply", "-k", "services/k8s/cluster"),
+        ("kubectl", "apply", "-k", "build/deploy/cloud"),
         ("kubectl", "-n", NAMESPACE, "rollout"),
         ("kubectl", "-n", NAMESPACE, "get", "ingress"),
         ("aws", "route53", "change-resource-record-sets"),
@@ -239,9 +248,42 @@ def test_the_cloud_deploy_runs_its_steps_in_order(tmp_path):
         name: (uri, COMMIT) for name, uri in IMAGES.items()
     }
     assert CERTIFICATE in json.dumps(written) and CLOUD["PGHOST"] in json.dumps(written)
-    assert run.of("kubectl", "apply") == [["apply", "-k", "build/deploy/cloud"]]
+    assert run.of("kubectl", "apply") == [
+        ["apply", "-k", "services/k8s/cluster"],
+        ["apply", "-k", "build/deploy/cloud"],
+    ]
+    # The HTTPS service bus: no brokers to look up.
+    assert run.of("aws", "kafka") == [] and "MES_KAFKA" not in json.dumps(written)
     rollouts = run.of("kubectl", "-n", NAMESPACE, "rollout")
     assert [r[4] for r in rollouts] == [f"deployment/{s.name}" for s in SERVICES]
+
+
+def test_with_msk_the_pods_get_the_bootstrap_brokers_looked_up_before_the_overlay(tmp_path):
+    run = deploy(tmp_path, **CLOUD, KAFKA_CLUSTER_ARN=KAFKA_CLUSTER_ARN, BOOTSTRAP_BROKERS=BROKERS)
+    assert run.returncode == 0, run.output
+    assert run.of("aws", "kafka") == [
+        ["kafka", "get-bootstrap-brokers", "--cluster-arn", KAFKA_CLUSTER_ARN,
+         "--query", "BootstrapBrokerStringSaslIam", "--output", "text"],
+    ]  # fmt: skip
+    lookup = run.index("aws", "kafka", "get-bootstrap-brokers")
+    assert lookup < run.index("python", "services/k8s/deploy_overlay.py")
+    # deploy_overlay.py took it from the environment into the pods' mes-platform values.
+    assert f"MES_KAFKA_BOOTSTRAP_SERVERS={BROKERS}" in json.dumps(kustomization(tmp_path, "cloud"))
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param({}, id="no-sasl-iam-string"),
+        pytest.param({"BOOTSTRAP_BROKERS": BROKERS, "KAFKA_STATUS": "254"}, id="api-error"),
+    ],
+)
+def test_without_bootstrap_brokers_the_deploy_stops_before_the_overlay(tmp_path, answer):
+    run = deploy(tmp_path, **CLOUD, KAFKA_CLUSTER_ARN=KAFKA_CLUSTER_ARN, **answer)
+    assert run.returncode != 0
+    assert "no SASL/IAM bootstrap brokers for the MSK cluster" in run.output
+    assert run.of("python", "services/k8s/deploy_overlay.py") == []
+    assert run.of("kubectl", "apply") == []
 
 
 def test_the_database_bootstrap_verifies_the_rds_certificate(tmp_path):
