@@ -64,9 +64,10 @@ EVENT_TABLES = {
 # Tables whose producers put rows straight to their stream.
 DIRECT_TABLES = (lake.INSPECTION_RESULTS.name, lake.PRODUCTION_ORDERS.name)
 
+# EventBridge's default and maximum (with 24 hours); then the event goes to the rule's DLQ.
+EVENT_RETRY_ATTEMPTS = 185
 # Telemetry is the volume: the largest buffer. The MES records are few: a long interval keeps
 # their Parquet files from being tiny (each partition's buffer is flushed on its own).
-EVENT_RETRY_ATTEMPTS = 185  # EventBridge's default; the event then goes to the rule's DLQ
 TELEMETRY_BUFFER = (128, 300)  # MiB, seconds
 RECORDS_BUFFER = (64, 900)
 BACKUP_BUFFER = (64, 300)
