@@ -284,3 +284,36 @@ def containers_data_names(stack_prefix: str, *, msk: bool) -> list[tuple[NameRul
     if msk:
         names.append((MSK_CLUSTER_NAME, service_bus_cluster_name(stack_prefix)))
     return names
+
+
+# --- the clusters' names (stacks/constructs/eks_cluster.py, outposts_cluster.py) ---
+
+# CreateCluster: "can contain only alphanumeric characters (case-sensitive), hyphens, and
+# underscores. It must start with an alphanumeric character and can't be longer than 100
+# characters".
+EKS_CLUSTER_NAME = NameRule(
+    "EKS cluster name",
+    100,
+    r"[0-9A-Za-z][A-Za-z0-9\-_]*",
+    "docs.aws.amazon.com/eks/latest/APIReference/API_CreateCluster.html",
+)
+
+
+def cluster_name(stack_prefix: str) -> str:
+    """The cloud cluster (EKS Auto Mode) of the MES services. Fixed, not generated, so that its
+    control-plane log group can be created first with the logs key and a retention."""
+    return f"{stack_prefix}-services"
+
+
+def edge_cluster_name(stack_prefix: str) -> str:
+    """The EKS local cluster on the Outpost (``deployment.edge_site: outposts``). The prefix
+    holds no underscore, which CloudFormation refuses in AWS::EKS::Cluster's Name."""
+    return f"{stack_prefix}-edge"
+
+
+def cluster_names(stack_prefix: str, *, outposts: bool) -> list[tuple[NameRule, str]]:
+    """The clusters' names, with their rule: the cloud's, and the Outpost's if there is one."""
+    names = [(EKS_CLUSTER_NAME, cluster_name(stack_prefix))]
+    if outposts:
+        names.append((EKS_CLUSTER_NAME, edge_cluster_name(stack_prefix)))
+    return names

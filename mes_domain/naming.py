@@ -340,6 +340,8 @@ def derived_names(plant: Plant) -> Iterator[DerivedName]:
         (IOT_POLICY_NAME, fleet.core_device_policy_name(prefix)),
         *((IOT_RULE_NAME, rule_name(prefix, kind)) for kind in MessageKind),
     ]
+    if plant.capabilities.eks:
+        by_prefix += _containers_names(plant)
     for rule, name in by_prefix:
         yield DerivedName(PREFIX, prefix, rule, name)
     yield DerivedName(("name",), plant.name, SNS_DISPLAY_NAME, alarm_display_name(plant.name))
@@ -406,6 +408,26 @@ def derived_names(plant: Plant) -> Iterator[DerivedName]:
                             name,
                             "deployment.stack_prefix, the site or line id",
                         )
+
+
+CONTAINERS_STACK_CAPABILITIES = ("ContainersData", "Containers")
+
+
+def _containers_names(plant: Plant) -> list[tuple[NameRule, str]]:
+    """The containers platform's names (``capabilities.eks``): its stacks, what the
+    ContainersData stack makes and the clusters."""
+    from mes_domain import containers  # containers builds on this module's names
+    from mes_domain.plant import EdgeSite
+
+    prefix = plant.deployment.stack_prefix
+    outposts = plant.deployment.edge_site is EdgeSite.OUTPOSTS
+    capabilities = (*CONTAINERS_STACK_CAPABILITIES, *(("EdgeSite",) if outposts else ()))
+    msk = plant.containers.service_bus is containers.ServiceBus.MSK
+    return [
+        *((STACK_NAME, stack_name(prefix, c)) for c in capabilities),
+        *containers.containers_data_names(prefix, msk=msk),
+        *containers.cluster_names(prefix, outposts=outposts),
+    ]
 
 
 def name_problems(plant: Plant) -> Iterator[tuple[FieldPath, str, str]]:

@@ -21,7 +21,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from mes_domain.containers import EndpointAccess
+from mes_domain.containers import EndpointAccess, cluster_name  # checked at config load
 from mes_domain.plant import Plant
 from stacks.compliance import acknowledge
 
@@ -39,9 +39,6 @@ CONTROL_PLANE_LOGS = (
 # EKS access policy of a cluster administrator (EKS user guide, "Associate access policies
 # with access entries").
 CLUSTER_ADMIN_POLICY = "AmazonEKSClusterAdminPolicy"
-# CreateCluster's name: 1-100 characters, ^[0-9A-Za-z][A-Za-z0-9\-_]* (EKS API reference).
-CLUSTER_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
-CLUSTER_NAME_SUFFIX = "-services"
 API_SERVER_PORT = 443
 # The Kubernetes Metrics Server, which the HorizontalPodAutoscalers of services/k8s read: an EKS
 # community add-on (EKS user guide, "Community add-ons": add-on name metrics-server, namespace
@@ -98,15 +95,6 @@ def _cdk_version() -> str:
     from importlib.metadata import version
 
     return version("aws-cdk-lib")
-
-
-def cluster_name(stack_prefix: str) -> str:
-    """The cloud cluster's name. Fixed, not generated, so that its control-plane log group can
-    be created first with the logs key and a retention."""
-    name = f"{stack_prefix}{CLUSTER_NAME_SUFFIX}"
-    if not CLUSTER_NAME.match(name):
-        raise ValueError(f"EKS cluster name {name!r} is not 1-100 of [A-Za-z0-9-_]")
-    return name
 
 
 def endpoint_access(plant: Plant) -> eks.EndpointAccess:

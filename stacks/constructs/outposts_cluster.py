@@ -30,30 +30,21 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from mes_domain.containers import edge_cluster_name  # checked at config load
 from mes_domain.plant import Plant
 from stacks.compliance import acknowledge
 from stacks.constructs.eks_cluster import (
     API_SERVER_PORT,
-    CLUSTER_NAME,
     CONTROL_PLANE_LOG_GROUP,
     CONTROL_PLANE_LOGS,
 )
 
-CLUSTER_NAME_SUFFIX = "-edge"
 LOCAL_CLUSTER_POLICY = "AmazonEKSLocalOutpostClusterPolicy"
 # The only AccessConfig EKS accepts for a local cluster (module docstring).
 LOCAL_CLUSTER_AUTHENTICATION_MODE = "CONFIG_MAP"
 # Kubernetes versions EKS offers for local clusters (EKS user guide, "Learn Kubernetes and
 # Amazon EKS platform versions for AWS Outposts"); add one when that page does.
 LOCAL_CLUSTER_VERSIONS = ("1.29", "1.30", "1.31", "1.32")
-
-
-def edge_cluster_name(stack_prefix: str) -> str:
-    # CreateCluster's name rule; CloudFormation refuses underscores in it (AWS::EKS::Cluster).
-    name = f"{stack_prefix}{CLUSTER_NAME_SUFFIX}"
-    if not CLUSTER_NAME.match(name) or "_" in name:
-        raise ValueError(f"EKS cluster name {name!r} is not 1-100 of [A-Za-z0-9-]")
-    return name
 
 
 def check_subnet(subnet_cidr: str, vpc_cidr: str, taken: list[str]) -> None:
