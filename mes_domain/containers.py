@@ -220,8 +220,9 @@ class ContainersSettings(StrictModel):
     domain: DomainSettings | None = None
     pipeline: PipelineSettings = PipelineSettings()
     outpost: OutpostSettings | None = None
-    # IAM roles or users that get a cluster-admin access entry on the clusters (kubectl for
-    # operators); the pipeline's deploy role gets its own.
+    # IAM roles or users that get a cluster-admin access entry on the cloud cluster (kubectl for
+    # operators); the pipeline's deploy role gets its own. The Outposts local cluster takes no
+    # access entries (aws-auth only: README, "The edge site on AWS Outposts").
     cluster_admin_arns: list[Annotated[str, Field(pattern=IAM_PRINCIPAL_ARN.pattern)]] = []
 
     @model_validator(mode="after")
