@@ -13,8 +13,8 @@ What the composing stack wires besides the arguments:
 - ``edge_deploy_project.role`` is an admin of the edge site's local cluster (the cloud
   cluster's access entry is made here);
 - ``deploy_project`` and ``edge_deploy_project`` run in the VPC's private subnets, which reach
-  ECR, STS, EKS and Route 53 through NAT or VPC endpoints, and dl.k8s.io and the RDS trust
-  store (kubectl and the RDS CA bundle) through NAT.
+  ECR, STS, EKS, Route 53 and (MSK service bus) the MSK API through NAT or VPC endpoints, and
+  dl.k8s.io and the RDS trust store (kubectl and the RDS CA bundle) through NAT.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from mes_domain.containers import NAMESPACE, SERVICES, DomainSettings, SourceProvider
+from mes_domain.containers import NAMESPACE, SERVICES, DomainSettings, ServiceBus, SourceProvider
 from mes_domain.plant import Plant
 from stacks.compliance import acknowledge
 from stacks.constructs.buckets import DataBucket
@@ -77,8 +77,19 @@ RESERVED_VARIABLES = frozenset(
         "PLANT_CONFIG",
         "CERTIFICATE_ARN",
         "VPC_CIDR",
+        "CLUSTER_KUSTOMIZATION",
+        "KAFKA_CLUSTER_ARN",
     }
 )
+# Platform values the deploy stage finds out itself (pipeline/deploy.yml), not the project's.
+LOOKED_UP_AT_DEPLOY = frozenset({"MES_KAFKA_BOOTSTRAP_SERVERS"})
+# The cloud cluster's own settings (EKS Auto Mode's network policy controller), relative to the
+# repository root; the deploy stage applies them before the overlay.
+CLUSTER_KUSTOMIZATION = "services/k8s/cluster"
+# GetBootstrapBrokers has no resource type in the Service Authorization Reference (Amazon
+# Managed Streaming for Apache Kafka: "Grants permission to get connection details for the
+# brokers in an MSK cluster", Read, no resource types), so only "Resource": "*" grants it.
+GET_BOOTSTRAP_BROKERS = "kafka:GetBootstrapBrokers"
 # The pods' database host and port where no PGHOST is (the edge site's own PostgreSQL):
 # deploy_overlay.py --database-host/--database-port.
 DATABASE_VARIABLES = frozenset({"DATABASE_HOST", "DATABASE_PORT"})
@@ -114,6 +125,8 @@ def check_platform_environment(values: Mapping[str, str]) -> None:
     """The pods' values: MES_* (and the database's host and port), plaintext, so nothing
     secret, and no variable of the buildspec's own."""
     for name in values:
+        if name in LOOKED_UP_AT_DEPLOY:
+            raise ValueError(f"{name}: the deploy stage looks it up, the project does not set it")
         mes = name.startswith("MES_") and name not in RESERVED_VARIABLES
         if not (mes or name in DATABASE_VARIABLES):
             raise ValueError(f"{name}: the platform environment holds MES_* variables only")
@@ -142,6 +155,9 @@ class DeliveryPipeline(Construct):
     ``SOURCE_OBJECT_KEY`` to it), ``build_project``, ``approval_topic``, ``deploy_project``,
     ``deploy_security_group`` (both deploy projects'), ``access_entry`` (the cloud cluster's),
     ``edge_deploy_project`` (with an edge cluster).
+
+    ``kafka_cluster_arn``: the MSK Serverless cluster's ARN, given exactly when
+    containers.service_bus is msk; the deploy stages read its bootstrap brokers for the pods.
     """
 
     def __init__(
@@ -167,10 +183,18 @@ class DeliveryPipeline(Construct):
         master_secret_grant: Callable[[iam.IGrantable], object] | None = None,
         certificate_arn: str | None = None,
         plant_config: str | None = None,
+        kafka_cluster_arn: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         if (edge_cluster_name is None) != (edge_platform_environment is None):
             raise ValueError("edge_cluster_name and edge_platform_environment go together")
+        msk = plant.containers.service_bus is ServiceBus.MSK
+        if msk != (kafka_cluster_arn is not None):
+            raise ValueError(
+                "kafka_cluster_arn is given exactly when containers.service_bus is msk (it is "
+                f"{plant.containers.service_bus.value})"
+            )
+        kafka = {"KAFKA_CLUSTER_ARN": kafka_cluster_arn} if kafka_cluster_arn else {}
         check_platform_environment(platform_environment)
         check_platform_environment(edge_platform_environment or {})
         self._data_key = data_key
@@ -274,6 +298,8 @@ class DeliveryPipeline(Construct):
             "VPC_CIDR": vpc.vpc_cidr_block,
             "PGHOST": database_endpoint,
             "PGPORT": database_port,
+            "CLUSTER_KUSTOMIZATION": CLUSTER_KUSTOMIZATION,
+            **kafka,
         }
         if certificate_arn is not None:
             cloud_environment["CERTIFICATE_ARN"] = certificate_arn
@@ -302,6 +328,8 @@ class DeliveryPipeline(Construct):
         # this role's policy, where the secret's grant_read would edit the key's policy.
         (master_secret_grant or master_secret.grant_read)(self.deploy_project)
         self._describe_cluster(self.deploy_project, cluster.cluster_name)
+        if kafka:
+            self._read_bootstrap_brokers(self.deploy_project)
         self.access_entry = eks.AccessEntry(
             self,
             "DeployAccess",
@@ -353,11 +381,15 @@ class DeliveryPipeline(Construct):
                     "KUBECTL_VERSION": f"{edge_version}.0",
                     "SERVICE_IMAGES": images,
                     "PLANT_CONFIG": config_path,
+                    # The Outpost is in the VPC: its pods sync over the same MSK cluster.
+                    **kafka,
                 },
                 vpc=vpc,
                 timeout=Duration.minutes(30),
             )
             self._describe_cluster(self.edge_deploy_project, edge_cluster_name)
+            if kafka:
+                self._read_bootstrap_brokers(self.edge_deploy_project)
             deploy_actions.append(
                 actions.CodeBuildAction(
                     action_name="DeployEdge",
@@ -552,6 +584,13 @@ class DeliveryPipeline(Construct):
             )
         )
 
+    def _read_bootstrap_brokers(self, project: codebuild.PipelineProject) -> None:
+        """``aws kafka get-bootstrap-brokers`` (pipeline/deploy.yml): on "*", the only resource
+        the action takes (GET_BOOTSTRAP_BROKERS)."""
+        project.add_to_role_policy(
+            iam.PolicyStatement(actions=[GET_BOOTSTRAP_BROKERS], resources=["*"])
+        )
+
     def _grant_record_upsert(
         self, project: codebuild.PipelineProject, domain: DomainSettings
     ) -> None:
@@ -601,9 +640,11 @@ class DeliveryPipeline(Construct):
             "Action::kms:GenerateDataKey*": KMS_REASON,
             "Action::kms:ReEncrypt*": KMS_REASON,
             "Resource::*": (
-                "ecr:GetAuthorizationToken (build) and the network-interface describes and "
-                "creates of a CodeBuild project in a VPC (deploy) support no resource-level "
-                "permissions (Service Authorization Reference: Amazon ECR, Amazon EC2)."
+                "ecr:GetAuthorizationToken (build), the network-interface describes and "
+                "creates of a CodeBuild project in a VPC (deploy) and kafka:GetBootstrapBrokers "
+                "(deploy, MSK service bus: read-only broker endpoints) support no resource-level "
+                "permissions (Service Authorization Reference: Amazon ECR, Amazon EC2, Amazon "
+                "Managed Streaming for Apache Kafka)."
             ),
             f"Resource::{_nag_resource(self.deploy_project, self._network_interfaces())}": (
                 "CodeBuild in the VPC creates a network interface per build, whose id is not "

@@ -33,6 +33,10 @@ CERTIFICATE = (
     "arn:aws:acm:eu-central-1:123456789012:certificate/0123abcd-4567-89ef-0123-456789abcdef"
 )
 PIPELINE = Path(__file__).resolve().parents[2] / "pipeline"
+KAFKA_CLUSTER_ARN = (
+    "arn:aws:kafka:eu-central-1:123456789012:cluster/MesDemo-sync/"
+    "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d-s1"
+)
 
 
 def _plants(demo_plant: Plant) -> dict[str, Plant]:
@@ -113,6 +117,8 @@ def synthesized(demo_plant, tmp_path_factory):
             edge_cluster_name=EDGE_CLUSTER_NAME if outposts else None,
             edge_platform_environment=EDGE_ENVIRONMENT if outposts else None,
             certificate_arn=CERTIFICATE if plant.containers.domain else None,
+            # with_containers' plant (Full) has the MSK service bus, the S3 source one HTTPS
+            kafka_cluster_arn=KAFKA_CLUSTER_ARN if outposts else None,
         )
     add_compliance_gates(app)
     assembly = app.synth()
@@ -470,11 +476,71 @@ def test_on_outposts_the_edge_overlay_deploys_after_the_cloud(assembly, template
     assert describe["Resource"].endswith(f":cluster/{EDGE_CLUSTER_NAME}")
 
 
+def test_the_cloud_deploy_applies_the_clusters_own_settings_and_the_edge_does_not(template):
+    from stacks.constructs.delivery_pipeline import CLUSTER_KUSTOMIZATION
+
+    cloud = variables(project(template, "Deploy"))
+    assert cloud["CLUSTER_KUSTOMIZATION"]["Value"] == CLUSTER_KUSTOMIZATION
+    # a kustomization of the repository, relative to its root as the buildspec runs there
+    assert (PIPELINE.parent / CLUSTER_KUSTOMIZATION / "kustomization.yaml").is_file()
+    if template.stack_name == "Full":
+        assert "CLUSTER_KUSTOMIZATION" not in variables(project(template, "DeployEdge"))
+
+
+def test_with_msk_both_deploys_read_the_bootstrap_brokers_of_the_cluster(assembly, template):
+    deploys = ["Deploy", "DeployEdge"] if template.stack_name == "Full" else ["Deploy"]
+    for name in deploys:
+        properties = project(template, name)
+        found = variables(properties)
+        statements = role_statements(assembly, template, properties["ServiceRole"])
+        kafka = [s for s in statements if "kafka" in json.dumps(s["Action"])]
+        if template.stack_name == "S3Source":  # the HTTPS service bus
+            assert kafka == [] and "KAFKA_CLUSTER_ARN" not in found
+            continue
+        assert found["KAFKA_CLUSTER_ARN"] == {
+            "Name": "KAFKA_CLUSTER_ARN",
+            "Type": "PLAINTEXT",
+            "Value": KAFKA_CLUSTER_ARN,
+        }
+        # No resource type in the Service Authorization Reference: "*" is all that grants it,
+        # and the statement holds nothing else.
+        assert kafka == [
+            {"Action": "kafka:GetBootstrapBrokers", "Effect": "Allow", "Resource": "*"}
+        ]
+
+
+def test_kafka_cluster_arn_must_match_the_service_bus(demo_plant):
+    import aws_cdk as cdk
+
+    from stacks.constructs.delivery_pipeline import DeliveryPipeline
+
+    plants = _plants(demo_plant)
+    for plant, arn in ((plants["S3Source"], KAFKA_CLUSTER_ARN), (plants["Full"], None)):
+        stack = cdk.Stack(cdk.App(), "Pipeline")
+        with pytest.raises(ValueError, match="kafka_cluster_arn is given exactly when"):
+            DeliveryPipeline(
+                stack, "Delivery", plant=plant, kafka_cluster_arn=arn,
+                **dict.fromkeys(UNUSED_BEFORE_THE_CHECK),
+            )  # fmt: skip
+
+
+UNUSED_BEFORE_THE_CHECK = (
+    "vpc", "cluster", "repositories", "database_endpoint", "database_port", "master_secret",
+    "database_security_group", "platform_environment", "data_key", "logs_key", "access_logs",
+)  # fmt: skip
+
+
 def test_platform_values_are_plaintext_mes_variables_only():
     from stacks.constructs.delivery_pipeline import check_platform_environment
 
     check_platform_environment({"MES_EVENT_BUS_NAME": "bus", "DATABASE_HOST": "db.site"})
-    for name in ("MES_DATABASE_PASSWORD", "PGHOST", "CLUSTER_NAME", "AWS_SECRET_ACCESS_KEY"):
+    for name in (
+        "MES_DATABASE_PASSWORD",
+        "PGHOST",
+        "CLUSTER_NAME",
+        "AWS_SECRET_ACCESS_KEY",
+        "MES_KAFKA_BOOTSTRAP_SERVERS",  # looked up by the deploy stage
+    ):
         with pytest.raises(ValueError, match=name):
             check_platform_environment({name: "x"})
 
