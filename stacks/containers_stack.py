@@ -63,6 +63,7 @@ class ContainersStack(Stack):
         self._keys = (data_key, logs_key)
         self._event_bus = event_bus
         self._enterprise_tables = enterprise_tables
+        self._kafka_cluster_arn = kafka_cluster_arn
         msk = plant.containers.service_bus is ServiceBus.MSK
         if msk != (kafka_cluster_arn is not None) or msk != (
             kafka_client_security_group is not None
@@ -193,6 +194,7 @@ class ContainersStack(Stack):
                 edge_cluster_name(plant.deployment.stack_prefix) if edge_environment else None
             ),
             edge_platform_environment=edge_environment,
+            kafka_cluster_arn=self._kafka_cluster_arn,
         )
         self.services_cluster.admit_api_clients("PipelineDeploy", pipeline.deploy_security_group)
         return pipeline
