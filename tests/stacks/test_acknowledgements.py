@@ -31,6 +31,17 @@ IAM_FINDING_RULES = ("AwsSolutions-IAM4", "AwsSolutions-IAM5")
 IAM_IDENTITIES = ("AWS::IAM::Role", "AWS::IAM::User", "AWS::IAM::Group")
 IAM_POLICIES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
 DEFAULT_CHILDREN = ("", "/Resource", "/Default")  # where an L2 keeps its resource (CDK's ids)
+# Acknowledgements aws-cdk-lib makes itself, by their reason: ec2.Vpc's of W3010 on its stack
+# (subnets in literal AZs), ec2.FlowLog's of F3002/F3003 on the L2 (DestinationOptions' case).
+# Not the app's to place; the containers platform's network has both.
+CDK_OWN_REASONS = frozenset(
+    {
+        "Literal AZs in template are the result of accessing stack.availabilityZones, this is "
+        "expected and safe",
+        "AWS::EC2::FlowLog DestinationOptions accepts properties in camelCase, even they are "
+        "listed as PascalCase in the spec",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -70,7 +81,9 @@ def _load(directory: Path) -> App:
                 if entry["type"] != ACKNOWLEDGED:
                     continue
                 found = [path + c for c in DEFAULT_CHILDREN if path + c in resources]
-                for stored_id in entry["data"]:
+                for stored_id, reason in entry["data"].items():
+                    if reason in CDK_OWN_REASONS:
+                        continue
                     # "AwsSolutions::AwsSolutions-S1"; ids holding "::" CDK files as
                     # "Annotation::"; other plugins' ids are kept whole (e.g.
                     # CloudFormation-Validate::W3697).

@@ -403,6 +403,11 @@ IDLE_IN_A_BUNDLE = frozenset(
         "kinesis:ListStreams",
         "dynamodb:GetRecords",
         "dynamodb:GetShardIterator",
+        # CodeStarConnectionsSourceAction grants it on any connection ARN; one made since the
+        # rename is arn:...:codeconnections:..., which needs codeconnections:UseConnection
+        # ("the service prefix needs to match that of the resource",
+        # https://docs.aws.amazon.com/dtconsole/latest/userguide/rename.html).
+        "codestar-connections:UseConnection",
     }
 )
 
