@@ -10,8 +10,9 @@ What the composing stack wires besides the arguments:
 - each cluster's private endpoint admits ``deploy_security_group`` on 443 (the cluster
   security group's rule, made by the cluster's owner: ServicesCluster.admit_api_clients,
   OutpostsCluster.admit_api_clients);
-- ``edge_deploy_project.role`` is an admin of the edge site's local cluster (the cloud
-  cluster's access entry is made here);
+- ``edge_deploy_project.role`` is mapped into the edge site's local cluster's aws-auth once
+  after its first deploy (local clusters take no access entries: README, "The edge site on AWS
+  Outposts"); the cloud cluster's access entry is made here;
 - ``deploy_project`` and ``edge_deploy_project`` run in the VPC's private subnets, which reach
   ECR, STS, EKS, Route 53 and (MSK service bus) the MSK API through NAT or VPC endpoints, and
   dl.k8s.io and the RDS trust store (kubectl and the RDS CA bundle) through NAT.

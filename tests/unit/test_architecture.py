@@ -74,7 +74,9 @@ BLOCKER = textwrap.dedent(
 
 
 def every_capability_on(tmp_path):
-    """The demo plant with each optional part turned on, written as a plant config file."""
+    """The demo plant with each optional part turned on, written as a plant config file inside
+    the repository (build/, ignored by git): the delivery pipeline deploys the config the stacks
+    were made from out of the source tree, and refuses one outside it."""
     document = yaml.safe_load(DEMO_PLANT.read_text())
     document["kpi"]["sitewise_monitor"] = {
         "enabled": True,
@@ -85,7 +87,8 @@ def every_capability_on(tmp_path):
     with_containers(document)
     document["erp_plm"]["export_files"] = True
     assert document["erp_plm"]["erp"] and document["erp_plm"]["plm"]
-    path = tmp_path / "every-capability.yaml"
+    path = PROJECT_ROOT / "build" / f"every-capability-{tmp_path.name}.yaml"
+    path.parent.mkdir(exist_ok=True)
     path.write_text(yaml.safe_dump(document))
     return path
 
@@ -100,14 +103,18 @@ def test_the_whole_app_synthesizes_without_any_runtime_module(plant, tmp_path):
         "CDK_OUTDIR": str(tmp_path / "cdk.out"),
     }
     script = BLOCKER.format(forbidden=FORBIDDEN_ROOTS)
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        if config != DEMO_PLANT:
+            config.unlink()
     assert result.returncode == 0, result.stderr[-4000:]
     assert list((tmp_path / "cdk.out").glob("*.template.json")), "app.py wrote no templates"
 
