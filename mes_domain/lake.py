@@ -290,6 +290,12 @@ KPI_SCOPE = (
     Column("end_ms", "bigint"),
     Column("computed_at_ms", "bigint"),
 )
+# The quality-results consumer puts every inspection result it receives on the platform bus as
+# these events (their detail is the row, the station from the topic); the DataLake stack's rule
+# delivers them to the inspection_results table. Not "mes.quality": the enterprise rules, which
+# send that source's events to ERP and PLM, must not see them.
+INSPECTION_EVENT_SOURCE = "mes.inspection"
+INSPECTION_EVENT_DETAIL_TYPE = "InspectionResult"
 # The KPI calculator puts each closed window's rows on the platform bus as these events (their
 # detail is the row); a rule of the DataLake stack delivers them to this table's stream.
 KPI_EVENT_SOURCE = "mes.kpi"
@@ -376,6 +382,8 @@ def workgroup_name(stack_prefix: str) -> str:
 __all__ = [
     "DT",
     "DT_FORMAT",
+    "INSPECTION_EVENT_DETAIL_TYPE",
+    "INSPECTION_EVENT_SOURCE",
     "KPI_EVENT_DETAIL_TYPE",
     "KPI_EVENT_SOURCE",
     "PARTITION_KEYS",

@@ -9,6 +9,9 @@ failure between the two loses no report (a consumer may see one twice, with the 
 The part count of a counted result goes to the KPI engine's events table and to the station's
 SiteWise count alias at the result's timestamp. Both keep one value per time, so sending the
 stored result's count again after a redelivery is idempotent: nothing is lost or doubled.
+
+Every result received also goes to the bus as a data lake row (``mes_domain.lake``), at least
+once: a redelivery sends it again, and the lake's queries keep one row per part and time.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from botocore.exceptions import ClientError
 from lambdas.common.aws import client
 from lambdas.common.timestream import TimestreamRecordWriter, event_record
 from lambdas.quality_results.results import StationResult, window_start_ms
+from mes_domain import lake
 from mes_domain.contracts import InspectionResult, Verdict
 from mes_domain.enterprise import NonConformanceReport
 from mes_domain.sitewise import BAD_COUNT, GOOD_COUNT, property_alias
@@ -178,6 +182,30 @@ def publish_nonconformance(event_bus_name: str, report: NonConformanceReport) ->
         entry = response["Entries"][0]
         raise PublishFailed(
             f"{report.ncr_id}: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}"
+        )
+
+
+def publish_inspection(event_bus_name: str, item: StationResult) -> None:
+    """The result as a row of the lake's inspection_results table, with its topic's station."""
+    topic = item.topic
+    row = lake.station_row(
+        lake.INSPECTION_RESULTS, item.result, topic.site, topic.line, topic.station
+    )
+    response = client("events").put_events(
+        Entries=[
+            {
+                "Source": lake.INSPECTION_EVENT_SOURCE,
+                "DetailType": lake.INSPECTION_EVENT_DETAIL_TYPE,
+                "Detail": json.dumps(row, separators=(",", ":")),
+                "EventBusName": event_bus_name,
+            }
+        ]
+    )
+    if response.get("FailedEntryCount"):
+        entry = response["Entries"][0]
+        raise PublishFailed(
+            f"{item.station_key} {item.result.part_id}: "
+            f"{entry.get('ErrorCode')} {entry.get('ErrorMessage')}"
         )
 
 

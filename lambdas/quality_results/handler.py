@@ -18,7 +18,12 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from lambdas.quality_results.adapters import CountSinks, QualityStore, publish_nonconformance
+from lambdas.quality_results.adapters import (
+    CountSinks,
+    QualityStore,
+    publish_inspection,
+    publish_nonconformance,
+)
 from lambdas.quality_results.results import ncr_id, nonconformance, parse_message
 from lambdas.quality_results.settings import Settings
 from mes_domain.contracts import Verdict
@@ -46,6 +51,9 @@ def counts() -> CountSinks:
 def handle(record: SQSRecord) -> str:
     now_ms = int(time.time() * 1000)
     item = parse_message(record.body, now_ms=now_ms)
+    # First, so a failure leaves nothing done: the redelivery does it all (the lake may get the
+    # row twice, never none).
+    publish_inspection(settings().event_bus_name, item)
     defect = item.result.verdict is Verdict.DEFECT
     report = nonconformance(item, issued_at_ms=now_ms) if defect else None
     counted = item

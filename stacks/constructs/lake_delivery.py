@@ -10,11 +10,13 @@ its Glue table and writing ``<table>/site=<site>/dt=<YYYY-MM-DD>/`` in the curat
   stay under the five reads per second a shard allows, and share its 2 MB/s of reads, so the
   stream carries at most about 0.5 MB/s per shard before its readers lag (Kinesis Data Streams
   quotas, docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
-- non-conformances, confirmations, order status changes, KPI results: Direct PUT from
-  EventBridge rules on the platform bus (``mes_domain.enterprise.OUTBOUND_EVENTS``; the KPI
-  calculator puts each closed window's rows as ``mes.kpi`` events), the event's detail only.
-- inspection results, ERP orders: Direct PUT streams for their producers to put rows to
-  (``mes_domain.lake`` row builders); no producer does yet.
+- non-conformances, confirmations, order status changes, inspection results, KPI results:
+  Direct PUT from EventBridge rules on the platform bus (``OUTBOUND_EVENTS`` of
+  ``mes_domain.enterprise``; the quality-results consumer puts every result as
+  ``mes.inspection`` and the KPI calculator each closed window's rows as ``mes.kpi`` events),
+  the event's detail only.
+- ERP production orders: a Direct PUT stream for a producer to put rows to
+  (``mes_domain.lake.document_row``); none does yet.
 Inline jq extracts the Direct PUT streams' partition keys.
 
 Buffering: format conversion needs a buffer of at least 64 MiB (Firehose developer guide,
@@ -58,11 +60,16 @@ EVENT_TABLES = {
     lake.NONCONFORMANCES.name: OUTBOUND_EVENTS[NonConformanceReport],
     lake.PRODUCTION_CONFIRMATIONS.name: OUTBOUND_EVENTS[ProductionConfirmation],
     lake.ORDER_STATUS_CHANGES.name: OUTBOUND_EVENTS[OrderStatusChanged],
+    # Every result the quality-results consumer receives (lambdas/quality_results).
+    lake.INSPECTION_RESULTS.name: (
+        lake.INSPECTION_EVENT_SOURCE,
+        lake.INSPECTION_EVENT_DETAIL_TYPE,
+    ),
     # The KPI calculator's closed windows (lambdas/kpi_calculator, lake_row).
     lake.KPI_RESULTS.name: (lake.KPI_EVENT_SOURCE, lake.KPI_EVENT_DETAIL_TYPE),
 }
 # Tables whose producers put rows straight to their stream.
-DIRECT_TABLES = (lake.INSPECTION_RESULTS.name, lake.PRODUCTION_ORDERS.name)
+DIRECT_TABLES = (lake.PRODUCTION_ORDERS.name,)
 
 # EventBridge's default and maximum (with 24 hours); then the event goes to the rule's DLQ.
 EVENT_RETRY_ATTEMPTS = 185

@@ -137,7 +137,13 @@ def test_the_jq_partition_query_gives_a_rows_site_and_utc_day(name, tmp_path):
 def test_platform_events_reach_their_tables_as_their_detail(resources):
     rules = of_type(resources, "AWS::Events::Rule").values()
     by_type = {r["Properties"]["EventPattern"]["detail-type"][0]: r["Properties"] for r in rules}
-    assert set(EVENT_TABLES) >= {"nonconformances", "production_confirmations", "kpi_results"}
+    assert set(EVENT_TABLES) == {
+        "nonconformances",
+        "production_confirmations",
+        "order_status_changes",
+        "inspection_results",
+        "kpi_results",
+    }
     for source, detail_type in EVENT_TABLES.values():
         rule = by_type[detail_type]
         assert rule["EventPattern"]["source"] == [str(source)]
