@@ -11,10 +11,13 @@
    same rows.
 2. One day of the demo plant's telemetry (its tags at their configured sampling: OPC UA
    sampling intervals, Modbus poll intervals, MQTT once per cycle, others once a second) as
-   Parquet with the lake's telemetry schema, one file per Firehose buffer interval (300 s,
-   Snappy), against the newline JSON of the TelemetryBatch messages (one per station and
-   second) that the raw zone backs up; the table adds gzip (how raw lands) and one compacted
-   Parquet file for the day.
+   Parquet with the lake's telemetry schema, one file per Firehose buffer interval (300 s),
+   written as the stack configures Firehose's ParquetSerDe (``lake.PARQUET_COMPRESSION``,
+   dictionary encoding where parquet-mr keeps it: ``tests.lake.lake_files.write_parquet``),
+   against the newline JSON of the TelemetryBatch messages (one per station and second) that
+   the raw zone backs up; the table adds the same files with Snappy (the SerDe's default
+   codec), gzip JSON (how raw lands) and one compacted Parquet file for the day. A number is
+   in ``value_number`` only, not also as ``value`` text (``lake.reading_text``).
 
     .venv/bin/python benchmarks/datalake.py [--sites 3] [--days 14] [--hours 24] [--quick]
 
@@ -48,7 +51,13 @@ from stacks.datalake_queries import render, sql_file  # noqa: E402
 from stacks.plant_config import load_plant  # noqa: E402
 from tests.conftest import DEMO_PLANT  # noqa: E402
 from tests.lake.duckdb_lake import DATABASE, connect, to_duckdb  # noqa: E402
-from tests.lake.lake_files import arrow_schema, partition_dir, telemetry_table  # noqa: E402
+from tests.lake.lake_files import (  # noqa: E402
+    arrow_schema,
+    dictionary_columns,
+    partition_dir,
+    telemetry_table,
+    write_parquet,
+)
 from tests.lake.simulation import simulate_day, simulate_telemetry  # noqa: E402
 
 DAY_MS = 86_400_000
@@ -56,6 +65,7 @@ FIREHOSE_INTERVAL_MS = 300_000  # stacks/constructs/lake_delivery.py TELEMETRY_B
 BATCH_MS = 1000  # the demo lines' max_batch_delay_ms: a station's batch covers a second
 OEE_TABLES = (lake.STATE_CHANGES, lake.PART_COUNTS)
 MIB = 1024 * 1024
+PER_INTERVAL = f"Parquet, a file per 300 s, {lake.PARQUET_COMPRESSION}"
 
 
 # --- 1. partition pruning -------------------------------------------------------------------
@@ -77,6 +87,7 @@ def oee_lake(root: Path, sites: int, days: int) -> tuple[list[str], str]:
         schema = arrow_schema(table)
         base = pa.table({c.name: [r.get(c.name) for r in rows] for c in table.columns}, schema)
         ts = base[table.time_column].to_numpy()
+        dictionary = dictionary_columns(base)
         for offset in range(days):
             moved = base.set_column(
                 schema.get_field_index(table.time_column),
@@ -87,7 +98,7 @@ def oee_lake(root: Path, sites: int, days: int) -> tuple[list[str], str]:
             for site in site_ids:
                 directory = partition_dir(root, table, site, dt)
                 directory.mkdir(parents=True, exist_ok=True)
-                pq.write_table(moved, directory / "part-0000.parquet", compression="snappy")
+                write_parquet(directory / "part-0000.parquet", moved, dictionary)
     # A working day near the middle, so the shift's lookback and lookahead days hold data.
     candidates = sorted(range(days), key=lambda k: (abs(k - days // 2), -k))
     offset = next(k for k in candidates if (day.day + timedelta(days=k)).weekday() < 5)
@@ -236,15 +247,17 @@ def measure_formats(root: Path, hours: int) -> dict[str, float]:
     windows = (ts - start) // FIREHOSE_INTERVAL_MS
     directory = partition_dir(root, lake.TELEMETRY, site.id, lake.day_of(start))
     directory.mkdir(parents=True)
-    interval_bytes = 0
+    interval_bytes = snappy_bytes = 0
     bounds = np.flatnonzero(np.diff(windows)) + 1
     for k, (begin, end) in enumerate(zip([0, *bounds], [*bounds, len(ts)], strict=True)):
-        path = directory / f"window-{k:04d}.parquet"
-        pq.write_table(data.slice(begin, end - begin), path, compression="snappy")
-        interval_bytes += path.stat().st_size
+        window = data.slice(begin, end - begin)
+        dictionary = dictionary_columns(window)  # parquet-mr decides per file and column
+        interval_bytes += write_parquet(directory / f"window-{k:04d}.parquet", window, dictionary)
+        snappy = root / "snappy.parquet"
+        pq.write_table(window, snappy, compression="snappy", use_dictionary=dictionary)
+        snappy_bytes += snappy.stat().st_size
     tag_query = tag_query_bytes(root, site.id, lake.day_of(start))
-    compacted = root / "day.parquet"
-    pq.write_table(data, compacted, compression="snappy")
+    compacted = write_parquet(root / "day.parquet", data)
 
     json_bytes = gzip_bytes = batches = 0
     for text, count in raw_windows(columns, site.id, start, start + hours * 3_600_000):
@@ -257,8 +270,9 @@ def measure_formats(root: Path, hours: int) -> dict[str, float]:
         "readings": data.num_rows,
         "batches": batches,
         "parquet files": len(bounds) + 1,
-        "Parquet, a file per 300 s (Snappy)": interval_bytes / MIB,
-        "Parquet, one file (Snappy)": compacted.stat().st_size / MIB,
+        PER_INTERVAL: interval_bytes / MIB,
+        "Parquet, a file per 300 s, Snappy": snappy_bytes / MIB,
+        "Parquet, one file": compacted / MIB,
         "newline JSON": json_bytes / MIB,
         "newline JSON, gzip per 300 s": gzip_bytes / MIB,
         "hourly aggregates of one tag read": tag_query / MIB,
@@ -296,8 +310,9 @@ def main() -> None:
         f"{formats['batches']:,} batches, {formats['parquet files']} Parquet files"
     )
     for name in (
-        "Parquet, a file per 300 s (Snappy)",
-        "Parquet, one file (Snappy)",
+        PER_INTERVAL,
+        "Parquet, a file per 300 s, Snappy",
+        "Parquet, one file",
         "newline JSON",
         "newline JSON, gzip per 300 s",
         "hourly aggregates of one tag read",
@@ -312,7 +327,7 @@ def main() -> None:
     )
     figure(
         f"telemetry as Parquet, {args.hours} h of the demo plant (300 s files)",
-        formats["Parquet, a file per 300 s (Snappy)"],
+        formats[PER_INTERVAL],
         "MiB",
         "newline JSON of its TelemetryBatch messages",
         formats["newline JSON"],

@@ -60,6 +60,15 @@ PROJECTION_START_DAY = "2024-01-01"
 # NOW+1DAYS: a device clock may run up to 15 minutes ahead (contracts.MAX_FUTURE_SKEW_MS), so
 # a reading can belong to tomorrow's UTC day shortly before midnight.
 PROJECTION_END = "NOW+1DAYS"
+# How Firehose's ParquetSerDe writes the curated zone. Its codecs are UNCOMPRESSED, SNAPPY and
+# GZIP ("Use GZIP if the compression ratio is more important than speed", Firehose API
+# reference, ParquetSerDe; no ZSTD): GZIP, as Athena bills the bytes a query scans.
+# Dictionary encoding on: parquet-mr, the SerDe's writer, keeps a column's dictionary only
+# where it pays (dictionary and indices smaller than the plain values of the first page),
+# which the strings (line, station, tag, unit, quality) do. benchmarks/datalake.py writes the
+# same way.
+PARQUET_COMPRESSION = "GZIP"
+PARQUET_DICTIONARY = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,8 +237,9 @@ TELEMETRY = _table(
     "One row per Reading of a TelemetryBatch, with the batch's station and id.",
     (TelemetryBatch, Reading),
     "ts",
-    # value: the reading's JSON text; value_number: the same as a double when it is a number
-    # or a boolean (1/0), else null, so aggregates need no cast.
+    # value: the reading's text when it is not a number (a string as is, a boolean "true" or
+    # "false"), else null; value_number: a number or a boolean (1/0) as a double, else null.
+    # A number is in value_number only: as text too it was a third of the Parquet bytes.
     derived=(Column("value_number", "double"),),
     exclude=("readings",),
 )
@@ -300,6 +310,12 @@ INSPECTION_EVENT_DETAIL_TYPE = "InspectionResult"
 # detail is the row); a rule of the DataLake stack delivers them to this table's stream.
 KPI_EVENT_SOURCE = "mes.kpi"
 KPI_EVENT_DETAIL_TYPE = "KpiResult"
+# The ERP/PLM router puts each production order it stores for the first time (a new order, or a
+# newer revision) on the platform bus as these events (their detail is the row); a rule of the
+# DataLake stack delivers them to the production_orders table. A source of its own: the
+# enterprise rules (mes.enterprise, mes.quality) send events to ERP and must not echo orders.
+PRODUCTION_ORDER_EVENT_SOURCE = "mes.erp"
+PRODUCTION_ORDER_EVENT_DETAIL_TYPE = "ProductionOrder"
 KPI_RESULTS = _table(
     "kpi_results",
     "KPI results of the KPI calculator per station, line and site, window or shift.",
@@ -328,12 +344,20 @@ def day_of(epoch_ms: int) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime(DT_STRFTIME)
 
 
-def reading_text(value: bool | int | float | str) -> str:
-    """A reading's value as the ``value`` column holds it: its JSON text, strings unquoted."""
-    return value if isinstance(value, str) else json.dumps(value)
+def reading_text(value: bool | int | float | str) -> str | None:
+    """A reading's value as the ``value`` column holds it: a string as is, a boolean as its
+    JSON text (``true``/``false``), a number not at all (``value_number`` holds it). With
+    ``value_number`` the reading stays whole: text and number is a boolean, text alone a
+    string, a number alone a number (an integer as a double: exact up to 2**53)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return json.dumps(value)
+    return None
 
 
 def reading_number(value: bool | int | float | str) -> float | None:
+    """A reading's value as the ``value_number`` column holds it: numbers and booleans (1/0)."""
     if isinstance(value, str):
         return None
     return float(value)
@@ -386,7 +410,11 @@ __all__ = [
     "INSPECTION_EVENT_SOURCE",
     "KPI_EVENT_DETAIL_TYPE",
     "KPI_EVENT_SOURCE",
+    "PARQUET_COMPRESSION",
+    "PARQUET_DICTIONARY",
     "PARTITION_KEYS",
+    "PRODUCTION_ORDER_EVENT_DETAIL_TYPE",
+    "PRODUCTION_ORDER_EVENT_SOURCE",
     "SITE",
     "TABLES",
     "TABLES_BY_NAME",
@@ -397,6 +425,7 @@ __all__ = [
     "day_of",
     "document_row",
     "glue_type",
+    "reading_number",
     "reading_text",
     "station_row",
     "telemetry_rows",

@@ -9,7 +9,6 @@ own it; the table definitions hold no data, and the data is encrypted in S3 with
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import jsii
@@ -21,7 +20,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct, IConstruct, IValidation
 
 from mes_domain import lake
-from stacks.compliance import acknowledge
+from stacks.compliance import acknowledge, nag_resource
 
 PARQUET_INPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
 PARQUET_OUTPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
@@ -29,22 +28,6 @@ PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
 # Once a day, after the night's ERP exports (UTC).
 CRAWLER_SCHEDULE = "cron(30 3 * * ? *)"
 LANDING_TABLE_PREFIX = "landing_"
-
-
-def nag_resource(reference: object) -> str:
-    """A policy resource as cdk-nag's IAM5 findings name it (its flattenCfnReference)."""
-    if isinstance(reference, str):
-        return reference.replace("${", "<").replace("}", ">")
-    if isinstance(reference, dict):
-        if "Fn::Join" in reference:
-            separator, items = reference["Fn::Join"]
-            return separator.join(nag_resource(item) for item in items)
-        if "Fn::GetAtt" in reference:
-            logical_id, attribute = reference["Fn::GetAtt"]
-            return f"<{logical_id}.{attribute}>"
-        if "Ref" in reference:
-            return f"<{reference['Ref']}>"
-    return json.dumps(reference, separators=(",", ":"))  # its fallback, JSON.stringify
 
 
 @jsii.implements(IValidation)
@@ -83,7 +66,7 @@ def table_input(table: lake.LakeTable, bucket_name: str, site_ids: Sequence[str]
                 "serializationLibrary": PARQUET_SERDE,
                 "parameters": {"serialization.format": "1"},
             },
-            "compressed": False,  # Parquet compresses its pages itself (Snappy)
+            "compressed": False,  # Parquet compresses its pages itself (GZIP)
             "storedAsSubDirectories": False,
         },
     }

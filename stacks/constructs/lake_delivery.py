@@ -284,7 +284,7 @@ class LakeDelivery(Construct):
             "prefix": prefix,
             "errorOutputPrefix": error_prefix(table.name),
             "bufferingHints": _buffer(buffer),
-            # Parquet compresses its pages (Snappy below); S3 compression must stay off.
+            # Parquet compresses its pages (lake.PARQUET_COMPRESSION); S3's must stay off.
             "compressionFormat": "UNCOMPRESSED",
             "encryptionConfiguration": encryption,
             "cloudWatchLoggingOptions": self._logging(table.name, "Destination"),
@@ -297,7 +297,12 @@ class LakeDelivery(Construct):
                 "enabled": True,
                 "inputFormatConfiguration": {"deserializer": {"openXJsonSerDe": {}}},
                 "outputFormatConfiguration": {
-                    "serializer": {"parquetSerDe": {"compression": "SNAPPY"}}
+                    "serializer": {
+                        "parquetSerDe": {
+                            "compression": lake.PARQUET_COMPRESSION,
+                            "enableDictionaryCompression": lake.PARQUET_DICTIONARY,
+                        }
+                    }
                 },
                 "schemaConfiguration": {
                     "catalogId": stack.account,

@@ -5,7 +5,10 @@
 -- 'body-line-1', 'press-01', 'ram_force'.
 --
 -- A reading delivered twice counts once. The statistics are of value_number (numbers, and
--- booleans as 1 and 0); a string tag has counts and its last value only. Hours are UTC hours.
+-- booleans as 1 and 0); a string tag has counts and its last text only. The last reading of
+-- the hour is in last_number (a number, or a boolean as 1 or 0) and last_text (a string, or a
+-- boolean as true or false; null for a number: the lake keeps a number once); a tag's
+-- readings are of its one data type. Hours are UTC hours.
 WITH
 readings AS (
     SELECT DISTINCT ts, value, value_number, quality
@@ -30,7 +33,8 @@ SELECT
     max(value_number) AS max_value,
     avg(value_number) AS mean_value,
     stddev_samp(value_number) AS stddev_value,
-    max_by(value, ts) AS last_value
+    max_by(value_number, ts) AS last_number,
+    max_by(value, ts) AS last_text
 FROM hourly
 GROUP BY hour_start_ms
 ORDER BY hour_start_ms

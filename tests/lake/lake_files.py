@@ -82,10 +82,49 @@ def write_rows(root: Path, table: lake.LakeTable, rows: Iterable[Mapping]) -> li
     return written
 
 
+# parquet-mr's default page size (Firehose's ParquetSerDe PageSizeBytes: "the default is 1 MiB").
+PAGE_BYTES = 1024 * 1024
+
+
+def dictionary_columns(data: pa.Table) -> list[str]:
+    """The columns parquet-mr keeps dictionary-encoded when dictionaries are on: it encodes a
+    column's first page both ways and keeps the dictionary only if dictionary and indices are
+    smaller than the plain values (FallbackValuesWriter, isCompressionSatisfying). Decided here
+    on about a page of each column, uncompressed, as there."""
+    dictionary = []
+    for name in data.column_names:
+        column = data.select([name])
+        width = max(1, column.nbytes // max(1, column.num_rows))
+        sample = column.slice(0, max(1, PAGE_BYTES // width))
+        sizes = []
+        for use_dictionary in (True, False):
+            sink = pa.BufferOutputStream()
+            pq.write_table(sample, sink, compression="none", use_dictionary=use_dictionary)
+            sizes.append(sink.getvalue().size)
+        if sizes[0] < sizes[1]:
+            dictionary.append(name)
+    return dictionary if lake.PARQUET_DICTIONARY else []
+
+
+def write_parquet(path: Path, data: pa.Table, dictionary: list[str] | None = None) -> int:
+    """``data`` as Firehose's ParquetSerDe writes it (``lake.PARQUET_COMPRESSION``, dictionary
+    encoding where parquet-mr keeps it, V1 data pages: the SerDe's default writer version);
+    ``dictionary``: the columns to encode so, if already decided. Returns the file's bytes."""
+    pq.write_table(
+        data,
+        path,
+        compression=lake.PARQUET_COMPRESSION.lower(),
+        use_dictionary=dictionary_columns(data) if dictionary is None else dictionary,
+        data_page_size=PAGE_BYTES,
+        data_page_version="1.0",
+    )
+    return path.stat().st_size
+
+
 def _write(directory: Path, data: pa.Table, name: str = "part-0000.parquet") -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
-    pq.write_table(data, path, compression="snappy")
+    write_parquet(path, data)
     return path
 
 
@@ -108,11 +147,8 @@ def telemetry_table(columns: TelemetryColumns) -> tuple[pa.Table, np.ndarray]:
         elif kind is TagDataType.BOOLEAN:
             text = pc.if_else(pa.array(values), "true", "false")  # JSON text, as reading_text
             number = pa.array(values.astype(np.float64))
-        elif kind is TagDataType.INTEGER:
-            text = pc.cast(pa.array(values), pa.string())
-            number = pa.array(values.astype(np.float64))
-        else:
-            text = pa.array([lake.reading_text(float(v)) for v in values], pa.string())
+        else:  # a number: value_number only (lake.reading_text)
+            text = pa.nulls(n, pa.string())
             number = pa.array(values.astype(np.float64))
         constant = {
             "v": pa.array(np.ones(n, np.int64)),

@@ -262,17 +262,14 @@ def test_defects_by_station_and_kind_count_each_report_once(duck, simulated, dem
 # --- telemetry ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "station, tag", [("press-01", "ram_force"), ("assembly-01", "fixture_clamped")]
-)
-def test_hourly_tag_aggregates_equal_numpy(duck, simulated, demo_plant, station, tag):
+def tag_hours(duck, simulated, demo_plant, station, tag):
+    """The simulated readings of one tag (index, UTC hour of each) and the query's rows."""
     telemetry = simulated.telemetry
     i = next(
         k
         for k, (s, t) in enumerate(zip(telemetry.station, telemetry.tag, strict=True))
         if (s, t) == (station, tag)
     )
-    ts, values = telemetry.ts[i], telemetry.values[i].astype(np.float64)
     day = simulated.day.isoformat()
     rows = run(
         duck,
@@ -280,8 +277,24 @@ def test_hourly_tag_aggregates_equal_numpy(duck, simulated, demo_plant, station,
         demo_plant,
         ["berlin", day, day, telemetry.line[i], station, tag],
     )
-    hours = ts // 3_600_000
+    hours = telemetry.ts[i] // 3_600_000
     assert [r["hour_start_ms"] for r in rows] == [int(h) * 3_600_000 for h in np.unique(hours)]
+    return i, hours, rows
+
+
+@pytest.mark.parametrize(
+    "station, tag, kind",
+    [
+        ("press-01", "ram_force", float),
+        ("pack-01", "parts_per_box", int),
+        ("assembly-01", "fixture_clamped", bool),
+    ],
+)
+def test_hourly_tag_aggregates_equal_numpy(duck, simulated, demo_plant, station, tag, kind):
+    i, hours, rows = tag_hours(duck, simulated, demo_plant, station, tag)
+    readings = simulated.telemetry.values[i]
+    assert type(readings[0].item()) is kind
+    values = readings.astype(np.float64)
     for row in rows:
         members = hours == row["hour_start_ms"] // 3_600_000
         hour = values[members]
@@ -289,8 +302,24 @@ def test_hourly_tag_aggregates_equal_numpy(duck, simulated, demo_plant, station,
         assert (row["min_value"], row["max_value"]) == (hour.min(), hour.max())
         assert math.isclose(row["mean_value"], hour.mean(), rel_tol=1e-12)
         assert math.isclose(row["stddev_value"], hour.std(ddof=1), rel_tol=1e-9)
-        last = telemetry.values[i][members][-1]
-        assert row["last_value"] == lake.reading_text(last.item())
+        last = readings[members][-1].item()
+        # A number is kept once (value_number); a boolean has its text too.
+        assert (row["last_number"], row["last_text"]) == (
+            float(last),
+            "true" if last is True else "false" if last is False else None,
+        )
+
+
+def test_hourly_aggregates_of_a_string_tag_count_and_keep_its_last_text(
+    duck, simulated, demo_plant
+):
+    i, hours, rows = tag_hours(duck, simulated, demo_plant, "cnc-01", "program_number")
+    readings = simulated.telemetry.values[i]
+    for row in rows:
+        hour = readings[hours == row["hour_start_ms"] // 3_600_000]
+        assert row["readings"] == hour.size and row["numeric_readings"] == 0
+        assert row["mean_value"] is None and row["last_number"] is None
+        assert row["last_text"] == str(hour[-1])
 
 
 # --- genealogy ----------------------------------------------------------------------------------

@@ -55,7 +55,10 @@ def test_one_stream_per_lake_table_converting_json_to_parquet(resources, demo_pl
         assert conversion["Enabled"] is True
         assert conversion["InputFormatConfiguration"] == {"Deserializer": {"OpenXJsonSerDe": {}}}
         serializer = conversion["OutputFormatConfiguration"]["Serializer"]
-        assert serializer == {"ParquetSerDe": {"Compression": "SNAPPY"}}
+        # GZIP: the best ratio of the SerDe's codecs (UNCOMPRESSED, SNAPPY, GZIP).
+        assert serializer == {
+            "ParquetSerDe": {"Compression": "GZIP", "EnableDictionaryCompression": True}
+        }
         schema = conversion["SchemaConfiguration"]
         assert schema["DatabaseName"] == lake.database_name(demo_plant.deployment.stack_prefix)
         assert schema["VersionId"] == "LATEST"

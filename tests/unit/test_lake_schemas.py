@@ -175,7 +175,7 @@ def test_a_batch_becomes_one_row_per_reading_with_its_station_and_day() -> None:
     )
     rows = lake.telemetry_rows(batch)
     assert [(r["tag"], r["value"], r["value_number"]) for r in rows] == [
-        ("temp", "21.5", 21.5),
+        ("temp", None, 21.5),  # a number is not written twice
         ("running", "true", 1.0),
         ("recipe", "R-7", None),
     ]
@@ -184,6 +184,24 @@ def test_a_batch_becomes_one_row_per_reading_with_its_station_and_day() -> None:
         assert set(row) == columns | {"site", "dt"}
         assert (row["site"], row["station"], row["dt"]) == ("plant-a", "press-1", "2025-11-30")
     json.dumps(rows)  # Firehose's records are JSON
+
+
+def reading_of(text: str | None, number: float | None) -> bool | float | str:
+    """A reading's value back from its two columns, by the rule of lake.reading_text."""
+    if text is None:
+        assert number is not None, "a reading has a value"
+        return number
+    return json.loads(text) if number is not None else text
+
+
+@pytest.mark.parametrize("value", [21.5, -3, 0, 2**53, True, False, "R-7", "", "true", "1.5"])
+def test_value_and_value_number_together_keep_every_reading_whole(value) -> None:
+    text, number = lake.reading_text(value), lake.reading_number(value)
+    back = reading_of(text, number)
+    assert back == value and type(back) is (float if type(value) is int else type(value))
+    # Each reading's value is stored once but for a boolean (its text marks it as one).
+    assert (text is None) == (type(value) in (int, float))
+    assert (number is None) == isinstance(value, str)
 
 
 def test_station_and_document_rows_carry_every_column() -> None:
