@@ -7,6 +7,7 @@ each is granular: on one construct (never a whole stack or app), for one rule or
 
 from __future__ import annotations
 
+import json
 import re
 
 from aws_cdk import Acknowledgment, Stack, Stage, Validations
@@ -57,4 +58,25 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
     Validations.of(scope).acknowledge(Acknowledgment(id=plugin_rule_id, reason=reason))
 
 
-__all__ = ["AcknowledgementError", "acknowledge", "add_compliance_gates"]
+def nag_resource(reference: object) -> str:
+    """A resolved policy value as cdk-nag names it in IAM5 findings (its flattenCfnReference,
+    utils/flatten-cfn-reference.ts): intrinsics as <LogicalId> and <LogicalId.Attribute>."""
+    if isinstance(reference, str):
+        return reference.replace("${", "<").replace("}", ">")
+    if isinstance(reference, dict):
+        if "Fn::Join" in reference:
+            separator, items = reference["Fn::Join"]
+            return separator.join(nag_resource(item) for item in items)
+        if "Fn::Sub" in reference:
+            return nag_resource(reference["Fn::Sub"])
+        if "Fn::GetAtt" in reference:
+            logical_id, attribute = reference["Fn::GetAtt"]
+            return f"<{nag_resource(logical_id)}.{nag_resource(attribute)}>"
+        if "Fn::ImportValue" in reference:
+            return nag_resource(reference["Fn::ImportValue"])
+        if "Ref" in reference:
+            return f"<{nag_resource(reference['Ref'])}>"
+    return json.dumps(reference, separators=(",", ":"))  # its fallback, JSON.stringify
+
+
+__all__ = ["AcknowledgementError", "acknowledge", "add_compliance_gates", "nag_resource"]

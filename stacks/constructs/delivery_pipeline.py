@@ -20,7 +20,6 @@ What the composing stack wires besides the arguments:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -46,7 +45,7 @@ from constructs import Construct
 
 from mes_domain.containers import NAMESPACE, SERVICES, DomainSettings, ServiceBus, SourceProvider
 from mes_domain.plant import Plant
-from stacks.compliance import acknowledge
+from stacks.compliance import acknowledge, nag_resource
 from stacks.constructs.buckets import DataBucket
 from stacks.plant_config import DEFAULT_PLANT_CONFIG, PLANT_CONTEXT_KEY
 
@@ -696,30 +695,7 @@ KMS_REASON = (
 
 def _nag_resource(scope: Construct, value: str) -> str:
     """A resource as cdk-nag writes it in a finding."""
-    return _flatten(Stack.of(scope).resolve(value))
-
-
-def _flatten(reference) -> str:
-    """cdk-nag's flattenCfnReference (utils/flatten-cfn-reference.ts): how its IAM5 findings
-    name a resource, with intrinsics as <LogicalId> and <LogicalId.Attribute>."""
-    if reference is None:
-        return ""
-    if isinstance(reference, str):
-        return reference.replace("${", "<").replace("}", ">")
-    if isinstance(reference, dict):
-        if "Fn::Join" in reference:
-            delimiter, items = reference["Fn::Join"]
-            return delimiter.join(_flatten(item) for item in items)
-        if "Fn::Sub" in reference:
-            return _flatten(reference["Fn::Sub"])
-        if "Fn::GetAtt" in reference:
-            resource, attribute = reference["Fn::GetAtt"]
-            return f"<{_flatten(resource)}.{_flatten(attribute)}>"
-        if "Fn::ImportValue" in reference:
-            return _flatten(reference["Fn::ImportValue"])
-        if "Ref" in reference:
-            return f"<{_flatten(reference['Ref'])}>"
-    return json.dumps(reference, separators=(",", ":"))
+    return nag_resource(Stack.of(scope).resolve(value))
 
 
 def _wildcard_findings(policy: iam.Policy) -> set[str]:
@@ -731,7 +707,7 @@ def _wildcard_findings(policy: iam.Policy) -> set[str]:
             if "*" in action:
                 findings.add(f"Action::{action}")
         for resource in _as_list(statement.get("Resource")):
-            text = _flatten(resource)
+            text = nag_resource(resource)
             if "*" in text:
                 findings.add(f"Resource::{text}")
     return findings

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from stacks.compliance import nag_resource
 from tests.stacks.assembly import Assembly, as_list, statements
 
 ACKNOWLEDGED = "aws:cdk:acknowledged-rules"  # aws_cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
@@ -101,26 +102,6 @@ def app(request) -> App:
     return _load(Path(cloud_assembly.directory))
 
 
-def flatten(reference) -> str:
-    """A policy value as cdk-nag names it in findings (its ``flattenCfnReference``)."""
-    if isinstance(reference, str):
-        return reference.replace("${", "<").replace("}", ">")
-    if isinstance(reference, dict):
-        if "Fn::Join" in reference:
-            separator, items = reference["Fn::Join"]
-            return separator.join(flatten(item) for item in items)
-        if "Fn::Sub" in reference:
-            return flatten(reference["Fn::Sub"])
-        if "Fn::GetAtt" in reference:
-            logical_id, attribute = reference["Fn::GetAtt"]
-            return f"<{flatten(logical_id)}.{flatten(attribute)}>"
-        if "Fn::ImportValue" in reference:
-            return flatten(reference["Fn::ImportValue"])
-        if "Ref" in reference:
-            return f"<{flatten(reference['Ref'])}>"
-    return json.dumps(reference, separators=(",", ":"))  # its fallback, JSON.stringify
-
-
 def iam_findings(declaration: dict) -> set[str]:
     """The IAM4 and IAM5 findings cdk-nag reports on one resource."""
     kind, properties = declaration["Type"], declaration.get("Properties", {})
@@ -137,10 +118,10 @@ def iam_findings(declaration: dict) -> set[str]:
         for action in as_list(statement.get("Action", [])):
             if "*" in action:
                 found.add(f"AwsSolutions-IAM5[Action::{action}]")
-        for resource in map(flatten, as_list(statement.get("Resource", []))):
+        for resource in map(nag_resource, as_list(statement.get("Resource", []))):
             if "*" in resource:
                 found.add(f"AwsSolutions-IAM5[Resource::{resource}]")
-    for policy in map(flatten, properties.get("ManagedPolicyArns", [])):
+    for policy in map(nag_resource, properties.get("ManagedPolicyArns", [])):
         if kind in IAM_IDENTITIES and ":iam::aws:" in policy:
             found.add(f"AwsSolutions-IAM4[Policy::{policy}]")
     return found
