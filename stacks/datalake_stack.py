@@ -20,7 +20,7 @@ from mes_domain.plant import Plant
 from stacks.constructs.enterprise_storage import INBOUND_PREFIX
 from stacks.constructs.lake_athena import LakeAthena
 from stacks.constructs.lake_catalog import LakeCatalog
-from stacks.constructs.lake_delivery import DIRECT_TABLES, LakeDelivery
+from stacks.constructs.lake_delivery import LakeDelivery
 from stacks.constructs.lake_storage import LakeStorage
 from stacks.constructs.lambda_packaging import LambdaPackaging
 from stacks.enterprise_stack import EnterpriseStack
@@ -95,10 +95,3 @@ class DataLakeStack(Stack):
         CfnOutput(self, "WorkGroupName", value=self.athena.workgroup.ref)
         CfnOutput(self, "CuratedBucketName", value=self.storage.curated.bucket_name)
         CfnOutput(self, "RawBucketName", value=self.storage.raw.bucket_name)
-        for name in DIRECT_TABLES:
-            CfnOutput(
-                self,
-                f"StreamName-{name.replace('_', '-')}",
-                value=self.delivery.streams[name].stream.ref,
-                description=f"Firehose stream to put {name} rows to (mes_domain.lake)",
-            )

@@ -7,6 +7,8 @@ Powertools idempotency (key: source, type, document id and content hash; prefix
 ``erp-plm-router`` in both handlers, so a document sent by file and then by API is recognised).
 Before writing, one BatchGetItem per batch of 25 reads the stored revisions and hashes: a
 duplicate or stale document costs 1/25 of a read and no write, so a file dropped twice is cheap.
+Production orders about to be written go to the platform bus first, for the data lake
+(``OrderEvents``, ``lake_events``): one PutEvents per 10 orders, none for a duplicate.
 A new or newer document costs three writes (idempotency record in progress, item, record
 complete); eight threads write a batch's documents at once. ``benchmarks/erp_import.py`` counts
 the calls per document.
@@ -32,6 +34,7 @@ from botocore.exceptions import ClientError
 
 from lambdas.common.aws import client
 from lambdas.erp_plm_router.documents import TABLES, DocType, Prepared
+from lambdas.erp_plm_router.lake_events import order_entries, put_batches
 from lambdas.erp_plm_router.routing import Outcome, decide
 from lambdas.erp_plm_router.settings import EnvVar, StoreSettings
 
@@ -46,6 +49,10 @@ _serializer = TypeSerializer()
 
 class StoreBusy(RuntimeError):
     """DynamoDB left keys unprocessed after every retry; the file is retried later."""
+
+
+class EventsBusy(RuntimeError):
+    """EventBridge rejected entries after every retry; the file or request is retried later."""
 
 
 class RevisionConflict(RuntimeError):
@@ -71,11 +78,49 @@ def table_names(settings: StoreSettings) -> dict[DocType, str]:
     return {doc_type: by_var[var] for doc_type, var in TABLES.items()}
 
 
-class DynamoStore:
-    """The ``DocumentStore`` of the handlers."""
+@dataclass(frozen=True, slots=True)
+class OrderEvents:
+    """Puts production orders on the platform bus as lake rows (``lake_events``)."""
 
-    def __init__(self, tables: Mapping[DocType, str], idempotency_table: str) -> None:
+    bus_name: str
+
+    def publish(self, documents: Sequence[Any]) -> int:
+        """Puts the production orders among ``documents``; returns how many. Entries EventBridge
+        rejects (throttled, say) are put again, as PutEvents asks; ``EventsBusy`` if some are
+        still rejected after every attempt."""
+        entries = order_entries(documents, self.bus_name)
+        for batch in put_batches(entries):
+            self._put(batch)
+        return len(entries)
+
+    def _put(self, batch: list[dict[str, Any]]) -> None:
+        for attempt in range(MAX_ATTEMPTS):
+            response = client("events").put_events(Entries=batch)
+            if not response.get("FailedEntryCount"):
+                return
+            results = response["Entries"]
+            failed = [e for e, r in zip(batch, results, strict=True) if r.get("ErrorCode")]
+            error = next(r for r in results if r.get("ErrorCode"))
+            batch = failed
+            _backoff(attempt)
+        raise EventsBusy(
+            f"{len(batch)} production order event(s) rejected after {MAX_ATTEMPTS} attempts: "
+            f"{error.get('ErrorCode')} {error.get('ErrorMessage')}"
+        )
+
+
+class DynamoStore:
+    """The ``DocumentStore`` of the handlers. ``order_events``: where production orders about
+    to be stored are put for the data lake (none: they are not put anywhere)."""
+
+    def __init__(
+        self,
+        tables: Mapping[DocType, str],
+        idempotency_table: str,
+        order_events: OrderEvents | None = None,
+    ) -> None:
         self.tables = dict(tables)
+        self.order_events = order_events
         self.config = IdempotencyConfig(
             event_key_jmespath="key",
             expires_after_seconds=IDEMPOTENCY_EXPIRY_S,
@@ -103,6 +148,9 @@ class DynamoStore:
             decide(prepared, *stored.get(prepared.key, (None, None))) for prepared in batch
         ]
         to_write = [i for i, outcome in enumerate(outcomes) if outcome is None]
+        if self.order_events is not None and to_write:
+            # Before the writes: a failed put leaves nothing stored (lake_events).
+            self.order_events.publish([batch[i].document for i in to_write])
         written = self._pool.map(lambda i: self._write_one(table, batch[i]), to_write)
         for i, outcome in zip(to_write, written, strict=True):
             outcomes[i] = outcome

@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
 )
 
-from lambdas.erp_plm_router.adapters import DynamoStore, table_names
+from lambdas.erp_plm_router.adapters import DynamoStore, OrderEvents, table_names
 from lambdas.erp_plm_router.documents import UnknownInbox, inbox, request_schema
 from lambdas.erp_plm_router.json_format import parse_json
 from lambdas.erp_plm_router.request_body import BadBody, body_text
@@ -44,7 +44,11 @@ def settings() -> StoreSettings:
 
 @cache
 def store() -> DynamoStore:
-    return DynamoStore(table_names(settings()), settings().idempotency_table)
+    return DynamoStore(
+        table_names(settings()),
+        settings().idempotency_table,
+        OrderEvents(settings().event_bus_name),
+    )
 
 
 # A response carries the first errors only: the body may hold thousands of invalid documents,

@@ -28,6 +28,7 @@ class EnvVar(StrEnum):
     PROCESS_PLANS_TABLE = "PROCESS_PLANS_TABLE"  # routings with their work instructions
     INVENTORY_TABLE = "INVENTORY_TABLE"
     IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
+    EVENT_BUS_NAME = "EVENT_BUS_NAME"  # stored production orders go to the lake from there
 
 
 class Source(StrEnum):

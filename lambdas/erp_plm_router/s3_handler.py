@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from lambdas.erp_plm_router.adapters import DynamoStore, LandingBucket, table_names
+from lambdas.erp_plm_router.adapters import DynamoStore, LandingBucket, OrderEvents, table_names
 from lambdas.erp_plm_router.files import import_file, landed_objects
 from lambdas.erp_plm_router.settings import Settings
 
@@ -32,7 +32,11 @@ def settings() -> Settings:
 
 @cache
 def store() -> DynamoStore:
-    return DynamoStore(table_names(settings()), settings().idempotency_table)
+    return DynamoStore(
+        table_names(settings()),
+        settings().idempotency_table,
+        OrderEvents(settings().event_bus_name),
+    )
 
 
 def handle(record: SQSRecord) -> None:

@@ -16,7 +16,7 @@ TableName = Annotated[str, Field(min_length=3, max_length=255)]
 
 
 class StoreSettings(BaseModel):
-    """What the API handler needs: the stores and the idempotency table."""
+    """What the API handler needs: the stores, the idempotency table and the platform bus."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -25,6 +25,7 @@ class StoreSettings(BaseModel):
     process_plans_table: TableName
     inventory_table: TableName
     idempotency_table: TableName
+    event_bus_name: str = Field(min_length=1, max_length=256)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Self:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from aws_cdk import Stack
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
@@ -46,7 +47,10 @@ class DocumentRouter(Construct):
         storage: EnterpriseStorage,
         packaging: LambdaPackaging,
         logs_key: kms.IKey,
+        event_bus: events.IEventBus,
     ) -> None:
+        """``event_bus``: the platform bus, where the router puts each production order it
+        stores for the first time (``mes_domain.lake``; the DataLake stack's rule takes it)."""
         super().__init__(scope, construct_id)
         stores = {
             EnvVar.ORDERS_TABLE: storage.orders_table,
@@ -57,6 +61,7 @@ class DocumentRouter(Construct):
         environment = {
             **{key.value: table.table_name for key, table in stores.items()},
             EnvVar.IDEMPOTENCY_TABLE.value: storage.idempotency_table.table_name,
+            EnvVar.EVENT_BUS_NAME.value: event_bus.event_bus_name,
             "POWERTOOLS_SERVICE_NAME": "erp_plm_router",
         }
 
@@ -74,6 +79,7 @@ class DocumentRouter(Construct):
             for table in stores.values():
                 grant_table(table, function.role, *STORE_ACTIONS)
             grant_table(storage.idempotency_table, function.role, *IDEMPOTENCY_ACTIONS)
+            event_bus.grant_put_events_to(function.role)
             return function
 
         bucket = storage.exchange_bucket

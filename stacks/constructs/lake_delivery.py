@@ -10,13 +10,12 @@ its Glue table and writing ``<table>/site=<site>/dt=<YYYY-MM-DD>/`` in the curat
   stay under the five reads per second a shard allows, and share its 2 MB/s of reads, so the
   stream carries at most about 0.5 MB/s per shard before its readers lag (Kinesis Data Streams
   quotas, docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
-- non-conformances, confirmations, order status changes, inspection results, KPI results:
-  Direct PUT from EventBridge rules on the platform bus (``OUTBOUND_EVENTS`` of
-  ``mes_domain.enterprise``; the quality-results consumer puts every result as
-  ``mes.inspection`` and the KPI calculator each closed window's rows as ``mes.kpi`` events),
-  the event's detail only.
-- ERP production orders: a Direct PUT stream for a producer to put rows to
-  (``mes_domain.lake.document_row``); none does yet.
+- non-conformances, confirmations, order status changes, inspection results, KPI results,
+  ERP production orders: Direct PUT from EventBridge rules on the platform bus
+  (``OUTBOUND_EVENTS`` of ``mes_domain.enterprise``; the quality-results consumer puts every
+  result as ``mes.inspection``, the KPI calculator each closed window's rows as ``mes.kpi`` and
+  the ERP/PLM router each production order it stores for the first time as ``mes.erp``
+  events), the event's detail only.
 Inline jq extracts the Direct PUT streams' partition keys.
 
 Buffering: format conversion needs a buffer of at least 64 MiB (Firehose developer guide,
@@ -67,9 +66,12 @@ EVENT_TABLES = {
     ),
     # The KPI calculator's closed windows (lambdas/kpi_calculator, lake_row).
     lake.KPI_RESULTS.name: (lake.KPI_EVENT_SOURCE, lake.KPI_EVENT_DETAIL_TYPE),
+    # Production orders the ERP/PLM router stores (lambdas/erp_plm_router, lake_events).
+    lake.PRODUCTION_ORDERS.name: (
+        lake.PRODUCTION_ORDER_EVENT_SOURCE,
+        lake.PRODUCTION_ORDER_EVENT_DETAIL_TYPE,
+    ),
 }
-# Tables whose producers put rows straight to their stream.
-DIRECT_TABLES = (lake.PRODUCTION_ORDERS.name,)
 
 # EventBridge's default and maximum (with 24 hours); then the event goes to the rule's DLQ.
 EVENT_RETRY_ATTEMPTS = 185
@@ -145,7 +147,7 @@ class LakeDelivery(Construct):
 
         for name in STREAM_TABLES:
             self._from_kinesis(lake.TABLES_BY_NAME[name], telemetry_stream)
-        for name in (*EVENT_TABLES, *DIRECT_TABLES):
+        for name in EVENT_TABLES:
             self._direct_put(lake.TABLES_BY_NAME[name])
         # Events the lake's streams did not take after every retry, kept for replay.
         self.undelivered_events = dead_letter_queue(

@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from lambdas.erp_plm_router.contract import EnvVar as RouterEnv
 from lambdas.lake_flattener.contract import STREAM_TABLES, EnvVar
 from mes_domain import lake
+from mes_domain.enterprise import EventSource
 from stacks import datalake_queries
 from stacks.constructs.lake_athena import BYTES_SCANNED_CUTOFF, MIN_BYTES_SCANNED_CUTOFF
-from stacks.constructs.lake_delivery import DIRECT_TABLES, EVENT_TABLES, partition_query
+from stacks.constructs.lake_delivery import EVENT_TABLES, partition_query
 from stacks.constructs.lake_storage import RESULTS_EXPIRE_DAYS
 from tests.stacks.test_cfn_lint import lint
 
@@ -102,7 +104,7 @@ def test_the_telemetry_stream_reads_kinesis_through_the_flattener(resources):
 
 def test_direct_put_streams_extract_site_and_day_with_jq_and_are_encrypted(resources):
     by_table = streams(resources)
-    for name in (*EVENT_TABLES, *DIRECT_TABLES):
+    for name in EVENT_TABLES:
         stream = by_table[name]
         assert stream["DeliveryStreamType"] == "DirectPut"
         encryption = stream["DeliveryStreamEncryptionConfigurationInput"]
@@ -117,7 +119,7 @@ def test_direct_put_streams_extract_site_and_day_with_jq_and_are_encrypted(resou
         assert parameters["MetadataExtractionQuery"] == partition_query(lake.TABLES_BY_NAME[name])
 
 
-@pytest.mark.parametrize("name", [*EVENT_TABLES, *DIRECT_TABLES])
+@pytest.mark.parametrize("name", list(EVENT_TABLES))
 def test_the_jq_partition_query_gives_a_rows_site_and_utc_day(name, tmp_path):
     """Run by jq 1.6 itself, as Firehose does (it is the Firehose parser's version)."""
     import shutil
@@ -146,14 +148,89 @@ def test_platform_events_reach_their_tables_as_their_detail(resources):
         "order_status_changes",
         "inspection_results",
         "kpi_results",
+        "production_orders",
     }
-    for source, detail_type in EVENT_TABLES.values():
+    stream_ids = {
+        name: key
+        for key, stream in of_type(resources, "AWS::KinesisFirehose::DeliveryStream").items()
+        for name in [stream["Properties"]["ExtendedS3DestinationConfiguration"]]
+        for name in [name["DataFormatConversionConfiguration"]["SchemaConfiguration"]["TableName"]]
+    }
+    policies = of_type(resources, "AWS::IAM::Policy").values()
+    for name, (source, detail_type) in EVENT_TABLES.items():
         rule = by_type[detail_type]
         assert rule["EventPattern"]["source"] == [str(source)]
         (target,) = rule["Targets"]
+        # Each rule feeds its own table's stream, and its role may put to that stream only.
+        assert target["Arn"] == {"Fn::GetAtt": [stream_ids[name], "Arn"]}, name
+        role_id = target["RoleArn"]["Fn::GetAtt"][0]
+        (policy,) = [p for p in policies if {"Ref": role_id} in p["Properties"]["Roles"]]
+        (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert sorted(statement["Action"]) == ["firehose:PutRecord", "firehose:PutRecordBatch"]
+        assert statement["Resource"] == {"Fn::GetAtt": [stream_ids[name], "Arn"]}, name
         assert target["InputPath"] == "$.detail"
         assert target["DeadLetterConfig"]["Arn"]
         assert "EventBusName" in rule
+
+
+def test_only_the_lakes_rules_match_the_lakes_own_event_sources(synthesized):
+    """mes.erp, mes.inspection and mes.kpi events are lake rows: no other rule of the app (the
+    enterprise rules send mes.enterprise and mes.quality events to ERP, PLM and files) may
+    take them, or ERP would get its own orders back."""
+    stacks, assembly = synthesized
+    lake_sources = {str(source) for source, _ in EVENT_TABLES.values()} - {
+        str(source) for source in EventSource
+    }
+    assert lake_sources == {"mes.erp", "mes.inspection", "mes.kpi"}
+    matched_by = {}
+    for artifact in assembly.stacks:
+        for key, resource in artifact.template["Resources"].items():
+            if resource["Type"] != "AWS::Events::Rule":
+                continue
+            pattern = resource["Properties"].get("EventPattern", {})
+            sources = pattern.get("source")
+            assert sources is not None or "ScheduleExpression" in resource["Properties"], key
+            for source in set(sources or ()) & lake_sources:
+                matched_by.setdefault(source, []).append((artifact.stack_name, key))
+    datalake = stacks.datalake.stack_name
+    assert {source: [stack for stack, _ in found] for source, found in matched_by.items()} == {
+        source: [datalake] for source in lake_sources
+    }
+
+
+def test_the_router_may_put_events_on_the_platform_bus_only(synthesized):
+    stacks, _ = synthesized
+    resources = Template.from_stack(stacks.enterprise).to_json()["Resources"]
+    functions = of_type(resources, "AWS::Lambda::Function").values()
+    routers = [
+        f["Properties"]
+        for f in functions
+        if f["Properties"]["Handler"].startswith("lambdas.erp_plm_router.")
+    ]
+    assert len(routers) == 2  # files and API
+    policies = of_type(resources, "AWS::IAM::Policy").values()
+    for router in routers:
+        bus_name = router["Environment"]["Variables"][RouterEnv.EVENT_BUS_NAME]
+        role_id = router["Role"]["Fn::GetAtt"][0]
+        statements = [
+            statement
+            for policy in policies
+            if {"Ref": role_id} in policy["Properties"]["Roles"]
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+            if "events:PutEvents" in json.dumps(statement["Action"])
+        ]
+        (statement,) = statements
+        assert statement["Action"] == "events:PutEvents"
+        # One resource, the platform's bus, whose name the function is given (both imported
+        # from the platform stack's outputs of that bus).
+        bus_id = stacks.platform.get_logical_id(stacks.platform.event_bus.node.default_child)
+        for value, reference in (
+            (statement["Resource"], f"FnGetAtt{bus_id}Arn"),
+            (bus_name, f"Ref{bus_id}"),
+        ):
+            output = value["Fn::GetStackOutput"]
+            assert output["StackName"] == stacks.platform.stack_name
+            assert output["OutputName"].startswith(f"PublishOutput{reference}"), output
 
 
 def test_every_stream_backs_its_sources_up_raw_once(resources):
@@ -164,7 +241,7 @@ def test_every_stream_backs_its_sources_up_raw_once(resources):
     # The three telemetry-stream readers see the same records: one backup of them is enough.
     assert backups["telemetry"]["Prefix"] == "kinesis/telemetry-stream/dt=!{timestamp:yyyy-MM-dd}/"
     assert backups["state_changes"] is None and backups["part_counts"] is None
-    for name in (*EVENT_TABLES, *DIRECT_TABLES):
+    for name in EVENT_TABLES:
         assert backups[name]["Prefix"] == f"{name}/dt=!{{timestamp:yyyy-MM-dd}}/"
         assert backups[name]["CompressionFormat"] == "GZIP"
         assert "RawBucket" in json.dumps(backups[name]["BucketARN"])

@@ -1,5 +1,7 @@
-"""The router's world under moto: a versioned landing bucket, the four stores and the
-idempotency table, with the handlers' cached settings and clients cleared around each test."""
+"""The router's world under moto: a versioned landing bucket, the four stores, the idempotency
+table and the platform bus, whose rule for the lake's production orders (as the DataLake stack
+declares it) feeds a queue, with the handlers' cached settings and clients cleared around each
+test."""
 
 import json
 from pathlib import Path
@@ -11,6 +13,7 @@ from moto import mock_aws
 from lambdas.common import aws
 from lambdas.erp_plm_router import api_handler, s3_handler
 from lambdas.erp_plm_router.settings import EnvVar
+from mes_domain import lake
 
 SAMPLES = Path(__file__).parent / "samples"
 BUCKET = "mes-landing"
@@ -21,7 +24,9 @@ ENV = {
     EnvVar.PROCESS_PLANS_TABLE: "process-plans",
     EnvVar.INVENTORY_TABLE: "inventory",
     EnvVar.IDEMPOTENCY_TABLE: "router-idempotency",
+    EnvVar.EVENT_BUS_NAME: "mes-platform",
 }
+LAKE_INBOX = "lake-production-orders"
 STORES = (
     EnvVar.ORDERS_TABLE,
     EnvVar.PRODUCTS_TABLE,
@@ -66,7 +71,27 @@ def create_world():
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
+    create_lake_rule()
     return s3, dynamodb
+
+
+def create_lake_rule() -> None:
+    """The DataLake stack's rule for production orders, into a queue instead of Firehose."""
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    bus = ENV[EnvVar.EVENT_BUS_NAME]
+    events.create_event_bus(Name=bus)
+    queue = sqs.create_queue(QueueName=LAKE_INBOX)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+    pattern = {
+        "source": [lake.PRODUCTION_ORDER_EVENT_SOURCE],
+        "detail-type": [lake.PRODUCTION_ORDER_EVENT_DETAIL_TYPE],
+    }
+    events.put_rule(Name="to-lake", EventBusName=bus, EventPattern=json.dumps(pattern))
+    events.put_targets(
+        Rule="to-lake",
+        EventBusName=bus,
+        Targets=[{"Id": "lake", "Arn": arn["Attributes"]["QueueArn"]}],
+    )
 
 
 @pytest.fixture
@@ -129,6 +154,17 @@ class World:
 
     def read(self, key: str) -> bytes:
         return self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+
+    def lake_rows(self) -> list[dict]:
+        """The details the lake's rule took since the last call (each a production_orders row)."""
+        sqs = boto3.client("sqs")
+        queue = sqs.get_queue_url(QueueName=LAKE_INBOX)["QueueUrl"]
+        found = []
+        while batch := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages"):
+            found += [json.loads(m["Body"])["detail"] for m in batch]
+            for m in batch:
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+        return found
 
     def keys(self, prefix: str = "") -> list[str]:
         listed = self.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
