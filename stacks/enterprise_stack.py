@@ -54,6 +54,7 @@ class EnterpriseStack(Stack):
             storage=self.storage,
             packaging=packaging,
             logs_key=logs_key,
+            event_bus=event_bus,
         )
         CfnOutput(self, "DocumentsApiUrl", value=self.router.api.url)
         CfnOutput(self, "ExchangeBucketName", value=self.storage.exchange_bucket.bucket_name)
