@@ -33,7 +33,7 @@ export CDK_DISABLE_CLI_TELEMETRY := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: synth test benchmark clean mosquitto postgresql schemas lock components
+.PHONY: synth test benchmark clean mosquitto postgresql jq schemas lock components
 
 # `make synth PLANT=config/demo-plant-containers.yaml`: another plant config (cdk.json's default).
 synth: $(RUNTIME_STAMP) $(NODE_STAMP) $(LAYER_STAMP) $(VISION_LAYER_STAMP)
@@ -43,7 +43,7 @@ synth: $(RUNTIME_STAMP) $(NODE_STAMP) $(LAYER_STAMP) $(VISION_LAYER_STAMP)
 # Two workers, a test file each at a time (its module fixtures stay in one process): 8 minutes
 # on 2 cores instead of 13, as much of the suite waits on subprocesses, brokers and servers.
 test: $(DEV_STAMP) $(NODE_STAMP) $(LAYER_STAMP) $(VISION_LAYER_STAMP) $(PHOTOS_STAMP) \
-		$(POLICY_STAMP) mosquitto postgresql
+		$(POLICY_STAMP) mosquitto postgresql jq
 	$(VENV_PYTHON) -m pytest -n 2 --dist loadfile
 
 # Before `cdk deploy`: the EdgeFleet stack publishes DataCollector and QualityInspection only
@@ -168,6 +168,14 @@ postgresql:
 		((apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends postgresql) >/dev/null 2>&1 || \
 			(echo "error: apt-get install postgresql failed" >&2; exit 1))
+
+# The data lake's tests run the Firehose partition queries through jq 1.6, Firehose's version
+# (Debian bookworm's package).
+jq:
+	@command -v jq >/dev/null || \
+		((apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends jq) >/dev/null 2>&1 || \
+			(echo "error: apt-get install jq failed" >&2; exit 1))
 
 clean:
 	rm -rf cdk.out .pytest_cache build
