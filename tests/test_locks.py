@@ -3,6 +3,7 @@ each lock current with the direct pins of the .in file beside it, and installed 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -110,3 +111,24 @@ def test_every_install_of_the_makefile_checks_hashes():
         "requirements-photos.txt",
         "requirements-policy.txt",
     }
+
+
+def test_the_npm_lock_records_every_dependency_npm_ci_resolves():
+    """`npm ci` refuses a lock that lacks any package a locked package depends on, optional
+    ones (other platforms' binaries) included, even where it would not install them."""
+    lock = json.loads((PROJECT_ROOT / "package-lock.json").read_text())
+    packages = lock["packages"]
+    manifest = json.loads((PROJECT_ROOT / "package.json").read_text())
+    missing = []
+    for path, package in packages.items():
+        wanted = {
+            **(manifest if path == "" else package).get("dependencies", {}),
+            **(manifest if path == "" else package).get("devDependencies", {}),
+            **(manifest if path == "" else package).get("optionalDependencies", {}),
+        }
+        missing += [
+            f"{path or 'package.json'} -> {name}"
+            for name in wanted
+            if f"node_modules/{name}" not in packages
+        ]
+    assert not missing, f"package-lock.json lacks {missing}: regenerate it with npm install"

