@@ -179,8 +179,8 @@ class ServiceIdentities(Construct):
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="ProduceAndConsumeSyncTopics",
-                # CreateTopic: nothing else creates an instance's sync topic; the first write
-                # to it does.
+                # CreateTopic: each instance's Kafka transport creates its own sync topic and its
+                # peer's before it first writes or reads (services/common/transports/kafka.py).
                 actions=[
                     "kafka-cluster:CreateTopic",
                     "kafka-cluster:DescribeTopic",

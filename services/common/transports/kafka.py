@@ -13,9 +13,15 @@ topic ``mes-sync.<origin>`` (key = origin, value = the ``SyncMessage`` JSON, hea
   guide, "Port information"): ``SASL_SSL`` with ``OAUTHBEARER`` and a token from the MSK IAM
   signer (``aws.msk_oauth_callback``), as the signer's confluent-kafka example configures it.
 
-The confluent-kafka classes are injectable (``producer_factory``, ``consumer_factory``), so the
-tests run against fakes: no Kafka broker is reachable from the test machine (Debian, PyPI and npm
-ship none).
+- Topics are created by the clients, once per transport, before the first produce or subscribe:
+  an instance creates its own topic and the peer's, so neither waits on the other's first
+  message. An existing topic counts as created (error TOPIC_ALREADY_EXISTS, 36, in the Kafka
+  protocol); the replication factor is the cluster's (-1, KIP-464), one partition per topic as
+  every record of a topic has the same key.
+
+The confluent-kafka classes are injectable (``producer_factory``, ``consumer_factory``,
+``admin_factory``), so the tests run against fakes: no Kafka broker is reachable from the test
+machine (Debian, PyPI and npm ship none).
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ TOPIC_PREFIX = "mes-sync."
 DESTINATION_HEADER = "mes-destination"
 MSK_IAM_PORT = 9098  # MSK developer guide, "Port information": IAM access control from AWS
 DEFAULT_FLUSH_TIMEOUT_S = 30.0
+TOPIC_ALREADY_EXISTS = 36  # the Kafka protocol's error code (confluent_kafka.KafkaError too)
+TOPIC_PARTITIONS = 1
+CLUSTER_REPLICATION_FACTOR = -1  # the broker's default (KIP-464)
 DEFAULT_POLL_TIMEOUT_S = 1.0
 
 
@@ -73,6 +82,26 @@ def _default_consumer(config: dict[str, Any]) -> Any:
     return Consumer(config)
 
 
+def _default_admin(config: dict[str, Any]) -> Any:
+    from confluent_kafka.admin import AdminClient
+
+    return AdminClient(config)
+
+
+def _new_topic(topic: str) -> Any:
+    from confluent_kafka.admin import NewTopic
+
+    return NewTopic(
+        topic, num_partitions=TOPIC_PARTITIONS, replication_factor=CLUSTER_REPLICATION_FACTOR
+    )
+
+
+def _already_exists(exc: BaseException) -> bool:
+    error = exc.args[0] if exc.args else None
+    code = getattr(error, "code", None)
+    return callable(code) and code() == TOPIC_ALREADY_EXISTS
+
+
 def _partition(topic: str, partition: int, offset: int) -> Any:
     from confluent_kafka import TopicPartition
 
@@ -99,6 +128,8 @@ class KafkaTransport:
         *,
         producer_factory: Callable[[dict[str, Any]], Any] = _default_producer,
         consumer_factory: Callable[[dict[str, Any]], Any] = _default_consumer,
+        admin_factory: Callable[[dict[str, Any]], Any] = _default_admin,
+        new_topic: Callable[[str], Any] = _new_topic,
         topic_partition: Callable[[str, int, int], Any] = _partition,
         flush_timeout_s: float = DEFAULT_FLUSH_TIMEOUT_S,
         poll_timeout_s: float = DEFAULT_POLL_TIMEOUT_S,
@@ -108,6 +139,8 @@ class KafkaTransport:
         self._client_config = dict(client_config)
         self._producer_factory = producer_factory
         self._consumer_factory = consumer_factory
+        self._admin_factory = admin_factory
+        self._new_topic = new_topic
         self._topic_partition = topic_partition
         self.flush_timeout_s = flush_timeout_s
         self.poll_timeout_s = poll_timeout_s
@@ -115,6 +148,8 @@ class KafkaTransport:
         self._consumer: Any = None
         self._consumer_origin: str | None = None
         self._fetched: list[_Fetched] = []
+        self._admin: Any = None
+        self._topics_ready: set[str] = set()
 
     # -- configuration -----------------------------------------------------------------------
 
@@ -140,9 +175,10 @@ class KafkaTransport:
 
     def send(self, batch: SyncBatch) -> SyncAck:
         """Produce the batch to this instance's topic and wait until the broker has it."""
+        origin = batch.messages[0].origin
+        self._ensure_topic(topic_of(origin))
         if self._producer is None:
             self._producer = self._producer_factory(self.producer_config())
-        origin = batch.messages[0].origin
         failures: dict[int, str] = {}
         confirmed: set[int] = set()
 
@@ -249,10 +285,28 @@ class KafkaTransport:
         if self._consumer is not None and self._consumer_origin != origin:
             raise ValueError(f"this transport reads {self._consumer_origin}, not {origin}")
         if self._consumer is None:
+            self._ensure_topic(topic_of(origin))
             self._consumer = self._consumer_factory(self.consumer_config(origin, for_instance))
             self._consumer.subscribe([topic_of(origin)])
             self._consumer_origin = origin
         return self._consumer
+
+    def _ensure_topic(self, topic: str) -> None:
+        """Create ``topic`` unless this transport already has, or it exists; a failure is
+        TransportUnavailable, so the worker tries again next round."""
+        if topic in self._topics_ready:
+            return
+        if self._admin is None:
+            self._admin = self._admin_factory(dict(self._client_config))
+        try:
+            futures = self._admin.create_topics(
+                [self._new_topic(topic)], request_timeout=self.flush_timeout_s
+            )
+            futures[topic].result()
+        except Exception as exc:  # noqa: BLE001 - KafkaException
+            if not _already_exists(exc):
+                raise TransportUnavailable("topic creation failed", str(exc)) from exc
+        self._topics_ready.add(topic)
 
     @staticmethod
     def _for(record: Any, for_instance: str) -> bool:

@@ -18,7 +18,11 @@ from mes_domain.production import SyncAck, SyncBatch, SyncMessage
 from services.common.aws import msk_oauth_callback
 from services.common.db import now_ms
 from services.common.sync import SyncWorker, TransportUnavailable
-from services.common.transports.kafka import KafkaTransport, msk_iam_config
+from services.common.transports.kafka import (
+    TOPIC_ALREADY_EXISTS,
+    KafkaTransport,
+    msk_iam_config,
+)
 from tests.greengrass.broker import free_port
 from tests.services.sync.conftest import HANDLERS, NOTE, TABLES, Instance, Outbox
 
@@ -66,6 +70,13 @@ class FakeKafka:
     configs: list[dict[str, Any]] = field(default_factory=list)
     undeliverable: set[int] = field(default_factory=set)  # sequences the broker refuses
     failing_commits: int = 0
+    created: list[str] = field(default_factory=list)  # topics created, in order
+    requested: list[str] = field(default_factory=list)  # every topic creation asked for
+    failing_creations: int = 0  # the next create_topics calls that fail
+
+    def admin(self, config: dict[str, Any]) -> FakeAdmin:
+        self.configs.append(config)
+        return FakeAdmin(self)
 
     def producer(self, config: dict[str, Any]) -> FakeProducer:
         self.configs.append(config)
@@ -77,6 +88,47 @@ class FakeKafka:
 
     def values(self, topic: str) -> list[dict[str, Any]]:
         return [json.loads(record.value()) for record in self.topics[topic]]
+
+
+class KafkaError:
+    """confluent_kafka.KafkaError's shape: the KafkaException's first argument."""
+
+    def __init__(self, code: int) -> None:
+        self._code = code
+
+    def code(self) -> int:
+        return self._code
+
+
+class Done:
+    """A create_topics future that has finished."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self._error = error
+
+    def result(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+
+class FakeAdmin:
+    def __init__(self, kafka: FakeKafka) -> None:
+        self.kafka = kafka
+
+    def create_topics(self, new_topics: list[str], request_timeout: float = -1) -> dict:
+        futures = {}
+        for topic in new_topics:
+            self.kafka.requested.append(topic)
+            if self.kafka.failing_creations:
+                self.kafka.failing_creations -= 1
+                futures[topic] = Done(Exception(KafkaError(7)))  # REQUEST_TIMED_OUT
+            elif topic in self.kafka.topics:
+                futures[topic] = Done(Exception(KafkaError(TOPIC_ALREADY_EXISTS)))
+            else:
+                self.kafka.topics[topic]  # noqa: B018 - the defaultdict makes the topic
+                self.kafka.created.append(topic)
+                futures[topic] = Done()
+        return futures
 
 
 class FakeProducer:
@@ -146,6 +198,8 @@ def kafka_transport(kafka: FakeKafka, instance: str, peer: str) -> KafkaTranspor
         client_config(),
         producer_factory=kafka.producer,
         consumer_factory=kafka.consumer,
+        admin_factory=kafka.admin,
+        new_topic=str,  # the fake admin takes the topic's name
         poll_timeout_s=0,
     )
 
@@ -168,8 +222,9 @@ def test_clients_use_sasl_ssl_oauthbearer_with_the_msk_token_idempotence_and_man
     transport.send(batch("berlin", 1, 1))
     transport.fetch("cloud", "berlin", 0, 10)
 
-    producer, consumer = kafka.configs
-    for config in (producer, consumer):
+    admin, producer, consumer = kafka.configs
+    assert admin == client_config() | {"oauth_cb": admin["oauth_cb"]}
+    for config in (admin, producer, consumer):
         assert config["bootstrap.servers"] == "boot-1.example:9098"
         assert config["security.protocol"] == "SASL_SSL"
         assert config["sasl.mechanism"] == "OAUTHBEARER"
@@ -264,3 +319,52 @@ def test_both_workers_sync_and_a_crash_before_the_commit_redelivers_a_batch_appl
     assert sequences(edge, "cloud") == [1, 2, 3]
     assert kafka.committed[("mes-sync.cloud.berlin", "mes-sync.berlin")] == 9
     assert restarted.step().applied == 0
+
+
+def test_each_instance_creates_its_own_topic_and_its_peer_s_once_and_an_existing_one_is_kept():
+    kafka = FakeKafka()
+    berlin = kafka_transport(kafka, "berlin", "cloud")
+    cloud = kafka_transport(kafka, "cloud", "berlin")
+
+    berlin.fetch("cloud", "berlin", 0, 10)  # the cloud's topic, before the cloud wrote to it
+    berlin.send(batch("berlin", 1, 2))
+    berlin.send(batch("berlin", 3, 3))
+    cloud.fetch("berlin", "cloud", 0, 10)  # exists already: TOPIC_ALREADY_EXISTS is fine
+    cloud.send(batch("cloud", 1, 1))
+
+    assert kafka.created == ["mes-sync.cloud", "mes-sync.berlin"]
+    # Once per transport and topic, as each first reads or writes it.
+    assert kafka.requested == [
+        "mes-sync.cloud",  # berlin reads
+        "mes-sync.berlin",  # berlin writes
+        "mes-sync.berlin",  # the cloud reads
+        "mes-sync.cloud",  # the cloud writes
+    ]
+    assert [m["sequence"] for m in kafka.values("mes-sync.berlin")] == [1, 2, 3]
+    assert [m["sequence"] for m in kafka.values("mes-sync.cloud")] == [1]
+
+
+def test_a_failed_topic_creation_is_retried_on_the_next_round_and_sends_nothing_meanwhile():
+    kafka = FakeKafka(failing_creations=1)
+    transport = kafka_transport(kafka, "berlin", "cloud")
+
+    with pytest.raises(TransportUnavailable, match="topic creation failed"):
+        transport.send(batch("berlin", 1, 1))
+    assert "mes-sync.berlin" not in kafka.topics  # nothing produced, no topic
+
+    assert transport.send(batch("berlin", 1, 1)).applied_through == 1
+    assert kafka.created == ["mes-sync.berlin"]
+
+
+def test_new_topics_take_the_cluster_s_replication_and_one_partition() -> None:
+    from confluent_kafka.admin import NewTopic
+
+    from services.common.transports.kafka import _new_topic
+
+    topic = _new_topic("mes-sync.berlin")
+    assert isinstance(topic, NewTopic)
+    assert (topic.topic, topic.num_partitions, topic.replication_factor) == (
+        "mes-sync.berlin",
+        1,
+        -1,
+    )
