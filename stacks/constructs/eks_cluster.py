@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import re
 
-from aws_cdk import RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from mes_domain.containers import EndpointAccess, cluster_name  # checked at config load
 from mes_domain.plant import Plant
 from stacks.compliance import acknowledge
+from stacks.constructs.log_groups import retained_log_group
 
 # EKS Auto Mode's built-in node pools (EKS user guide, "Create a Node Pool for EKS Auto Mode":
 # the built-in pools can only be enabled or disabled).
@@ -123,15 +122,13 @@ class ServicesCluster(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.name = cluster_name(plant.deployment.stack_prefix)
-        self.log_group = logs.LogGroup(
+        self.log_group = retained_log_group(
             self,
             "ControlPlaneLogs",
             log_group_name=CONTROL_PLANE_LOG_GROUP.format(self.name),
-            encryption_key=logs_key,
-            removal_policy=RemovalPolicy.RETAIN,
+            logs_key=logs_key,
+            retention_days=plant.retention.log_days,
         )
-        # RetentionDays is keyed by name in Python; the config holds a validated day count.
-        self.log_group.node.default_child.retention_in_days = plant.retention.log_days
 
         self.cluster = eks.Cluster(
             self,

@@ -8,19 +8,19 @@ puts the real key there and deploys again, which hands it to the EventBridge con
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, SecretValue, Stack
+from aws_cdk import Duration, SecretValue, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesisfirehose as firehose
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from mes_domain.plant import OutboundEndpoint, Plant
 from stacks.compliance import acknowledge
+from stacks.constructs.log_groups import retained_log_group
 from stacks.constructs.queues import dead_letter_queue
 
 MES_SOURCES = ["mes.enterprise", "mes.quality"]
@@ -127,10 +127,9 @@ class EnterpriseOutbound(Construct):
         stack = Stack.of(self)
         # Delivery errors are logged to a log group of the logs key (its policy lets CloudWatch
         # Logs use it for every log group of the account).
-        log_group = logs.LogGroup(
-            self, "ExportLogs", encryption_key=logs_key, removal_policy=RemovalPolicy.RETAIN
+        log_group = retained_log_group(
+            self, "ExportLogs", logs_key=logs_key, retention_days=self._plant.retention.log_days
         )
-        log_group.node.default_child.retention_in_days = self._plant.retention.log_days
         role = iam.Role(
             self,
             "ExportRole",

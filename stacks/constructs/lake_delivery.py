@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -51,6 +51,7 @@ from stacks.compliance import acknowledge
 from stacks.constructs.enterprise_outbound import FIREHOSE_CIDR_MAPPING
 from stacks.constructs.lake_catalog import LakeCatalog, nag_resource
 from stacks.constructs.lambda_packaging import LambdaPackaging
+from stacks.constructs.log_groups import retained_log_group
 from stacks.constructs.mes_function import TRACING_REASON, MesFunction
 from stacks.constructs.queues import dead_letter_queue
 
@@ -138,10 +139,9 @@ class LakeDelivery(Construct):
         self._catalog, self._curated, self._raw = catalog, curated, raw
         self._data_key, self._logs_key = data_key, logs_key
         self._packaging, self._log_retention_days = packaging, log_retention_days
-        self.log_group = logs.LogGroup(
-            self, "Logs", encryption_key=logs_key, removal_policy=RemovalPolicy.RETAIN
+        self.log_group = retained_log_group(
+            self, "Logs", logs_key=logs_key, retention_days=log_retention_days
         )
-        self.log_group.node.default_child.retention_in_days = log_retention_days
         self.streams: dict[str, LakeStream] = {}
         self.processors: dict[str, MesFunction] = {}
 

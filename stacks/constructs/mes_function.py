@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Duration, RemovalPolicy, Token
+from aws_cdk import Duration, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -24,6 +23,7 @@ from stacks.constructs.lambda_packaging import (
     VISION_RUNTIME,
     LambdaPackaging,
 )
+from stacks.constructs.log_groups import retained_log_group
 from stacks.constructs.queues import DEFAULT_VISIBILITY_S, consumer_visibility_timeout
 
 RUNTIME_REASON = (
@@ -56,11 +56,9 @@ class MesFunction(Construct):
         """``vision``: the function trains or runs quality models, so it gets ``mes_vision`` and
         the Python 3.12 runtime with the vision layer instead of the common one."""
         super().__init__(scope, construct_id)
-        log_group = logs.LogGroup(
-            self, "Logs", encryption_key=logs_key, removal_policy=RemovalPolicy.RETAIN
+        log_group = retained_log_group(
+            self, "Logs", logs_key=logs_key, retention_days=log_retention_days
         )
-        # RetentionDays is keyed by name in Python; the config holds a validated day count.
-        log_group.node.default_child.retention_in_days = log_retention_days
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
         log_group.grant_write(self.role)
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -24,6 +23,7 @@ from mes_domain.naming import model_pipeline_name
 from mes_domain.plant import Plant
 from stacks.compliance import acknowledge
 from stacks.constructs.lambda_packaging import LambdaPackaging
+from stacks.constructs.log_groups import retained_log_group
 from stacks.constructs.mes_function import TRACING_REASON, MesFunction
 from stacks.constructs.plant_config_layer import PlantConfigLayer
 from stacks.constructs.quality_storage import QualityStorage
@@ -323,10 +323,9 @@ class ModelPipeline(Construct):
                 .otherwise(wait.next(publish).next(deploy).next(sfn.Succeed(self, "Deployed")))
             )
         )
-        log_group = logs.LogGroup(
-            self, "Logs", encryption_key=self._logs_key, removal_policy=RemovalPolicy.RETAIN
+        log_group = retained_log_group(
+            self, "Logs", logs_key=self._logs_key, retention_days=self._plant.retention.log_days
         )
-        log_group.node.default_child.retention_in_days = self._plant.retention.log_days
         machine = sfn.StateMachine(
             self,
             "StateMachine",

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import ipaddress
 
-from aws_cdk import RemovalPolicy, Token
+from aws_cdk import Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from mes_domain.containers import edge_cluster_name  # checked at config load
@@ -38,6 +37,7 @@ from stacks.constructs.eks_cluster import (
     CONTROL_PLANE_LOG_GROUP,
     CONTROL_PLANE_LOGS,
 )
+from stacks.constructs.log_groups import retained_log_group
 
 LOCAL_CLUSTER_POLICY = "AmazonEKSLocalOutpostClusterPolicy"
 # The only AccessConfig EKS accepts for a local cluster (module docstring).
@@ -138,14 +138,13 @@ class OutpostsCluster(Construct):
             "by EKS as the control plane instances' needs change",
         )
 
-        self.log_group = logs.LogGroup(
+        self.log_group = retained_log_group(
             self,
             "ControlPlaneLogs",
             log_group_name=CONTROL_PLANE_LOG_GROUP.format(self.name),
-            encryption_key=logs_key,
-            removal_policy=RemovalPolicy.RETAIN,
+            logs_key=logs_key,
+            retention_days=plant.retention.log_days,
         )
-        self.log_group.node.default_child.retention_in_days = plant.retention.log_days
 
         self.cluster = eks.CfnCluster(
             self,

@@ -4,14 +4,13 @@ stage throttling."""
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from mes_domain.plant import Plant
 from stacks.compliance import acknowledge
+from stacks.constructs.log_groups import retained_log_group
 
 STAGE = "v1"
 
@@ -32,10 +31,9 @@ class PlatformRestApi(Construct):
     ) -> None:
         """``firewall_reason``: why this API is acceptable without a WAF web ACL."""
         super().__init__(scope, construct_id)
-        access_logs = logs.LogGroup(
-            self, "AccessLogs", encryption_key=logs_key, removal_policy=RemovalPolicy.RETAIN
+        access_logs = retained_log_group(
+            self, "AccessLogs", logs_key=logs_key, retention_days=plant.retention.log_days
         )
-        access_logs.node.default_child.retention_in_days = plant.retention.log_days
         self.api = apigw.RestApi(
             self,
             "Api",

@@ -8,12 +8,12 @@ from aws_cdk import Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from constructs import Construct
 
 from mes_domain.containers import DB_INSTANCE_IDENTIFIER, DatabaseSettings
 from stacks.compliance import acknowledge
+from stacks.constructs.log_groups import retained_log_group
 
 # RDS for PostgreSQL 17, the newest major in aws-cdk-lib 2.275's PostgresEngineVersion, at its
 # newest minor there (cfn-lint W3691 lists the bare major "17" among versions RDS no longer
@@ -77,14 +77,13 @@ class ServiceDatabase(Construct):
         # are encrypted with the logs key and expire with the plant's log retention.
         log_groups = []
         for log_type in LOG_EXPORTS:
-            group = logs.LogGroup(
+            group = retained_log_group(
                 self,
                 f"{log_type.capitalize()}Logs",
                 log_group_name=log_group_name(identifier, log_type),
-                encryption_key=logs_key,
-                removal_policy=RemovalPolicy.RETAIN,
+                logs_key=logs_key,
+                retention_days=log_retention_days,
             )
-            group.node.default_child.retention_in_days = log_retention_days
             log_groups.append(group)
 
         self.instance = rds.DatabaseInstance(

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import ipaddress
 
-from aws_cdk import RemovalPolicy, Tags
+from aws_cdk import Tags
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from constructs import Construct
+
+from stacks.constructs.log_groups import retained_log_group
 
 AVAILABILITY_ZONES = 2
 # Subnet sizes relative to the VPC's prefix: each private subnet an eighth of the VPC (EKS Auto
@@ -125,11 +126,9 @@ class ServiceNetwork(Construct):
         self.private = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
         self.isolated = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
 
-        self.flow_log_group = logs.LogGroup(
-            self, "FlowLogs", encryption_key=logs_key, removal_policy=RemovalPolicy.RETAIN
+        self.flow_log_group = retained_log_group(
+            self, "FlowLogs", logs_key=logs_key, retention_days=log_retention_days
         )
-        # RetentionDays is keyed by name in Python; the config holds a validated day count.
-        self.flow_log_group.node.default_child.retention_in_days = log_retention_days
         self.vpc.add_flow_log(
             "FlowLog",
             destination=ec2.FlowLogDestination.to_cloud_watch_logs(self.flow_log_group),
