@@ -143,6 +143,25 @@ PLANTS = {
 _CASES: dict[str, Case] = {}
 
 
+def containers_stack(app, plant: Plant, deps, kafka_cluster_arn: str | None) -> ContainersStack:
+    """The stack under test on the stub dependencies."""
+    return ContainersStack(
+        app,
+        "Containers",
+        env=ENV,
+        plant=plant,
+        vpc=deps.vpc,
+        data_key=deps.data_key,
+        logs_key=deps.logs_key,
+        event_bus=deps.bus,
+        enterprise_tables=deps.tables,
+        database_resource_id=DATABASE_RESOURCE_ID,
+        database_security_group=deps.database_sg,
+        kafka_cluster_arn=kafka_cluster_arn,
+        kafka_client_security_group=deps.kafka_sg,
+    )
+
+
 def case(name: str, demo_plant: Plant) -> Case:
     """The app of case ``name``, synthesized once a process (tests/stacks/test_edge_site.py
     reads the "full" one too)."""
@@ -158,21 +177,7 @@ def _synthesize(name: str, demo_plant: Plant) -> Case:
     app = cdk.App(outdir=str(directory), context=cli_context())
     msk_bus = plant.containers.service_bus.value == "msk"
     deps = Dependencies(app, "Deps", msk_bus=msk_bus)
-    stack = ContainersStack(
-        app,
-        "Containers",
-        env=ENV,
-        plant=plant,
-        vpc=deps.vpc,
-        data_key=deps.data_key,
-        logs_key=deps.logs_key,
-        event_bus=deps.bus,
-        enterprise_tables=deps.tables,
-        database_resource_id=DATABASE_RESOURCE_ID,
-        database_security_group=deps.database_sg,
-        kafka_cluster_arn=KAFKA_ARN if msk_bus else None,
-        kafka_client_security_group=deps.kafka_sg,
-    )
+    stack = containers_stack(app, plant, deps, KAFKA_ARN if msk_bus else None)
     edge = None
     if name == "full":
         stack.services_cluster.admit_api_clients("DeployToApi", deps.deploy_sg)
@@ -526,21 +531,7 @@ def test_kafka_arguments_must_match_the_service_bus(demo_plant):
     app = cdk.App()
     deps = Dependencies(app, "Deps", msk_bus=True)
     with pytest.raises(ValueError, match="exactly when containers.service_bus is msk"):
-        ContainersStack(
-            app,
-            "Containers",
-            env=ENV,
-            plant=plant,
-            vpc=deps.vpc,
-            data_key=deps.data_key,
-            logs_key=deps.logs_key,
-            event_bus=deps.bus,
-            enterprise_tables=deps.tables,
-            database_resource_id=DATABASE_RESOURCE_ID,
-            database_security_group=deps.database_sg,
-            kafka_cluster_arn=KAFKA_ARN,
-            kafka_client_security_group=deps.kafka_sg,
-        )
+        containers_stack(app, plant, deps, KAFKA_ARN)
 
 
 def test_every_acknowledgement_hides_a_finding_that_is_really_there(private, full):
